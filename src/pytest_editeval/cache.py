@@ -1,0 +1,143 @@
+"""A content-addressed store for judge verdicts (and, later, generated images).
+
+Keys are SHA-256 hashes of a canonical JSON of everything that determines the value (never a secret).
+Writes are atomic (temporary file in the same folder, fsync, rename), so a process killed at any moment
+leaves either a complete entry or none. Each entry carries a checksum of its payload: a corrupt or truncated
+entry is detected, ignored and recomputed, never trusted. A per-entry file lock (filelock) makes several
+processes (xdist workers, two CI jobs sharing a cache) compute each entry once: whoever holds the lock
+computes; the others either skip ahead (speculative work) or wait and then read the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import CacheWriteError
+
+FORMAT = 1
+
+
+class _Deferred:
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+# Returned by a non-blocking compute when another process holds the entry's lock.
+DEFERRED = _Deferred()
+
+
+def cache_key(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _checksum(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class Cache:
+    """`root=None` disables the cache (neither read nor write). `fresh_after`: entries written before this
+    Unix time are ignored and recomputed (--editeval-refresh), entries written during this run are trusted,
+    so that xdist workers of a refreshing run still share their work."""
+
+    def __init__(self, root: Path | None, fresh_after: float | None = None) -> None:
+        self.root = root
+        self.fresh_after = fresh_after
+        self.hits = 0
+        self.misses = 0
+        self.corrupt = 0
+        self.write_errors: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def path(self, kind: str, key: str) -> Path:
+        assert self.root is not None
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def get(self, kind: str, key: str) -> dict | None:
+        if self.root is None:
+            return None
+        path = self.path(kind, key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            valid = (entry.get("format") == FORMAT and entry.get("key") == key
+                     and entry.get("sha256") == _checksum(entry.get("payload")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError):
+            valid = False
+        if not valid:
+            with self._lock:
+                self.corrupt += 1
+            return None
+        if self.fresh_after is not None and entry.get("created", 0) < self.fresh_after:
+            return None
+        return entry["payload"]
+
+    def put(self, kind: str, key: str, payload: dict) -> None:
+        if self.root is None:
+            return
+        path = self.path(kind, key)
+        entry = {"format": FORMAT, "key": key, "created": time.time(), "sha256": _checksum(payload),
+                 "payload": payload}
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(entry, fh, ensure_ascii=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            message = f"cannot write cache entry under {self.root}: {exc.strerror or exc}; " \
+                      "free some space or pass --editeval-cache-dir / --editeval-no-cache"
+            with self._lock:
+                self.write_errors.append(message)
+            raise CacheWriteError(message) from None
+
+    def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True):
+        """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
+        process is computing the same entry right now."""
+        cached = self.get(kind, key)
+        if cached is not None:
+            with self._lock:
+                self.hits += 1
+            return cached
+        if self.root is None:
+            with self._lock:
+                self.misses += 1
+            return compute()
+        from filelock import FileLock, Timeout
+
+        lock_path = self.path(kind, key).with_suffix(".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_path), thread_local=False)
+        try:
+            lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            return DEFERRED
+        try:
+            cached = self.get(kind, key)  # somebody may have finished it while we waited
+            if cached is not None:
+                with self._lock:
+                    self.hits += 1
+                return cached
+            with self._lock:
+                self.misses += 1
+            payload = compute()
+            try:
+                self.put(kind, key, payload)
+            except CacheWriteError:
+                pass  # the value is still good for this run; the error is reported in the summary
+            return payload
+        finally:
+            lock.release()

@@ -1,0 +1,108 @@
+"""Image mode: edited images the user generated elsewhere, mapped to benchmark keys and checked up front.
+
+Two inputs are accepted:
+- a JSONL of {"id": key, "image_path": path}; relative paths are relative to the JSONL file (so a results
+  folder can be moved or uploaded as a CI artifact and still be read);
+- a folder in the official layout fullset/{task_type}/{language}/{key}.png (`{key}_SRCIMG.png` ignored).
+
+Every problem is found before any test runs and reported as one line naming the file, line, id or path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .dataset import Sample
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class EditedImages:
+    paths: dict[str, Path]  # benchmark key -> edited image file
+    origin: Path  # the JSONL file or the folder they came from
+
+    @property
+    def default_model_name(self) -> str:
+        folder = self.origin.parent if self.origin.is_file() else self.origin
+        return folder.name if folder.name != "fullset" else folder.parent.name
+
+
+def load_edited_images(spec: str, all_keys: set[str], selected: Iterable[Sample], language: str) -> EditedImages:
+    origin = Path(spec).expanduser()
+    if not origin.exists():
+        raise InputError(f"--editeval-images {spec}: no such file or folder")
+    origin = origin.resolve()
+    paths = _from_folder(origin, all_keys, language) if origin.is_dir() else _from_jsonl(origin, all_keys)
+    _check_readable(paths, selected, origin)
+    return EditedImages(paths=paths, origin=origin)
+
+
+def _from_jsonl(path: Path, all_keys: set[str]) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    first_line: dict[str, int] = {}
+    shape = 'each line must be {"id": KEY, "image_path": PATH}'
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.args[0]}); {shape}") from None
+        if not isinstance(entry, dict) or "id" not in entry or "image_path" not in entry:
+            raise InputError(f"{where}: missing 'id' or 'image_path'; {shape}")
+        key, image = str(entry["id"]), str(entry["image_path"])
+        if key not in all_keys:
+            raise InputError(f"{where}: id {key!r} is not a key of the benchmark dataset")
+        if key in first_line:
+            raise InputError(f"{where}: id {key!r} appears twice (first on line {first_line[key]})")
+        image_path = Path(image).expanduser()
+        image_path = image_path if image_path.is_absolute() else path.parent / image_path
+        if not image_path.is_file():
+            raise InputError(f"{where}: image {image_path} for id {key!r} does not exist")
+        first_line[key] = number
+        paths[key] = image_path
+    return paths
+
+
+def _from_folder(root: Path, all_keys: set[str], language: str) -> dict[str, Path]:
+    fullset = root if root.name == "fullset" else root / "fullset"
+    if not fullset.is_dir():
+        raise InputError(
+            f"--editeval-images {root}: a folder must hold the official layout "
+            "fullset/{task_type}/{language}/{key}.png (or pass a JSONL of {\"id\", \"image_path\"})"
+        )
+    paths: dict[str, Path] = {}
+    for image in sorted(fullset.glob(f"*/{language}/*")):
+        if image.suffix.lower() not in IMAGE_SUFFIXES or image.stem.endswith("_SRCIMG"):
+            continue
+        if image.stem not in all_keys:
+            raise InputError(f"{image}: {image.stem!r} is not a key of the benchmark dataset")
+        if image.stem in paths:
+            raise InputError(f"{image}: key {image.stem!r} appears twice (also {paths[image.stem]})")
+        paths[image.stem] = image
+    return paths
+
+
+def _check_readable(paths: dict[str, Path], selected: Iterable[Sample], origin: Path) -> None:
+    """Open each selected image's header (no decoding): a text file named .png is caught now, not mid-run."""
+    from PIL import Image, UnidentifiedImageError
+
+    for sample in selected:
+        image = paths.get(sample.key)
+        if image is None:
+            continue
+        try:
+            with Image.open(image) as opened:
+                opened.size  # noqa: B018 - reading the header is the check
+        except (UnidentifiedImageError, OSError) as exc:
+            raise InputError(f"{image} (id {sample.key!r}, from {origin}) is not a readable image: {exc}") from None

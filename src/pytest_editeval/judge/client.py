@@ -1,0 +1,155 @@
+"""HTTP transport to any OpenAI-compatible chat-completions endpoint, with bounded, classified retries.
+
+Faults are sorted into three kinds:
+- fatal for the run (JudgeFatalError): 401/403 wrong key, 404 wrong URL or model, or a judge that was never
+  reachable. Failing every item one by one would waste time and hide the cause.
+- transient (retried with exponential backoff, honouring Retry-After): 408/409/425/429/5xx, timeouts, dropped
+  connections, a 200 whose body is not the expected JSON, and connection errors once the judge has answered
+  at least once (it went down mid-run and may come back).
+- row errors (SampleError): whatever is still failing after the bounded retries, other 4xx such as a content
+  filter's 400, and replies with no readable score after the bounded re-asks.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+import httpx
+
+from ..errors import JudgeFatalError, SampleError
+from .protocol import JudgeRequest
+from .replies import ParsedReply, UnreadableReply, parse_reply
+from .settings import JudgeSettings
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_BACKOFF_S = 60.0
+# Before the judge has ever answered, give up on connection errors quickly: it is most likely a wrong URL
+# or a server that is not up, and the user should hear so at once.
+INITIAL_CONNECT_ATTEMPTS = 3
+
+
+class JudgeClient:
+    """Thread-safe: one instance serves all the scheduler's worker threads."""
+
+    def __init__(self, settings: JudgeSettings, stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.requests_sent = 0
+        self._answered_once = False
+        self._lock = threading.Lock()
+        self._http = httpx.Client(
+            timeout=settings.timeout_s,
+            headers={"Authorization": f"Bearer {settings.api_key}"},
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def ask(self, request: JudgeRequest, deadline: float | None = None) -> tuple[ParsedReply, str]:
+        """Ask one question; re-ask (bounded) while the reply is unreadable. Returns (parsed, raw reply)."""
+        deadline = deadline or time.monotonic() + self.settings.row_deadline_s
+        payload = {**self.settings.request_parameters(),
+                   "messages": [{"role": "user", "content": request.content()}]}
+        problem = ""
+        for _ in range(self.settings.parse_retries + 1):
+            text = self._complete(payload, deadline)
+            try:
+                return parse_reply(text), text
+            except UnreadableReply as exc:
+                problem = str(exc)
+        raise SampleError(
+            f"{request.aspect}: judge reply unreadable after {self.settings.parse_retries + 1} attempts ({problem})"
+        )
+
+    def _complete(self, payload: dict, deadline: float) -> str:
+        s = self.settings
+        last = "no attempt made"
+        attempt = 0
+        while True:
+            if self.stop.is_set():
+                raise SampleError("run interrupted before the judge answered")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SampleError(f"judge gave no usable answer within the row deadline ({last})")
+            retry_after: float | None = None
+            try:
+                with self._lock:
+                    self.requests_sent += 1
+                response = self._http.post(s.endpoint, json=payload, timeout=min(s.timeout_s, remaining))
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                last = f"cannot connect: {_reason(exc)}"
+                if not self._answered_once and attempt + 1 >= INITIAL_CONNECT_ATTEMPTS:
+                    raise JudgeFatalError(
+                        f"judge unreachable at {s.public_endpoint} ({last}); check --editeval-judge-url "
+                        "and that the server is up", usage=False) from None
+            except httpx.TimeoutException as exc:
+                last = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                last = f"connection failed: {_reason(exc)}"
+            else:
+                self._answered_once = True
+                outcome = self._read(response)
+                if isinstance(outcome, str):
+                    return outcome
+                last, retry_after = outcome
+            attempt += 1
+            if attempt > s.retries:
+                raise SampleError(f"judge request failed after {attempt} attempts: {last}")
+            delay = retry_after if retry_after is not None else s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+            self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
+
+    def _read(self, response: httpx.Response) -> str | tuple[str, float | None]:
+        """The reply text, or (what went wrong, Retry-After seconds) for a retryable fault."""
+        s = self.settings
+        status = response.status_code
+        if status in (401, 403):
+            raise JudgeFatalError(
+                f"judge rejected the API key: HTTP {status} from {s.public_endpoint}; "
+                "check EDITEVAL_JUDGE_API_KEY (environment or .env)", usage=True)
+        if status == 404:
+            raise JudgeFatalError(
+                f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
+                "check --editeval-judge-url and --editeval-judge-model", usage=True)
+        if status in RETRYABLE_STATUS or status >= 500:
+            return f"HTTP {status}", _retry_after(response)
+        if status >= 400:
+            raise SampleError(f"judge refused the request: HTTP {status}: {self._excerpt(response.text)}")
+        try:
+            body = response.json()
+            message = body["choices"][0]["message"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(response.text)}", None
+        return _message_text(message.get("content"))
+
+    def _excerpt(self, text: str, limit: int = 160) -> str:
+        flat = " ".join(text.split()).replace(self.settings.api_key, "***") if self.settings.api_key else text
+        return repr(flat[:limit])
+
+
+def _message_text(content: object) -> str:
+    if isinstance(content, list):  # some servers return content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:160]

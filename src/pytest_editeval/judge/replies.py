@@ -1,0 +1,142 @@
+"""Reading scores out of a judge reply (pure functions).
+
+Judges answer in many shapes: plain JSON, JSON between ``||V^=^V||`` delimiters, JSON in a markdown fence,
+JSON inside prose, a bare list ``[6, 0]``, a bare number, floats. A reply with no readable score list, or
+with a score outside 0..10, raises UnreadableReply; the caller re-asks and finally records an error. There
+is deliberately no fallback value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+DELIMITER = "||V^=^V||"
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_SCORE_LIST = re.compile(r"[\"']?score[\"']?\s*[:=]\s*\[([^\[\]]*)\]", re.IGNORECASE)
+_BARE_LIST = re.compile(rf"\[\s*({_NUMBER}(?:\s*,\s*{_NUMBER})*)\s*\]")
+
+
+class UnreadableReply(ValueError):
+    """No score list could be read from the reply (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    scores: list[float]
+    reasoning: str | None
+
+
+def parse_reply(text: str | None) -> ParsedReply:
+    if text is None or not text.strip():
+        raise UnreadableReply("empty reply")
+    candidates = _candidates(text)
+    for candidate in candidates:
+        parsed = _from_json(candidate)
+        if parsed is not None:
+            return _validated(parsed)
+    for candidate in candidates:
+        parsed = _from_regex(candidate)
+        if parsed is not None:
+            return _validated(parsed)
+    raise UnreadableReply(f"no score list in reply: {_excerpt(text)}")
+
+
+def _candidates(text: str) -> list[str]:
+    """Places a score may hide, most specific first."""
+    out: list[str] = []
+    if text.count(DELIMITER) >= 2:
+        out.append(text.split(DELIMITER)[1])
+    out.extend(m.group(1) for m in _FENCE.finditer(text))
+    out.append(text)
+    return [c.strip() for c in out if c.strip()]
+
+
+def _from_json(candidate: str) -> ParsedReply | None:
+    try:
+        value = json.loads(candidate)
+    except ValueError:
+        value = _embedded_object(candidate)
+        if value is None:
+            return None
+    return _from_value(value)
+
+
+def _from_value(value: object) -> ParsedReply | None:
+    if isinstance(value, dict):
+        score = next((value[k] for k in value if isinstance(k, str) and k.lower() == "score"), None)
+        if score is None:
+            return None
+        reasoning = value.get("reasoning")
+        scores = _as_scores(score)
+        return None if scores is None else ParsedReply(scores, str(reasoning) if reasoning is not None else None)
+    scores = _as_scores(value)
+    return None if scores is None else ParsedReply(scores, None)
+
+
+def _as_scores(value: object) -> list[float] | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, str):
+        try:
+            return [float(value)]
+        except ValueError:
+            return None
+    if isinstance(value, list) and value:
+        out = []
+        for item in value:
+            one = _as_scores(item)
+            if one is None or len(one) != 1:
+                return None
+            out.extend(one)
+        return out
+    return None
+
+
+def _embedded_object(text: str) -> object | None:
+    """The first balanced {...} in prose that parses as JSON and has a score."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, ch in enumerate(text) if ch == "{"):
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and any(isinstance(k, str) and k.lower() == "score" for k in value):
+            return value
+    return None
+
+
+def _from_regex(candidate: str) -> ParsedReply | None:
+    # `"score": [7, 8]` inside otherwise broken JSON (e.g. an unescaped quote in the reasoning).
+    match = _SCORE_LIST.search(candidate)
+    if match:
+        scores = _numbers(match.group(1))
+        if scores:
+            return ParsedReply(scores, None)
+    # A bare list of numbers, only if it is the only one (prose may mention other lists).
+    lists = _BARE_LIST.findall(candidate)
+    if len(lists) == 1:
+        return ParsedReply(_numbers(lists[0]), None)
+    if re.fullmatch(_NUMBER, candidate):
+        return ParsedReply([float(candidate)], None)
+    return None
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(_NUMBER, text)]
+
+
+def _validated(parsed: ParsedReply) -> ParsedReply:
+    bad = [s for s in parsed.scores if not 0.0 <= s <= 10.0]
+    if bad:
+        raise UnreadableReply(f"score out of range 0..10: {parsed.scores}")
+    return parsed
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")

@@ -1,0 +1,170 @@
+"""Command-line options, their ini twins, and validation of single values.
+
+Every option `--editeval-x` has an ini twin `editeval_x` (thresholds: `editeval_thresholds`, one per line).
+Precedence: command line, then ini, then the default; "given" is tested with `is not None`, so that a value
+of 0 is not mistaken for "unset". Single values are checked by argparse `type=` callables (exit code 4 and
+one line, before anything runs); the same callables check ini values. This module imports only the stdlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+BENCHMARKS = ("gedit",)
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {name} {value!r}: known {name}s are {', '.join(choices)}")
+        return value
+    parse.__name__ = name
+    return parse
+
+
+def _number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if number < minimum or (not inclusive and number == minimum):
+            bound = f">= {minimum}" if inclusive else f"> {minimum}"
+            raise argparse.ArgumentTypeError(f"{value!r} must be {bound}")
+        return number
+    parse.__name__ = "integer" if kind is int else "number"
+    return parse
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)")
+    return value
+
+
+def _subset_list(value: str) -> list[str]:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of subset names")
+    return names
+
+
+def _threshold(value: str):
+    from .gate import parse_threshold  # pure and light; kept lazy to keep this module stdlib-only
+
+    try:
+        return parse_threshold(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without the --editeval- prefix
+    help: str
+    type: Callable[[str], Any] | None = str
+    flag: bool = False
+    repeat: bool = False
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return "editeval_" + self.name.replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return "editeval_thresholds" if self.name == "threshold" else self.dest
+
+
+OPTIONS = [
+    Option("benchmark", "benchmark to evaluate (turns the plugin on): " + ", ".join(BENCHMARKS),
+           _choice("benchmark", BENCHMARKS), metavar="NAME"),
+    Option("dataset", "hub id (default stepfun-ai/GEdit-Bench) or a local folder of Parquet/Arrow files",
+           metavar="ID_OR_DIR"),
+    Option("hub", "hub to download the dataset from: modelscope (default) or huggingface",
+           _choice("hub", ("modelscope", "huggingface"))),
+    Option("offline", "use the hub's local cache only, no network", None, flag=True),
+    Option("language", "instruction language: en (default) or cn", _choice("language", ("en", "cn"))),
+    Option("subsets", "comma-separated task types to evaluate (default: all)", _subset_list, metavar="A,B"),
+    Option("limit", "evaluate only the first N rows of each subset", _number(int, 1), metavar="N"),
+    Option("images", "edited images: a JSONL of {id, image_path} or a folder fullset/{task}/{lang}/{key}.png",
+           metavar="PATH"),
+    Option("model-name", "model name shown in the table and results (default: the images' folder name)"),
+    Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL)", _url, metavar="URL"),
+    Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default gpt-4.1)", metavar="NAME"),
+    Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),
+    Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
+    Option("judge-max-tokens", "max_tokens sent to the judge (default: 1400 official, 4096 evalscope)",
+           _number(int, 1), metavar="N"),
+    Option("judge-temperature", "temperature sent to the judge (default: none official, 0.0 evalscope)",
+           _number(float, 0), metavar="T"),
+    Option("judge-retries", "retries of a failed judge request (default 5)", _number(int, 0), metavar="N"),
+    Option("judge-parse-retries", "re-asks when a reply has no readable score (default 2)", _number(int, 0),
+           metavar="N"),
+    Option("judge-backoff", "first retry delay in seconds, doubled each retry (default 1.0)",
+           _number(float, 0), metavar="S"),
+    Option("row-deadline", "seconds one row may spend on the judge, retries included (default 900)",
+           _number(float, 0, False), metavar="S"),
+    Option("protocol", "judging recipe: official (default) or evalscope", _choice("protocol", ("official", "evalscope"))),
+    Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0' or 'sc[color_alter]>=6.5'",
+           _threshold, repeat=True, metavar="EXPR"),
+    Option("gate", "when to gate: auto (complete runs only, default), always, never",
+           _choice("gate policy", ("auto", "always", "never"))),
+    Option("json", "write the full results as JSON to PATH", metavar="PATH"),
+    Option("cache-dir", "cache folder (default .editeval/cache under the rootdir)", metavar="DIR"),
+    Option("no-cache", "neither read nor write the cache", None, flag=True),
+    Option("refresh", "recompute cached entries and overwrite them", None, flag=True),
+]
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def register(parser) -> None:
+    group = parser.getgroup("editeval", "image-editing evaluation (pytest-editeval)")
+    for opt in OPTIONS:
+        flag = "--editeval-" + opt.name
+        if opt.flag:
+            group.addoption(flag, dest=opt.dest, action="store_true", default=None, help=opt.help)
+        elif opt.repeat:
+            group.addoption(flag, dest=opt.dest, action="append", type=opt.type, default=None,
+                            metavar=opt.metavar, help=opt.help)
+        else:
+            group.addoption(flag, dest=opt.dest, type=opt.type, default=None, metavar=opt.metavar, help=opt.help)
+        parser.addini(opt.ini, help=opt.help, type="linelist" if opt.repeat else "string")
+    parser.addini("editeval_junit_properties", type="bool", default=True,
+                  help="add each row's scores to JUnit XML as <property> entries (default true)")
+
+
+class IniValueError(ValueError):
+    pass
+
+
+def value(config, name: str) -> Any:
+    """The option's value: command line, else ini (checked with the same parser), else None."""
+    opt = BY_NAME[name]
+    given = config.getoption(opt.dest)
+    if given is not None:
+        return given
+    raw = config.getini(opt.ini)
+    if not raw:
+        return None
+    parse = _flag if opt.flag else (opt.type or str)
+    try:
+        if opt.repeat:
+            return [parse(line) for line in raw if line.strip()]
+        return parse(raw.strip())
+    except argparse.ArgumentTypeError as exc:
+        raise IniValueError(f"ini option {opt.ini}: {exc}") from None

@@ -1,0 +1,29 @@
+"""pytest entry point (`pytest11: editeval`). Imported in every pytest run of the environment, so it imports
+only pytest and the stdlib-only option table; everything else loads when `--editeval-benchmark` is given.
+`-p no:editeval` leaves pytest untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import options
+
+pytest_plugins = ["pytest_editeval.fixtures"]
+
+
+def pytest_addoption(parser) -> None:
+    options.register(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "editeval(**slice): evaluate a benchmark slice for this test")
+    try:
+        benchmark = options.value(config, "benchmark")
+    except options.IniValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if benchmark is None:
+        return
+    from .session import EditEvalPlugin  # the heavy part, only for evaluation runs
+
+    EditEvalPlugin.install(config)

@@ -1,0 +1,88 @@
+"""Runs rows ahead of the test items so that the judge always has `workers` requests in flight.
+
+pytest runs items one after another; if each item judged its own row, the run would take N x latency. Instead,
+once collection is final (after -k, --lf, deselection), every selected row is queued in item order for a pool
+of worker threads, and each item only waits for its own row's future. When the session ends early (-x,
+Ctrl-C, a fatal judge error) the queued rows are cancelled; finished rows are already in the cache. The
+threads are daemons so that a request still in flight cannot hold up the exit: its result would be dropped,
+and the cache's atomic writes mean nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import CancelledError, Future
+from typing import Callable, Iterable
+
+from .cache import DEFERRED
+from .dataset import Sample
+from .errors import JudgeFatalError
+from .verdict import Verdict
+
+
+class Scheduler:
+    def __init__(self, evaluate: Callable[..., object], workers: int, stop: threading.Event) -> None:
+        self._evaluate = evaluate
+        self._stop = stop
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._futures: dict[str, Future] = {}
+        self.fatal: JudgeFatalError | None = None
+        self._threads = [threading.Thread(target=self._work, name=f"editeval-judge-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
+            if sample.id not in self._futures:
+                future: Future = Future()
+                self._futures[sample.id] = future
+                self._queue.put((sample, future))
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            sample, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._run(sample))
+            except BaseException as exc:  # delivered to the item that waits for this row
+                future.set_exception(exc)
+
+    def _run(self, sample: Sample):
+        if self.fatal is not None or self._stop.is_set():
+            return None
+        try:
+            # Speculative work never blocks on another process's lock: it moves on to the next row.
+            return self._evaluate(sample, blocking=False)
+        except JudgeFatalError as exc:
+            self.fatal = exc
+            self._stop.set()
+            raise
+
+    def result(self, sample: Sample) -> Verdict:
+        """This row's verdict; waits for the pool, or judges it here if it was never queued or another
+        process held it. Raises JudgeFatalError when the judge cannot serve the run."""
+        future = self._futures.get(sample.id)
+        verdict = None
+        if future is not None:
+            try:
+                verdict = future.result()
+            except CancelledError:
+                verdict = None
+        if self.fatal is not None:
+            raise self.fatal
+        if verdict is None or verdict is DEFERRED:
+            verdict = self._evaluate(sample, blocking=True)
+        return verdict  # type: ignore[return-value]
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        for future in self._futures.values():
+            future.cancel()  # only rows not yet started are cancelled
+        for _ in self._threads:
+            self._queue.put(None)

@@ -1,0 +1,264 @@
+"""The plugin object of an evaluation run: it wires the stages together through pytest's hooks.
+
+configure   resolve settings, read the sample index, check the edited images and thresholds (usage errors)
+collect     add the virtual benchmark module; parametrize `editeval_sample` with the selected rows
+run loop    queue the selected rows for the judge ahead of the items; each item waits for its own verdict
+report      put the verdict on the TestReport (travels through xdist); collect it on the controller
+finish      aggregate, gate (exit status 1 when a threshold is missed), write JSON, print the table
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .aggregate import Aggregates, aggregate
+from .cache import Cache
+from .dataset import Sample, SourceImages, find_data_files, load_index, select_samples, subset_order
+from .edited_images import load_edited_images
+from .errors import InputError, JudgeFatalError
+from .gate import GateResult, check_subsets, evaluate_gate
+from .hub import resolve_dataset
+from .settings import RunSettings, resolve
+from .state import PLUGIN_KEY, VERDICT_KEY
+from .verdict import Verdict
+
+
+class BenchmarkModule(pytest.Module):
+    """A module collector whose object is our own `benchmark_items` module, placed at a virtual path in
+    the invocation folder: items are ordinary Functions (fixtures, marks, -k, --lf and xdist all work)."""
+
+    def _getobj(self):
+        from . import benchmark_items
+
+        return benchmark_items
+
+
+@dataclass
+class Outcome:
+    verdicts: list[Verdict]
+    aggregates: Aggregates
+    gate: GateResult
+    results: object  # report.results.RunResults (pydantic: imported only when a run finishes)
+    complete: bool
+
+
+class EditEvalPlugin:
+    @classmethod
+    def install(cls, config: pytest.Config) -> None:
+        try:
+            plugin = cls(config, resolve(config, need_judge=not config.option.collectonly))
+        except InputError as exc:
+            raise pytest.UsageError(f"editeval: {exc}") from None
+        config.stash[PLUGIN_KEY] = plugin
+        config.pluginmanager.register(plugin, "editeval-session")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(plugin), "editeval-xdist")
+
+    def __init__(self, config: pytest.Config, settings: RunSettings) -> None:
+        self.config = config
+        self.settings = settings
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        if self.is_worker and workerinput.get("editeval_dataset_dir"):
+            # The controller already resolved (downloaded) the dataset: workers must not hit the hub again.
+            self.dataset_dir = Path(workerinput["editeval_dataset_dir"])
+            self.fresh_after = workerinput.get("editeval_fresh_after")
+        else:
+            self.dataset_dir = resolve_dataset(settings.dataset, settings.hub, settings.offline)
+            self.fresh_after = time.time() if settings.refresh else None
+        self.files = find_data_files(self.dataset_dir)
+        index = load_index(self.files)
+        self.subset_order = subset_order(s.subset for s in index if s.language == settings.language)
+        self.selected = select_samples(index, settings.language, settings.subsets, settings.limit)
+        try:
+            check_subsets(settings.thresholds, self.subset_order)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if settings.images is None:
+            raise InputError(
+                "no edited images: pass --editeval-images PATH, a JSONL of {\"id\": KEY, \"image_path\": PATH} "
+                "or a folder in the official layout fullset/{task_type}/{language}/{key}.png "
+                "(model mode, --editeval-model, is not available in this version)")
+        self.edited = load_edited_images(settings.images, {s.key for s in index}, self.selected,
+                                         settings.language)
+        self.model_name = settings.model_name or self.edited.default_model_name
+        self.position = {s.id: i for i, s in enumerate(self.selected)}
+        self.records: dict[str, dict] = {}
+        self.stop = threading.Event()
+        self.scheduler = None
+        self.client = None
+        self.cache: Cache | None = None
+        self.outcome: Outcome | None = None
+        self.benchmark_items = 0
+        invocation = Path(config.invocation_params.dir)
+        self.anchor = invocation if invocation.is_relative_to(config.rootpath) else None
+
+    # ---- collection -------------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector):
+        report = yield
+        at_anchor = (isinstance(collector, pytest.Directory) and collector.path == self.anchor) or (
+            self.anchor is None and isinstance(collector, pytest.Session))
+        if report.passed and at_anchor:
+            folder = self.anchor or self.config.rootpath
+            report.result.append(BenchmarkModule.from_parent(
+                collector, path=folder / f"editeval_{self.settings.benchmark}"))
+        return report
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "editeval_sample" in metafunc.fixturenames:
+            metafunc.parametrize("editeval_sample", self.selected, ids=[s.id for s in self.selected],
+                                 indirect=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items) -> None:
+        self.benchmark_items = sum(1 for item in items if _sample_of(item) is not None)
+
+    # ---- running ----------------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        samples = [s for s in map(_sample_of, session.items) if s is not None]
+        if samples and not session.config.option.collectonly:
+            self._start(samples)
+        try:
+            return (yield)
+        finally:
+            if self.scheduler is not None:
+                self.scheduler.shutdown()
+            if not self.is_worker and not session.config.option.collectonly:
+                self.outcome = self._evaluate()
+                if self.outcome.gate.evaluated and not self.outcome.gate.passed:
+                    session.testsfailed += 1  # the gate decides the exit status (1), like pytest-cov
+
+    def _start(self, samples: list[Sample]) -> None:
+        from .evaluation import RowEvaluator
+        from .judge.client import JudgeClient
+        from .scheduler import Scheduler
+
+        self.client = JudgeClient(self.settings.judge, stop=self.stop)
+        root = self.settings.cache_dir
+        self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after)
+        evaluator = RowEvaluator(sources=SourceImages(self.files), edited=self.edited.paths,
+                                 edited_origin=self.edited.origin, client=self.client, cache=self.cache,
+                                 protocol=self.settings.protocol)
+        self.scheduler = Scheduler(evaluator.evaluate, self.settings.workers, self.stop)
+        # Without a shared cache, xdist workers cannot tell who judges what: judge only one's own items.
+        if not (self.is_worker and not self.cache.enabled):
+            self.scheduler.submit(samples)
+
+    def verdict_for(self, sample: Sample) -> Verdict:
+        if self.scheduler is None:
+            self._start([])
+        try:
+            return self.scheduler.result(sample)
+        except JudgeFatalError as exc:
+            code = pytest.ExitCode.USAGE_ERROR if exc.usage else pytest.ExitCode.INTERRUPTED
+            pytest.exit(f"editeval: {exc}", returncode=code)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        verdict = item.stash.get(VERDICT_KEY, None)
+        if verdict is not None and call.when == "call" and self.settings.junit_properties:
+            item.user_properties.extend(_junit_properties(verdict))
+        report = yield
+        if verdict is not None and report.when == "call":
+            report.editeval = verdict.to_record()  # plain JSON-able dict: xdist carries it to the controller
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "editeval", None)
+        if record is not None:
+            self.records[report.nodeid] = record
+
+    # ---- finishing --------------------------------------------------------------------------------
+    def _evaluate(self) -> Outcome:
+        from .report.results import build_results
+
+        verdicts = sorted((Verdict.from_record(r) for r in self.records.values()),
+                          key=lambda v: self.position.get(v.id, len(self.position)))
+        aggregates = aggregate(verdicts, self.subset_order, expected_rows=len(self.selected))
+        complete = {v.id for v in verdicts} >= set(self.position)
+        gate = evaluate_gate(self.settings.thresholds, aggregates, complete=complete,
+                             policy=self.settings.gate_policy)
+        judge = self.settings.judge
+        results = build_results(
+            benchmark=self.settings.benchmark, language=self.settings.language, protocol=self.settings.protocol,
+            model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
+            verdicts=verdicts, aggregates=aggregates, gate=gate, complete=complete)
+        return Outcome(verdicts, aggregates, gate, results, complete)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or session.config.option.collectonly:
+            return
+        if self.outcome is None:
+            self.outcome = self._evaluate()
+        if self.settings.json_path is not None:
+            _write_atomic(self.settings.json_path, self.outcome.results.model_dump_json(indent=2))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.is_worker or self.outcome is None:
+            return
+        from .report.table import render_counts, render_gate, render_table
+
+        tr, outcome, s = terminalreporter, self.outcome, self.settings
+        judge = s.judge.model if s.judge else "?"
+        tr.section(f"editeval: {s.benchmark} ({s.language}), protocol {s.protocol}, judge {judge}")
+        if self.benchmark_items == 0 and not self.is_worker and not self.config.pluginmanager.hasplugin("dsession"):
+            tr.write_line("no benchmark rows were collected: the collection arguments exclude the benchmark; "
+                          "run pytest without path arguments, or in the folder you want", yellow=True)
+        tr.write_line(render_table(outcome.aggregates, self.model_name, f"gedit-{s.language}"))
+        tr.write_line(render_counts(outcome.aggregates), red=outcome.aggregates.full.errors > 0)
+        if not outcome.complete:
+            tr.write_line(f"PARTIAL RUN: {outcome.aggregates.seen_rows} of {outcome.aggregates.expected_rows} "
+                          "selected rows ran (-k, --lf, -x, deselection or an interruption)", yellow=True, bold=True)
+        if self.client is not None and self.cache is not None:
+            tr.write_line(f"judge requests: {self.client.requests_sent}; cache: {self.cache.hits} hits, "
+                          f"{self.cache.misses} computed" + (f", {self.cache.corrupt} corrupt entries recomputed"
+                                                           if self.cache.corrupt else ""))
+            for message in sorted(set(self.cache.write_errors)):
+                tr.write_line(f"editeval cache: {message}", red=True)
+        if s.json_path is not None:
+            tr.write_line(f"results written to {s.json_path}")
+        for line, failed in render_gate(outcome.gate):
+            tr.write_line(line, red=failed, green=line.startswith(("PASS", "editeval gate PASSED")),
+                          yellow=not failed and "NOT APPLIED" in line, bold=line.startswith("editeval gate"))
+
+
+def _sample_of(item: pytest.Item) -> Sample | None:
+    callspec = getattr(item, "callspec", None)
+    sample = callspec.params.get("editeval_sample") if callspec is not None else None
+    return sample if isinstance(sample, Sample) else None
+
+
+def _junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
+    props: list[tuple[str, object]] = [("editeval_status", verdict.status)]
+    for name in ("semantic_consistency", "perceptual_quality", "overall"):
+        value = verdict.metric(name)
+        if value is not None:
+            props.append((f"editeval_{name}", f"{value:.6g}"))
+    return props
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class _XdistHooks:
+    """Registered only when pytest-xdist is installed (its hooks are unknown otherwise)."""
+
+    def __init__(self, plugin: EditEvalPlugin) -> None:
+        self.plugin = plugin
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["editeval_dataset_dir"] = str(self.plugin.dataset_dir)
+        node.workerinput["editeval_fresh_after"] = self.plugin.fresh_after

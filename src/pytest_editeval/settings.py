@@ -1,0 +1,124 @@
+"""Everything a run needs, resolved once in pytest_configure from options, ini, environment and `.env`.
+
+The API key comes only from EDITEVAL_JUDGE_API_KEY (environment first, then a `.env` file in the invocation
+folder or the rootdir); it is never accepted on the command line or in ini files, and it is held out of every
+repr so that tracebacks with --showlocals cannot print it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import options
+from .errors import InputError
+from .gate import Threshold
+from .judge.settings import JudgeSettings
+
+KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
+URL_VARIABLE = "EDITEVAL_JUDGE_URL"
+MODEL_VARIABLE = "EDITEVAL_JUDGE_MODEL"
+DEFAULT_DATASET = "stepfun-ai/GEdit-Bench"
+DEFAULT_JUDGE_MODEL = "gpt-4.1"
+PROTOCOL_DEFAULTS = {  # (max_tokens, temperature): what each reference implementation sends
+    "official": (1400, None),
+    "evalscope": (4096, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    benchmark: str
+    dataset: str
+    hub: str
+    offline: bool
+    language: str
+    subsets: list[str] | None
+    limit: int | None
+    images: str | None
+    model_name: str | None
+    protocol: str
+    thresholds: list[Threshold]
+    gate_policy: str
+    json_path: Path | None
+    cache_dir: Path | None
+    refresh: bool
+    workers: int
+    junit_properties: bool
+    judge: JudgeSettings | None = field(repr=False)  # None for --collect-only: no judge needed
+
+
+def environment(config) -> dict[str, str]:
+    """os.environ over the values of `.env` files (invocation folder first, then rootdir)."""
+    from dotenv import dotenv_values
+
+    merged: dict[str, str] = {}
+    for folder in (config.rootpath, config.invocation_params.dir):
+        env_file = Path(folder) / ".env"
+        if env_file.is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def resolve(config, *, need_judge: bool = True) -> RunSettings:
+    try:
+        get = lambda name: options.value(config, name)  # noqa: E731
+        protocol = get("protocol") or "official"
+        env = environment(config)
+        judge = _judge_settings(get, env, protocol) if need_judge else None
+        cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
+        json_path = get("json")
+        return RunSettings(
+            benchmark=get("benchmark"),
+            dataset=get("dataset") or DEFAULT_DATASET,
+            hub=get("hub") or "modelscope",
+            offline=bool(get("offline")),
+            language=get("language") or "en",
+            subsets=get("subsets"),
+            limit=get("limit"),
+            images=get("images"),
+            model_name=get("model-name"),
+            protocol=protocol,
+            thresholds=get("threshold") or [],
+            gate_policy=get("gate") or "auto",
+            json_path=Path(json_path) if json_path else None,
+            cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
+            refresh=bool(get("refresh")),
+            workers=get("judge-workers") or 8,
+            junit_properties=bool(config.getini("editeval_junit_properties")),
+            judge=judge,
+        )
+    except options.IniValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
+    url = get("judge-url") or env.get(URL_VARIABLE)
+    if not url:
+        raise InputError(f"no judge URL: pass --editeval-judge-url (an OpenAI-compatible base URL) or set {URL_VARIABLE}")
+    try:
+        url = options._url(url)
+    except Exception as exc:  # argparse.ArgumentTypeError from the environment value
+        raise InputError(f"{URL_VARIABLE}: {exc}") from None
+    key = env.get(KEY_VARIABLE, "").strip()
+    if not key:
+        raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
+                         "(use any non-empty value for a local server that needs none)")
+    max_tokens, temperature = PROTOCOL_DEFAULTS[protocol]
+    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout",
+                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
+    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
+    return JudgeSettings(
+        url=url,
+        model=get("judge-model") or env.get(MODEL_VARIABLE) or DEFAULT_JUDGE_MODEL,
+        api_key=key,
+        timeout_s=pick("judge-timeout", 120.0),
+        max_tokens=pick("judge-max-tokens", max_tokens),
+        temperature=pick("judge-temperature", temperature),
+        retries=pick("judge-retries", 5),
+        parse_retries=pick("judge-parse-retries", 2),
+        backoff_s=pick("judge-backoff", 1.0),
+        row_deadline_s=pick("row-deadline", 900.0),
+    )

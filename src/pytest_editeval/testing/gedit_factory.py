@@ -1,0 +1,119 @@
+"""Writes a small dataset with GEdit-Bench's columns and storage (Parquet or Arrow shards, image columns as
+Hugging Face {bytes, path} structs), and edited images for it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..dataset import GEDIT_SUBSETS
+
+CN_VERBS = {"en": "change the color of the {obj} to {color}", "cn": "把{obj}的颜色改成{color}"}
+OBJECTS = ["car", "cat", "sky", "house", "shirt", "flower", "boat"]
+COLORS = ["red", "blue", "green", "yellow", "purple"]
+
+
+@dataclass(frozen=True)
+class GeditRow:
+    key: str
+    task_type: str
+    instruction: str
+    language: str
+    intersection: bool
+    width: int
+    height: int
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int], noise: int = 0, seed: int = 0,
+         mark: int | None = None) -> bytes:
+    from PIL import Image
+
+    if noise:
+        rnd = random.Random(seed)
+        data = bytes(max(0, min(255, c + rnd.randint(-noise, noise))) for _ in range(width * height) for c in rgb)
+        image = Image.frombytes("RGB", (width, height), data)
+    else:
+        image = Image.new("RGB", (width, height), rgb)
+    if mark is not None:  # one pixel that differs per row, so that no two rows send identical images
+        image.putpixel((0, 0), (rgb[0], mark % 256, (mark // 256) % 256))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_gedit_dataset(root: Path, *, rows_per_subset: int = 2, languages=("en", "cn"), subsets=GEDIT_SUBSETS,
+                       size: tuple[int, int] = (32, 32), shards: int = 2, fmt: str = "parquet",
+                       row_group_size: int = 16, noise: int = 0, columns_to_drop=()) -> list[GeditRow]:
+    """Write `root/data/train-0000i-of-0000N.{parquet,arrow}` and return the rows in file order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: list[GeditRow] = []
+    images: list[bytes] = []
+    for language in languages:
+        for s_index, subset in enumerate(subsets):
+            for i in range(rows_per_subset):
+                key = hashlib.md5(f"{language}/{subset}/{i}".encode()).hexdigest()
+                obj, color = OBJECTS[(i + s_index) % len(OBJECTS)], COLORS[i % len(COLORS)]
+                instruction = CN_VERBS[language].format(obj=obj, color=color) + f" #{subset}-{i}"
+                width, height = size if i % 3 else (size[0] * 2, size[1])  # mixed source sizes
+                rows.append(GeditRow(key, subset, instruction, language, i % 4 != 3, width, height))
+                images.append(_png(width, height, (40 + 20 * s_index, 10 * i % 255, 128), noise, seed=len(rows),
+                                   mark=len(rows)))
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({
+        "key": [r.key for r in rows],
+        "task_type": [r.task_type for r in rows],
+        "instruction": [r.instruction for r in rows],
+        "instruction_language": [r.language for r in rows],
+        "input_image": pa.array([{"bytes": b, "path": f"{r.key}.png"} for r, b in zip(rows, images)], image_type),
+        "input_image_raw": pa.array([{"bytes": b, "path": f"{r.key}_raw.png"} for r, b in zip(rows, images)],
+                                    image_type),
+        "Intersection_exist": [r.intersection for r in rows],
+    })
+    for column in columns_to_drop:
+        table = table.drop_columns([column])
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    per_shard = -(-len(rows) // shards)
+    for shard in range(shards):
+        part = table.slice(shard * per_shard, per_shard)
+        name = data / f"train-{shard:05d}-of-{shards:05d}.{fmt}"
+        if fmt == "parquet":
+            pq.write_table(part, name, row_group_size=row_group_size)
+        else:  # the IPC stream format that `datasets.save_to_disk` writes
+            with pa.OSFile(str(name), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as writer:
+                writer.write_table(part)
+    return rows
+
+
+def edited_red(row: GeditRow) -> int:
+    """The red level of the edited image the helpers write for a row (the loopback judge's PQ depends on it)."""
+    return 25 * (int(row.key[:4], 16) % 9) + 12  # 12, 37, ..., 212: far from JPEG's +-2 drift between buckets
+
+
+def write_edited_images(folder: Path, rows: list[GeditRow], *, layout: str = "jsonl", scale: float = 1.0,
+                        relative: bool = True, noise: int = 0) -> Path:
+    """Edited images for `rows` (size scaled by `scale`, so the official resize is exercised). Returns the
+    JSONL file (layout "jsonl") or the folder holding `fullset/` (layout "official")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for row in rows:
+        size = (max(1, int(row.width * scale)), max(1, int(row.height * scale)))
+        data = _png(*size, (edited_red(row), 90, 160), noise, seed=int(row.key[:6], 16), mark=int(row.key[:6], 16))
+        if layout == "official":
+            target = folder / "fullset" / row.task_type / row.language / f"{row.key}.png"
+        else:
+            target = folder / "images" / f"{row.key}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        entries.append({"id": row.key, "image_path": str(target.relative_to(folder) if relative else target)})
+    if layout == "official":
+        return folder
+    jsonl = folder / "edits.jsonl"
+    jsonl.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    return jsonl

@@ -1,0 +1,182 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+Its answers are deterministic and computable from the request (`rule_scores`), so tests can check exact
+end-to-end scores. Faults can be queued (`faults`), one per incoming request: an HTTP status with headers,
+a hang, a dropped connection, a non-JSON body, or an arbitrary reply text. `down()` / `up()` stop and restart
+listening on the same port. Only loopback is ever bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+SC_MARKER = "Editing instruction: "
+
+
+@dataclass
+class JudgeCall:
+    aspect: str  # "semantic_consistency" | "perceptual_quality"
+    instruction: str | None
+    prompt: str
+    images: list[bytes]
+    text_first: bool
+    body: dict
+    authorized: bool
+
+
+@dataclass
+class Fault:
+    kind: str  # status | hang | drop | garbage | reply
+    status: int = 500
+    headers: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    text: str = ""
+
+
+def _mean_red(image: bytes) -> float:
+    from PIL import Image, ImageStat
+
+    with Image.open(io.BytesIO(image)) as img:
+        return ImageStat.Stat(img.convert("RGB")).mean[0]
+
+
+def rule_scores(call: JudgeCall) -> list[float]:
+    """SC from a hash of the instruction; PQ from the edited image's red level (see gedit_factory.edited_red)."""
+    if call.aspect == "semantic_consistency":
+        h = int(hashlib.sha256((call.instruction or "").encode()).hexdigest()[:8], 16)
+        return [float(h % 11), float((h // 11) % 11)]
+    bucket = max(0, min(8, round((_mean_red(call.images[-1]) - 12) / 25)))
+    return [float(bucket + 2), float(10 - bucket)]
+
+
+def json_reply(scores: list[float], call: JudgeCall) -> str:
+    return json.dumps({"score": [int(s) if float(s).is_integer() else s for s in scores],
+                       "reasoning": f"judged {call.aspect}"})
+
+
+class JudgeServer:
+    def __init__(self, api_key: str = "test-key", latency: float = 0.0,
+                 scores: Callable[[JudgeCall], list[float]] = rule_scores,
+                 reply: Callable[[list[float], JudgeCall], str] = json_reply) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.scores = scores
+        self.reply = reply
+        self.faults: deque[Fault] = deque()
+        self.calls: list[JudgeCall] = []
+        self.lock = threading.Lock()
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        with self.lock:
+            return len(self.calls)
+
+    def __enter__(self) -> JudgeServer:
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def up(self) -> JudgeServer:
+        handler = _make_handler(self)
+        ThreadingHTTPServer.allow_reuse_address = True
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def handle(self, body: dict, authorized: bool) -> tuple[int, dict, bytes, float, bool]:
+        """(status, headers, payload, delay, drop) for one request."""
+        content = body["messages"][0]["content"]
+        texts = [p["text"] for p in content if p.get("type") == "text"]
+        prompt = texts[0] if texts else ""
+        images = [base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
+                  for p in content if p.get("type") == "image_url"]
+        aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
+        instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
+        call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized)
+        with self.lock:
+            self.calls.append(call)
+            fault = self.faults.popleft() if self.faults else None
+        if not authorized:
+            return 401, {}, b'{"error": {"message": "Incorrect API key provided"}}', self.latency, False
+        delay = self.latency
+        if fault is not None:
+            if fault.kind == "status":
+                return fault.status, fault.headers, b'{"error": {"message": "injected"}}', delay, False
+            if fault.kind == "hang":
+                delay += fault.seconds
+            if fault.kind == "drop":
+                return 0, {}, b"", delay, True
+            if fault.kind == "garbage":
+                return 200, {}, b"<html>bad gateway</html>", delay, False
+        text = fault.text if fault is not None and fault.kind == "reply" else self.reply(self.scores(call), call)
+        payload = {"id": "cmpl-test", "object": "chat.completion", "model": body.get("model"),
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop"}]}
+        return 200, {}, json.dumps(payload).encode(), delay, False
+
+
+def _make_handler(judge: JudgeServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # keep test output clean
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("content-length", 0))
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {}, b'{"error": "not found"}')
+                return
+            authorized = self.headers.get("authorization") == f"Bearer {judge.api_key}"
+            try:
+                status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized)
+            except Exception as exc:  # a malformed request is the client's bug: say so loudly
+                self._send(400, {}, json.dumps({"error": repr(exc)}).encode())
+                return
+            if delay:
+                time.sleep(delay)
+            if drop:
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            self._send(status, headers, payload)
+
+        def _send(self, status: int, headers: dict, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler

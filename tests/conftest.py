@@ -1,0 +1,63 @@
+"""Shared fixtures: a GEdit-shaped dataset written once per session, edited images for it, a loopback judge
+server per test, and a helper that runs the plugin with pytester the way a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images
+
+pytest_plugins = ["pytester"]
+
+API_KEY = "sk-test-SECRET-4f9a2c"
+ROWS_PER_SUBSET = 4  # 11 subsets x 4 = 44 rows per language; every 4th row is outside the Intersection
+
+
+@pytest.fixture(scope="session")
+def gedit(tmp_path_factory):
+    """(dataset folder, rows) of a 2-shard Parquet dataset with en and cn rows."""
+    root = tmp_path_factory.mktemp("gedit")
+    rows = make_gedit_dataset(root, rows_per_subset=ROWS_PER_SUBSET)
+    return root, rows
+
+
+@pytest.fixture(scope="session")
+def en_rows(gedit):
+    return [r for r in gedit[1] if r.language == "en"]
+
+
+@pytest.fixture(scope="session")
+def edits(tmp_path_factory, en_rows):
+    """JSONL of edited images for every English row, at 1.5x the source size (exercises the resize)."""
+    return write_edited_images(tmp_path_factory.mktemp("edits") / "my-model", en_rows, scale=1.5)
+
+
+@pytest.fixture
+def judge():
+    with JudgeServer(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def run(pytester, monkeypatch, gedit, edits, judge, tmp_path):
+    """Run pytest with the plugin in a fresh folder; extra args override the defaults."""
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+    cache = tmp_path / "cache"
+
+    def _run(*args: str, images: Path | None = None, subprocess: bool = False, cache_dir: Path = cache,
+             **kwargs):
+        base = [
+            "--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}",
+            f"--editeval-images={images or edits}", f"--editeval-judge-url={judge.url}",
+            f"--editeval-cache-dir={cache_dir}", "--editeval-judge-backoff=0.01", "-p", "no:cacheprovider",
+        ]
+        runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+        return runner(*base, *args, **kwargs)
+
+    return _run
+
+
+def output_of(result) -> str:
+    return "\n".join(result.outlines + result.errlines)

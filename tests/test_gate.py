@@ -1,0 +1,66 @@
+import pytest
+
+from pytest_editeval.aggregate import aggregate
+from pytest_editeval.dataset import GEDIT_SUBSETS, Sample
+from pytest_editeval.gate import check_subsets, evaluate_gate, parse_threshold
+from pytest_editeval.verdict import JudgedAspect, Verdict
+
+
+@pytest.mark.parametrize("text, metric, op, value, subset, scope, averaging", [
+    ("overall>=7.0", "overall", ">=", 7.0, None, "full", "macro"),
+    ("semantic_consistency[color_alter]>=6.5", "semantic_consistency", ">=", 6.5, "color_alter", "full", "macro"),
+    ("intersection.overall>7", "overall", ">", 7.0, None, "intersection", "macro"),
+    ("micro.perceptual_quality>=7", "perceptual_quality", ">=", 7.0, None, "full", "micro"),
+    ("error_rate<=0.02", "error_rate", "<=", 0.02, None, "full", "macro"),
+    ("sc[subject-add] < 3", "semantic_consistency", "<", 3.0, "subject-add", "full", "macro"),
+    ("intersection.micro.pq==5", "perceptual_quality", "==", 5.0, None, "intersection", "micro"),
+    (" o >= .5 ", "overall", ">=", 0.5, None, "full", "macro"),
+])
+def test_parse(text, metric, op, value, subset, scope, averaging):
+    t = parse_threshold(text)
+    assert (t.metric, t.op, t.value, t.subset, t.scope, t.averaging) == (metric, op, value, subset, scope, averaging)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("overall>=", "malformed"), ("overall 7", "malformed"), ("overall=>7", "malformed"),
+    ("quality>=7", "unknown metric"), ("weird.overall>=7", "unknown prefix"), ("", "malformed"),
+])
+def test_malformed(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_threshold(text)
+
+
+def test_unknown_subset_is_rejected():
+    with pytest.raises(ValueError, match="unknown subset 'colour'"):
+        check_subsets([parse_threshold("sc[colour]>=1")], GEDIT_SUBSETS)
+
+
+def _agg(values):
+    verdicts = [Verdict.scored(Sample(f"k{i}", s, "en", "x", True, 0, i), JudgedAspect([v], None),
+                               JudgedAspect([v], None), None) for i, (s, v) in enumerate(values)]
+    return aggregate(verdicts, GEDIT_SUBSETS, expected_rows=len(values))
+
+
+def test_gate_pass_fail_and_actual_values():
+    agg = _agg([("color_alter", 8), ("text_change", 6)])
+    result = evaluate_gate([parse_threshold("overall>=7"), parse_threshold("o[text_change]>=6.5"),
+                            parse_threshold("error_rate<=0")], agg, complete=True)
+    assert result.evaluated and not result.passed
+    assert [(o.actual, o.n, o.passed) for o in result.outcomes] == [(7.0, 2, True), (6.0, 1, False), (0.0, 2, True)]
+
+
+def test_threshold_of_zero_is_a_real_threshold_and_missing_subset_fails():
+    agg = _agg([("color_alter", 0)])
+    result = evaluate_gate([parse_threshold("overall>=0"), parse_threshold("o[text_change]>=0")], agg, complete=True)
+    assert [o.passed for o in result.outcomes] == [True, False]
+    assert result.outcomes[1].actual is None
+
+
+def test_partial_runs_are_not_gated_unless_asked():
+    agg = _agg([("color_alter", 1)])
+    thresholds = [parse_threshold("overall>=7")]
+    skipped = evaluate_gate(thresholds, agg, complete=False)
+    assert not skipped.evaluated and skipped.passed and "partial run" in skipped.reason
+    forced = evaluate_gate(thresholds, agg, complete=False, policy="always")
+    assert forced.evaluated and not forced.passed
+    assert evaluate_gate(thresholds, agg, complete=True, policy="never").passed
