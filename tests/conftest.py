@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# pytester's in-process runs drop modules first imported during a run; httpx imports httpcore lazily and
+# keeps a map of its exception classes, so a re-imported httpcore would slip past that map. Import it here.
+import httpcore  # noqa: F401
 import pytest
 
 from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images

@@ -49,7 +49,7 @@ class Cache:
         self.root = root
         self.fresh_after = fresh_after
         self.hits = 0
-        self.misses = 0
+        self.misses = 0  # entries computed (and stored) by this process
         self.corrupt = 0
         self.write_errors: list[str] = []
         self._lock = threading.Lock()
@@ -62,7 +62,7 @@ class Cache:
         assert self.root is not None
         return self.root / kind / key[:2] / f"{key}.json"
 
-    def get(self, kind: str, key: str) -> dict | None:
+    def get(self, kind: str, key: str, *, count_corrupt: bool = True) -> dict | None:
         if self.root is None:
             return None
         path = self.path(kind, key)
@@ -75,8 +75,9 @@ class Cache:
         except (OSError, ValueError, AttributeError):
             valid = False
         if not valid:
-            with self._lock:
-                self.corrupt += 1
+            if count_corrupt:
+                with self._lock:
+                    self.corrupt += 1
             return None
         if self.fresh_after is not None and entry.get("created", 0) < self.fresh_after:
             return None
@@ -113,9 +114,10 @@ class Cache:
                 self.hits += 1
             return cached
         if self.root is None:
+            payload = compute()
             with self._lock:
                 self.misses += 1
-            return compute()
+            return payload
         from filelock import FileLock, Timeout
 
         lock_path = self.path(kind, key).with_suffix(".lock")
@@ -126,14 +128,14 @@ class Cache:
         except Timeout:
             return DEFERRED
         try:
-            cached = self.get(kind, key)  # somebody may have finished it while we waited
+            cached = self.get(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
             if cached is not None:
                 with self._lock:
                     self.hits += 1
                 return cached
+            payload = compute()
             with self._lock:
                 self.misses += 1
-            payload = compute()
             try:
                 self.put(kind, key, payload)
             except CacheWriteError:

@@ -213,7 +213,8 @@ class EditEvalPlugin:
         if self.benchmark_items == 0 and not self.is_worker and not self.config.pluginmanager.hasplugin("dsession"):
             tr.write_line("no benchmark rows were collected: the collection arguments exclude the benchmark; "
                           "run pytest without path arguments, or in the folder you want", yellow=True)
-        tr.write_line(render_table(outcome.aggregates, self.model_name, f"gedit-{s.language}"))
+        if outcome.aggregates.seen_rows:
+            tr.write_line(render_table(outcome.aggregates, self.model_name, f"gedit-{s.language}"))
         tr.write_line(render_counts(outcome.aggregates), red=outcome.aggregates.full.errors > 0)
         if not outcome.complete:
             tr.write_line(f"PARTIAL RUN: {outcome.aggregates.seen_rows} of {outcome.aggregates.expected_rows} "
