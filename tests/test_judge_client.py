@@ -29,7 +29,7 @@ def _client(server, **overrides):
 
 
 def _request(protocol="official"):
-    return requests_for_row(protocol, "make the car red", RowImages(_png((16, 16)), _png((16, 16))))[0]
+    return requests_for_row(protocol, "make the car red", RowImages.from_bytes(_png((16, 16)), _png((16, 16))))[0]
 
 
 def test_official_request_parameters(server):

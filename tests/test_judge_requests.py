@@ -52,7 +52,7 @@ def _decode(url):
 
 
 def test_official_protocol_text_first_jpeg_resized_to_source():
-    images = RowImages(source=_png((64, 32)), edited=_png((100, 77), mode="RGBA"))
+    images = RowImages.from_bytes(_png((64, 32)), _png((100, 77), mode="RGBA"))
     sc, pq = requests_for_row("official", "make it red", images)
     content = sc.content()
     assert [p["type"] for p in content] == ["text", "image_url", "image_url"]
@@ -69,7 +69,7 @@ def test_official_protocol_text_first_jpeg_resized_to_source():
 
 def test_official_jpeg_is_pillow_default_quality():
     source = _png((48, 48))
-    images = RowImages(source=source, edited=source)
+    images = RowImages.from_bytes(source, source)
     url = requests_for_row("official", "x", images)[1].content()[1]["image_url"]["url"]
     expected = io.BytesIO()
     Image.open(io.BytesIO(source)).convert("RGB").save(expected, format="JPEG", quality=75)
@@ -77,7 +77,7 @@ def test_official_jpeg_is_pillow_default_quality():
 
 
 def test_evalscope_protocol_images_first_as_stored():
-    images = RowImages(source=_png((64, 32)), edited=_png((100, 77)))
+    images = RowImages.from_bytes(_png((64, 32)), _png((100, 77)))
     sc, pq = requests_for_row("evalscope", "make it red", images)
     content = sc.content()
     assert [p["type"] for p in content] == ["image_url", "image_url", "text"]
@@ -87,8 +87,8 @@ def test_evalscope_protocol_images_first_as_stored():
 
 
 def test_request_identity_changes_with_what_is_sent_only():
-    a = RowImages(source=_png((8, 8)), edited=_png((8, 8), (1, 2, 3)))
-    b = RowImages(source=_png((8, 8)), edited=_png((8, 8), (1, 2, 4)))
+    a = RowImages.from_bytes(_png((8, 8)), _png((8, 8), (1, 2, 3)))
+    b = RowImages.from_bytes(_png((8, 8)), _png((8, 8), (1, 2, 4)))
     sc_a, pq_a = requests_for_row("official", "x", a)
     sc_b, _ = requests_for_row("official", "x", b)
     assert sc_a.identity() != sc_b.identity()

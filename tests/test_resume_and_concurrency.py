@@ -45,7 +45,8 @@ def _wait_for_calls(judge, n, timeout=30):
 
 
 def _entries(cache):
-    return len(list(cache.rglob("*.json")))
+    """Judge answers stored (the cache also memoises image digests under digests/)."""
+    return len(list((cache / "verdicts").rglob("*.json")))
 
 
 @pytest.fixture
@@ -84,13 +85,13 @@ def test_refresh_recomputes_and_no_cache_neither_reads_nor_writes(run, judge, tm
 def test_corrupt_cache_entries_are_recomputed_in_a_run(run, judge, tmp_path, reference):
     cache = tmp_path / "cache"
     run()
-    damaged = sorted(cache.rglob("*.json"))[:5]
+    damaged = sorted((cache / "verdicts").rglob("*.json"))[:5] + sorted((cache / "digests").rglob("*.json"))[:3]
     for path in damaged:
         path.write_text(path.read_text()[:30])
     judge.calls.clear()
     out = tmp_path / "after.json"
     result = run(f"--editeval-json={out}")
-    assert judge.count == len(damaged)
+    assert judge.count == 5  # a damaged digest memo costs a re-hash, not a judge call
     result.stdout.fnmatch_lines([f"*{len(damaged)} corrupt entries recomputed*"])
     assert _comparable(out) == reference
 

@@ -83,6 +83,14 @@ class Cache:
             return None
         return entry["payload"]
 
+    def lookup(self, kind: str, key: str) -> dict | None:
+        """`get`, counted as a hit when found."""
+        payload = self.get(kind, key)
+        if payload is not None:
+            with self._lock:
+                self.hits += 1
+        return payload
+
     def put(self, kind: str, key: str, payload: dict) -> None:
         if self.root is None:
             return
@@ -105,10 +113,11 @@ class Cache:
                 self.write_errors.append(message)
             raise CacheWriteError(message) from None
 
-    def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True):
+    def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True,
+                       checked: bool = False):
         """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
-        process is computing the same entry right now."""
-        cached = self.get(kind, key)
+        process is computing the same entry right now. `checked`: the caller has just looked it up."""
+        cached = None if checked else self.get(kind, key)
         if cached is not None:
             with self._lock:
                 self.hits += 1

@@ -93,16 +93,26 @@ def _from_folder(root: Path, all_keys: set[str], language: str) -> dict[str, Pat
     return paths
 
 
-def _check_readable(paths: dict[str, Path], selected: Iterable[Sample], origin: Path) -> None:
-    """Open each selected image's header (no decoding): a text file named .png is caught now, not mid-run."""
-    from PIL import Image, UnidentifiedImageError
+# File signatures of the image formats Pillow decodes for us; checked without importing or decoding anything.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
+
+def _looks_like_image(head: bytes) -> bool:
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _check_readable(paths: dict[str, Path], selected: Iterable[Sample], origin: Path) -> None:
+    """Check each selected image's file signature: a text file named .png is caught now, before any test
+    runs; an image truncated further in fails its own row when it is decoded."""
     for sample in selected:
         image = paths.get(sample.key)
         if image is None:
             continue
         try:
-            with Image.open(image) as opened:
-                opened.size  # noqa: B018 - reading the header is the check
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InputError(f"{image} (id {sample.key!r}, from {origin}) is not a readable image: {exc}") from None
+            with open(image, "rb") as fh:
+                head = fh.read(12)
+        except OSError as exc:
+            raise InputError(f"{image} (id {sample.key!r}, from {origin}) cannot be read: {exc.strerror}") from None
+        if not _looks_like_image(head):
+            raise InputError(f"{image} (id {sample.key!r}, from {origin}) is not a readable image "
+                             "(not a PNG, JPEG, WebP, GIF, BMP or TIFF file)")

@@ -4,12 +4,15 @@ makes the whole run pointless (JudgeFatalError) escapes."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .cache import DEFERRED, Cache, cache_key
 from .dataset import Sample, SourceImages
-from .errors import InputError, SampleError
+from .errors import CacheWriteError, InputError, SampleError
 from .judge.client import JudgeClient
 from .judge.protocol import RowImages, requests_for_row
 from .verdict import JudgedAspect, Verdict
@@ -24,6 +27,7 @@ class RowEvaluator:
         self.client = client
         self.cache = cache
         self.protocol = protocol
+        self._shard_identity: dict[int, dict] = {}  # data files are stat'ed once, not once per row
 
     def evaluate(self, sample: Sample, *, blocking: bool = True):
         """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
@@ -32,29 +36,93 @@ class RowEvaluator:
             return Verdict.missing(sample, f"no edited image for {sample.key} in {self.edited_origin}")
         shown_path = str(image_path)
         try:
-            images = RowImages(source=self.sources.read(sample), edited=image_path.read_bytes())
+            images = self._row_images(sample, image_path)
         except OSError as exc:
             return Verdict.failed(sample, f"cannot read edited image {image_path}: {exc.strerror or exc}", shown_path)
         except InputError as exc:
             return Verdict.failed(sample, str(exc), shown_path)
         deadline = time.monotonic() + self.client.settings.row_deadline_s
-        aspects: list[JudgedAspect] = []
+        requests = requests_for_row(self.protocol, sample.instruction, images)
+        keys = [cache_key({"kind": "judge-verdict", **r.identity(), **self.client.settings.request_parameters()})
+                for r in requests]
+
+        def judged(request, key) -> object:
+            def ask() -> dict:
+                parsed, raw = self.client.ask(request, deadline)
+                return {"scores": parsed.scores, "reasoning": parsed.reasoning, "reply": raw}
+
+            return self.cache.get_or_compute("verdicts", key, ask, blocking=blocking, checked=True)
+
         try:
-            for request in requests_for_row(self.protocol, sample.instruction, images):
-                identity = {"kind": "judge-verdict", **request.identity(),
-                            **self.client.settings.request_parameters()}
-
-                def ask(request=request) -> dict:
-                    parsed, raw = self.client.ask(request, deadline)
-                    return {"scores": parsed.scores, "reasoning": parsed.reasoning, "reply": raw}
-
-                payload = self.cache.get_or_compute("verdicts", cache_key(identity), ask, blocking=blocking)
-                if payload is DEFERRED:
-                    return DEFERRED
-                aspects.append(JudgedAspect(scores=[float(s) for s in payload["scores"]],
-                                            reasoning=payload.get("reasoning")))
+            payloads = [self.cache.lookup("verdicts", key) for key in keys]
+            missing = [i for i, p in enumerate(payloads) if p is None]
+            # Questions still to ask are asked at once: a row holds two request slots for one judge latency
+            # instead of one slot for two, so half as many rows (and decoded images) are in flight.
+            for i, payload in zip(missing, _concurrently([lambda i=i: judged(requests[i], keys[i]) for i in missing])):
+                payloads[i] = payload
         except SampleError as exc:
             return Verdict.failed(sample, str(exc), shown_path)
         except OSError as exc:  # Pillow: truncated or undecodable edited image (only built on a cache miss)
             return Verdict.failed(sample, f"edited image {image_path} cannot be decoded: {exc}", shown_path)
-        return Verdict.scored(sample, aspects[0], aspects[1], shown_path)
+        if any(p is DEFERRED for p in payloads):
+            return DEFERRED
+        sc, pq = (JudgedAspect(scores=[float(s) for s in p["scores"]], reasoning=p.get("reasoning"))
+                  for p in payloads)
+        return Verdict.scored(sample, sc, pq, shown_path)
+
+
+    def _row_images(self, sample: Sample, image_path: Path) -> RowImages:
+        if sample.shard not in self._shard_identity:
+            self._shard_identity[sample.shard] = _file_identity(self.sources.files[sample.shard])
+        source_sha, source = self._digest(
+            {"kind": "dataset-image", **self._shard_identity[sample.shard], "row": sample.row, "column": "input_image"},
+            lambda: self.sources.read(sample))
+        edited_sha, edited = self._digest({"kind": "file", **_file_identity(image_path)}, image_path.read_bytes)
+        return RowImages(source_sha, edited_sha,
+                         (lambda: source) if source is not None else (lambda: self.sources.read(sample)),
+                         (lambda: edited) if edited is not None else image_path.read_bytes)
+
+    def _digest(self, identity: dict, load: Callable[[], bytes]) -> tuple[str, bytes | None]:
+        """SHA-256 of an image, memoised in the cache by the file's identity (path, size, mtime) like git's
+        index does, so that cached runs need not read or hash hundreds of MB. Returns the bytes if read."""
+        key = cache_key(identity)
+        memo = self.cache.get("digests", key)
+        if memo is not None:
+            return memo["sha256"], None
+        data = load()
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            self.cache.put("digests", key, {"sha256": digest})
+        except CacheWriteError:
+            pass  # reported with the other cache write errors; the digest is still right
+        return digest, data
+
+
+def _file_identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _concurrently(calls: list[Callable[[], object]]) -> list[object]:
+    """Run the calls at once (all but the last in helper threads); results in order, or the first error."""
+    if len(calls) < 2:
+        return [call() for call in calls]
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # re-raised below, in the row's own thread
+            errors[i] = exc
+
+    helpers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls) - 1)]
+    for helper in helpers:
+        helper.start()
+    run(len(calls) - 1)
+    for helper in helpers:
+        helper.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results

@@ -30,6 +30,9 @@ from .state import PLUGIN_KEY, VERDICT_KEY
 from .verdict import Verdict
 
 
+PREPARE_AHEAD_THREADS = 4
+
+
 class BenchmarkModule(pytest.Module):
     """A module collector whose object is our own `benchmark_items` module, placed at a virtual path in
     the invocation folder: items are ordinary Functions (fixtures, marks, -k, --lf and xdist all work)."""
@@ -45,7 +48,6 @@ class Outcome:
     verdicts: list[Verdict]
     aggregates: Aggregates
     gate: GateResult
-    results: object  # report.results.RunResults (pydantic: imported only when a run finishes)
     complete: bool
 
 
@@ -142,13 +144,19 @@ class EditEvalPlugin:
         from .judge.client import JudgeClient
         from .scheduler import Scheduler
 
-        self.client = JudgeClient(self.settings.judge, stop=self.stop)
+        workers = self.settings.workers
+        sources = SourceImages(self.files)
+        if samples:  # decode the first rows' data while the HTTP client is set up
+            threading.Thread(target=sources.read, args=(samples[0],), daemon=True).start()
+        self.client = JudgeClient(self.settings.judge, stop=self.stop, max_in_flight=workers)
         root = self.settings.cache_dir
         self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after)
-        evaluator = RowEvaluator(sources=SourceImages(self.files), edited=self.edited.paths,
+        evaluator = RowEvaluator(sources=sources, edited=self.edited.paths,
                                  edited_origin=self.edited.origin, client=self.client, cache=self.cache,
                                  protocol=self.settings.protocol)
-        self.scheduler = Scheduler(evaluator.evaluate, self.settings.workers, self.stop)
+        # Each row asks its two questions at once, so workers/2 rows fill the request slots; a few more rows
+        # prepare their images (CPU) meanwhile. More would only hold more decoded images in memory.
+        self.scheduler = Scheduler(evaluator.evaluate, -(-workers // 2) + PREPARE_AHEAD_THREADS, self.stop)
         # Without a shared cache, xdist workers cannot tell who judges what: judge only one's own items.
         if not (self.is_worker and not self.cache.enabled):
             self.scheduler.submit(samples)
@@ -179,20 +187,23 @@ class EditEvalPlugin:
 
     # ---- finishing --------------------------------------------------------------------------------
     def _evaluate(self) -> Outcome:
-        from .report.results import build_results
-
         verdicts = sorted((Verdict.from_record(r) for r in self.records.values()),
                           key=lambda v: self.position.get(v.id, len(self.position)))
         aggregates = aggregate(verdicts, self.subset_order, expected_rows=len(self.selected))
         complete = {v.id for v in verdicts} >= set(self.position)
         gate = evaluate_gate(self.settings.thresholds, aggregates, complete=complete,
                              policy=self.settings.gate_policy)
+        return Outcome(verdicts, aggregates, gate, complete)
+
+    def _results(self, outcome: Outcome):
+        """The run as the pydantic results model (built only when a file is written: pydantic is slow to import)."""
+        from .report.results import build_results
+
         judge = self.settings.judge
-        results = build_results(
+        return build_results(
             benchmark=self.settings.benchmark, language=self.settings.language, protocol=self.settings.protocol,
             model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
-            verdicts=verdicts, aggregates=aggregates, gate=gate, complete=complete)
-        return Outcome(verdicts, aggregates, gate, results, complete)
+            verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or session.config.option.collectonly:
@@ -200,7 +211,7 @@ class EditEvalPlugin:
         if self.outcome is None:
             self.outcome = self._evaluate()
         if self.settings.json_path is not None:
-            _write_atomic(self.settings.json_path, self.outcome.results.model_dump_json(indent=2))
+            _write_atomic(self.settings.json_path, self._results(self.outcome).model_dump_json(indent=2))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker or self.outcome is None:

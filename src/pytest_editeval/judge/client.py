@@ -16,14 +16,18 @@ import email.utils
 import random
 import threading
 import time
-import httpx
+from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
 from .protocol import JudgeRequest
 from .replies import ParsedReply, UnreadableReply, parse_reply
 from .settings import JudgeSettings
 
+if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
+    import httpx
+
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+FATAL_STATUS = {401, 403, 404}
 MAX_BACKOFF_S = 60.0
 # Before the judge has ever answered, give up on connection errors quickly: it is most likely a wrong URL
 # or a server that is not up, and the user should hear so at once.
@@ -33,20 +37,36 @@ INITIAL_CONNECT_ATTEMPTS = 3
 class JudgeClient:
     """Thread-safe: one instance serves all the scheduler's worker threads."""
 
-    def __init__(self, settings: JudgeSettings, stop: threading.Event | None = None) -> None:
+    def __init__(self, settings: JudgeSettings, stop: threading.Event | None = None,
+                 max_in_flight: int | None = None) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
+        # Requests in flight are capped here, not by the number of threads: threads beyond the cap prepare
+        # the next rows' images (CPU) while the judge works on the current ones (network).
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self.requests_sent = 0
         self._answered_once = False
         self._lock = threading.Lock()
-        self._http = httpx.Client(
-            timeout=settings.timeout_s,
-            headers={"Authorization": f"Bearer {settings.api_key}"},
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-        )
+        self._client: "httpx.Client | None" = None
+        self.fatal: JudgeFatalError | None = None  # once set, every request raises it
+
+    @property
+    def _http(self) -> "httpx.Client":
+        """Created on the first request: a fully cached run never sets up TLS or a connection pool."""
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.settings.timeout_s,
+                    headers={"Authorization": f"Bearer {self.settings.api_key}"},
+                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                )
+            return self._client
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def ask(self, request: JudgeRequest, deadline: float | None = None) -> tuple[ParsedReply, str]:
         """Ask one question; re-ask (bounded) while the reply is unreadable. Returns (parsed, raw reply)."""
@@ -65,12 +85,14 @@ class JudgeClient:
         )
 
     def _complete(self, payload: dict, deadline: float) -> str:
+        import httpx
+
         s = self.settings
         last = "no attempt made"
         attempt = 0
         while True:
             if self.stop.is_set():
-                raise SampleError("run interrupted before the judge answered")
+                self._raise_stopped()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SampleError(f"judge gave no usable answer within the row deadline ({last})")
@@ -78,13 +100,12 @@ class JudgeClient:
             try:
                 with self._lock:
                     self.requests_sent += 1
-                response = self._http.post(s.endpoint, json=payload, timeout=min(s.timeout_s, remaining))
+                response = self._post(payload, min(s.timeout_s, remaining))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"cannot connect: {_reason(exc)}"
                 if not self._answered_once and attempt + 1 >= INITIAL_CONNECT_ATTEMPTS:
-                    raise JudgeFatalError(
-                        f"judge unreachable at {s.public_endpoint} ({last}); check --editeval-judge-url "
-                        "and that the server is up", usage=False) from None
+                    self._fatal(f"judge unreachable at {s.public_endpoint} ({last}); check --editeval-judge-url "
+                                "and that the server is up", usage=False)
             except httpx.TimeoutException as exc:
                 last = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
@@ -101,18 +122,27 @@ class JudgeClient:
             delay = retry_after if retry_after is not None else s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
-    def _read(self, response: httpx.Response) -> str | tuple[str, float | None]:
+    def _post(self, payload: dict, timeout: float) -> "httpx.Response":
+        if self._slots is None:
+            return self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
+        with self._slots:
+            if self.stop.is_set():  # a fatal answer arrived while this request waited for its slot
+                self._raise_stopped()
+            response = self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
+            if response.status_code in FATAL_STATUS:
+                self.stop.set()  # before the slot is freed: no waiting request may go out after this answer
+            return response
+
+    def _read(self, response: "httpx.Response") -> str | tuple[str, float | None]:
         """The reply text, or (what went wrong, Retry-After seconds) for a retryable fault."""
         s = self.settings
         status = response.status_code
         if status in (401, 403):
-            raise JudgeFatalError(
-                f"judge rejected the API key: HTTP {status} from {s.public_endpoint}; "
-                "check EDITEVAL_JUDGE_API_KEY (environment or .env)", usage=True)
+            self._fatal(f"judge rejected the API key: HTTP {status} from {s.public_endpoint}; "
+                        "check EDITEVAL_JUDGE_API_KEY (environment or .env)", usage=True)
         if status == 404:
-            raise JudgeFatalError(
-                f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
-                "check --editeval-judge-url and --editeval-judge-model", usage=True)
+            self._fatal(f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
+                        "check --editeval-judge-url and --editeval-judge-model", usage=True)
         if status in RETRYABLE_STATUS or status >= 500:
             return f"HTTP {status}", _retry_after(response)
         if status >= 400:
@@ -123,6 +153,19 @@ class JudgeClient:
         except (ValueError, KeyError, IndexError, TypeError):
             return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(response.text)}", None
         return _message_text(message.get("content"))
+
+    def _fatal(self, message: str, *, usage: bool):
+        """Stop every other request (each would get the same answer) and raise the run-stopping error."""
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = JudgeFatalError(message, usage=usage)
+        self.stop.set()
+        raise self.fatal
+
+    def _raise_stopped(self):
+        if self.fatal is not None:
+            raise self.fatal
+        raise SampleError("run interrupted before the judge answered")
 
     def _excerpt(self, text: str, limit: int = 160) -> str:
         flat = " ".join(text.split()).replace(self.settings.api_key, "***") if self.settings.api_key else text
@@ -135,7 +178,7 @@ def _message_text(content: object) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: "httpx.Response") -> float | None:
     value = response.headers.get("retry-after")
     if not value:
         return None

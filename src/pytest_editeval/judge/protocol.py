@@ -7,7 +7,8 @@ evalscope (EvalScope 1.14): images first, then text; images sent as stored, no r
 
 Building the request payload (decoding, resizing, encoding) costs real time, so it happens only when the
 judge must actually be asked. The cache key is computed without it, from the hashes of the input image bytes
-and the name of the preparation recipe, which together fix the exact bytes sent.
+and the name of the preparation recipe, which together fix the exact bytes sent; and the hashes themselves
+are memoised (evaluation.py), so a fully cached re-run reads no image at all.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from .prompts import load_prompts, sha256_text
 
@@ -27,12 +29,57 @@ HEADLINE_AVERAGING = {"official": "macro", "evalscope": "micro"}
 IMAGE_RECIPES = {"official": "rgb-bicubic-to-source-jpeg75-v1", "evalscope": "as-stored-v1"}
 
 
-@dataclass(frozen=True)
 class RowImages:
-    """The raw bytes of a row's two images, as read from the dataset and the user's edited file."""
+    """A row's two images: their SHA-256 digests (all a cache lookup needs) and their raw bytes, loaded only
+    when a request must really be built."""
 
-    source: bytes
-    edited: bytes
+    def __init__(self, source_sha256: str, edited_sha256: str, load_source: Callable[[], bytes],
+                 load_edited: Callable[[], bytes]) -> None:
+        self.source_sha256 = source_sha256
+        self.edited_sha256 = edited_sha256
+        self._loaders = {"source": load_source, "edited": load_edited}
+        self._loaded: dict[str, bytes] = {}
+
+    @classmethod
+    def from_bytes(cls, source: bytes, edited: bytes) -> RowImages:
+        return cls(_sha256(source), _sha256(edited), lambda: source, lambda: edited)
+
+    def _get(self, role: str) -> bytes:
+        if role not in self._loaded:
+            self._loaded[role] = self._loaders[role]()
+        return self._loaded[role]
+
+    @property
+    def source(self) -> bytes:
+        return self._get("source")
+
+    @property
+    def edited(self) -> bytes:
+        return self._get("edited")
+
+    def sha256(self, role: str) -> str:
+        return self.source_sha256 if role == "source" else self.edited_sha256
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ImagePayloads:
+    """A row's images as data URLs, prepared once on first use and shared by the row's two requests
+    (decoding, resizing and encoding a 512x512 photo costs tens of milliseconds)."""
+
+    def __init__(self, protocol: str, images: RowImages) -> None:
+        self.protocol = protocol
+        self.images = images
+        self._urls: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def urls(self, roles: tuple[str, ...]) -> list[str]:
+        with self._lock:
+            if self._urls is None:
+                self._urls = _data_urls(self.protocol, self.images)
+        return [self._urls[role] for role in roles]
 
 
 @dataclass(frozen=True)
@@ -41,6 +88,7 @@ class JudgeRequest:
     protocol: str
     prompt: str
     images: RowImages
+    payloads: ImagePayloads
 
     def image_roles(self) -> tuple[str, ...]:
         return ("source", "edited") if self.aspect == "semantic_consistency" else ("edited",)
@@ -52,12 +100,12 @@ class JudgeRequest:
             "protocol": self.protocol,
             "prompt_sha256": sha256_text(self.prompt),
             "image_recipe": IMAGE_RECIPES[self.protocol],
-            "images_sha256": [hashlib.sha256(getattr(self.images, r)).hexdigest() for r in self.image_roles()],
+            "images_sha256": [self.images.sha256(r) for r in self.image_roles()],
         }
 
     def content(self) -> list[dict]:
         """The OpenAI chat `content` list, in the protocol's order."""
-        urls = _data_urls(self.protocol, self.images, self.image_roles())
+        urls = self.payloads.urls(self.image_roles())
         text_part = {"type": "text", "text": self.prompt}
         image_parts = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
         return [text_part, *image_parts] if self.protocol == "official" else [*image_parts, text_part]
@@ -65,27 +113,25 @@ class JudgeRequest:
 
 def requests_for_row(protocol: str, instruction: str, images: RowImages) -> list[JudgeRequest]:
     prompts = load_prompts()
+    payloads = ImagePayloads(protocol, images)
     return [
-        JudgeRequest("semantic_consistency", protocol, prompts.semantic_consistency(instruction), images),
-        JudgeRequest("perceptual_quality", protocol, prompts.perceptual_quality, images),
+        JudgeRequest("semantic_consistency", protocol, prompts.semantic_consistency(instruction), images, payloads),
+        JudgeRequest("perceptual_quality", protocol, prompts.perceptual_quality, images, payloads),
     ]
 
 
-def _data_urls(protocol: str, images: RowImages, roles: tuple[str, ...]) -> list[str]:
+def _data_urls(protocol: str, images: RowImages) -> dict[str, str]:
     from PIL import Image  # Pillow is a core dependency, but keep it off the plugin's import path.
 
     if protocol == "evalscope":
-        return [_data_url(getattr(images, role), _mime(getattr(images, role))) for role in roles]
+        return {role: _data_url(getattr(images, role), _mime(getattr(images, role))) for role in ("source", "edited")}
     with Image.open(io.BytesIO(images.source)) as src:
         source = src.convert("RGB")
-    prepared = {"source": source}
-    if "edited" in roles:
-        with Image.open(io.BytesIO(images.edited)) as edited:
-            edited_rgb = edited.convert("RGB")
-        if edited_rgb.size != source.size:
-            edited_rgb = edited_rgb.resize(source.size, Image.Resampling.BICUBIC)
-        prepared["edited"] = edited_rgb
-    return [_data_url(_jpeg(prepared[role]), "image/jpeg") for role in roles]
+    with Image.open(io.BytesIO(images.edited)) as edited:
+        edited_rgb = edited.convert("RGB")
+    if edited_rgb.size != source.size:
+        edited_rgb = edited_rgb.resize(source.size, Image.Resampling.BICUBIC)
+    return {"source": _data_url(_jpeg(source), "image/jpeg"), "edited": _data_url(_jpeg(edited_rgb), "image/jpeg")}
 
 
 def _jpeg(image) -> bytes:

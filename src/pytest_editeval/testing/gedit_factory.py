@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +31,10 @@ def _png(width: int, height: int, rgb: tuple[int, int, int], noise: int = 0, see
          mark: int | None = None) -> bytes:
     from PIL import Image
 
-    if noise:
-        rnd = random.Random(seed)
-        data = bytes(max(0, min(255, c + rnd.randint(-noise, noise))) for _ in range(width * height) for c in rgb)
-        image = Image.frombytes("RGB", (width, height), data)
+    if noise:  # photo-like size on disk: noise does not compress (Pillow's C noise generator, fast)
+        bands = [Image.effect_noise((width, height), noise).point(lambda v, c=c: max(0, min(255, v - 128 + c)))
+                 for c in rgb]
+        image = Image.merge("RGB", bands)
     else:
         image = Image.new("RGB", (width, height), rgb)
     if mark is not None:  # one pixel that differs per row, so that no two rows send identical images
@@ -45,7 +44,11 @@ def _png(width: int, height: int, rgb: tuple[int, int, int], noise: int = 0, see
     return buf.getvalue()
 
 
-def make_gedit_dataset(root: Path, *, rows_per_subset: int = 2, languages=("en", "cn"), subsets=GEDIT_SUBSETS,
+# Rows per task type of the real dataset (per language), in GEDIT_SUBSETS order: 606 in all.
+REAL_COUNTS = dict(zip(GEDIT_SUBSETS, (40, 40, 40, 40, 70, 60, 60, 57, 60, 99, 40)))
+
+
+def make_gedit_dataset(root: Path, *, rows_per_subset: int | dict = 2, languages=("en", "cn"), subsets=GEDIT_SUBSETS,
                        size: tuple[int, int] = (32, 32), shards: int = 2, fmt: str = "parquet",
                        row_group_size: int = 16, noise: int = 0, columns_to_drop=()) -> list[GeditRow]:
     """Write `root/data/train-0000i-of-0000N.{parquet,arrow}` and return the rows in file order."""
@@ -56,7 +59,8 @@ def make_gedit_dataset(root: Path, *, rows_per_subset: int = 2, languages=("en",
     images: list[bytes] = []
     for language in languages:
         for s_index, subset in enumerate(subsets):
-            for i in range(rows_per_subset):
+            count = rows_per_subset[subset] if isinstance(rows_per_subset, dict) else rows_per_subset
+            for i in range(count):
                 key = hashlib.md5(f"{language}/{subset}/{i}".encode()).hexdigest()
                 obj, color = OBJECTS[(i + s_index) % len(OBJECTS)], COLORS[i % len(COLORS)]
                 instruction = CN_VERBS[language].format(obj=obj, color=color) + f" #{subset}-{i}"

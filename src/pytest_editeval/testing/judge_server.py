@@ -76,6 +76,8 @@ class JudgeServer:
         self.calls: list[JudgeCall] = []
         self.lock = threading.Lock()
         self.port = 0
+        self.first_request_at: float | None = None  # time.perf_counter() of the first request received
+        self.last_response_at: float | None = None  # ... and of the last answer sent
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -122,6 +124,8 @@ class JudgeServer:
         instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
         call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized)
         with self.lock:
+            if self.first_request_at is None:
+                self.first_request_at = time.perf_counter()
             self.calls.append(call)
             fault = self.faults.popleft() if self.faults else None
         if not authorized:
@@ -169,6 +173,8 @@ def _make_handler(judge: JudgeServer):
                 self.close_connection = True
                 return
             self._send(status, headers, payload)
+            with judge.lock:
+                judge.last_response_at = time.perf_counter()
 
         def _send(self, status: int, headers: dict, payload: bytes) -> None:
             self.send_response(status)
