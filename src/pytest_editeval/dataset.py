@@ -217,6 +217,9 @@ class SourceImages:
             self._cursors.pop((shard, group), None)
             while len(self._cursors) >= self.OPEN_CURSORS:
                 self._cursors.popitem(last=False)
+            import pyarrow as pa
+
+            pa.default_memory_pool().release_unused()  # hand the closed group's pages back to the OS
 
             reader = pq.ParquetFile(self.files[shard], pre_buffer=False, buffer_size=1 << 20)
             batches = reader.iter_batches(batch_size=self.BATCH_ROWS, row_groups=[group], columns=[IMAGE_COLUMN],
