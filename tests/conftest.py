@@ -49,11 +49,11 @@ def run(pytester, monkeypatch, gedit, edits, judge, tmp_path):
     monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
     cache = tmp_path / "cache"
 
-    def _run(*args: str, images: Path | None = None, subprocess: bool = False, cache_dir: Path = cache,
+    def _run(*args: str, images: Path | None = edits, subprocess: bool = False, cache_dir: Path = cache,
              **kwargs):
         base = [
             "--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}",
-            f"--editeval-images={images or edits}", f"--editeval-judge-url={judge.url}",
+            *([] if images is None else [f"--editeval-images={images}"]), f"--editeval-judge-url={judge.url}",
             f"--editeval-cache-dir={cache_dir}", "--editeval-judge-backoff=0.01", "-p", "no:cacheprovider",
         ]
         runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest

@@ -151,7 +151,8 @@ def test_no_images_says_how_to_give_them(pytester, gedit, judge, monkeypatch):
     monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", "k")
     result = pytester.runpytest("--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}",
                                 f"--editeval-judge-url={judge.url}")
-    _assert_usage_error(result, "no edited images: pass --editeval-images PATH")
+    _assert_usage_error(result, "no edited images: give --editeval-images PATH", "--editeval-model ID_OR_DIR",
+                        "override the editeval_pipeline fixture in conftest.py")
 
 
 def test_wrong_key_stops_the_run_with_one_line(run, judge, monkeypatch):

@@ -19,10 +19,12 @@ from .verdict import JudgedAspect, Verdict
 
 
 class RowEvaluator:
-    def __init__(self, *, sources: SourceImages, edited: dict[str, Path], edited_origin: Path,
+    def __init__(self, *, sources: SourceImages, edited_image: Callable[[Sample], Path | None], edited_origin: str,
                  client: JudgeClient, cache: Cache, protocol: str) -> None:
         self.sources = sources
-        self.edited = edited
+        # key -> edited image file: a lookup in image mode; in model mode it waits for the producer and raises
+        # SampleError when the row could not be generated.
+        self.edited_image = edited_image
         self.edited_origin = edited_origin
         self.client = client
         self.cache = cache
@@ -31,7 +33,10 @@ class RowEvaluator:
 
     def evaluate(self, sample: Sample, *, blocking: bool = True):
         """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
-        image_path = self.edited.get(sample.key)
+        try:
+            image_path = self.edited_image(sample)
+        except SampleError as exc:
+            return Verdict.failed(sample, str(exc))
         if image_path is None:
             return Verdict.missing(sample, f"no edited image for {sample.key} in {self.edited_origin}")
         shown_path = str(image_path)

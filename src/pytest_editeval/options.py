@@ -63,6 +63,18 @@ def _threshold(value: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _json_object(value: str) -> dict:
+    import json
+
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.args[0]}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of pipeline arguments, got {value!r}")
+    return parsed
+
+
 def _flag(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -104,6 +116,27 @@ OPTIONS = [
     Option("images", "edited images: a JSONL of {id, image_path} or a folder fullset/{task}/{lang}/{key}.png",
            metavar="PATH"),
     Option("model-name", "model name shown in the table and results (default: the images' folder name)"),
+    Option("model", "model mode: a ModelScope / Hugging Face id or a folder saved with save_pretrained",
+           metavar="ID_OR_DIR"),
+    Option("model-hub", "hub of --editeval-model: modelscope (default) or huggingface",
+           _choice("hub", ("modelscope", "huggingface"))),
+    Option("model-revision", "revision of --editeval-model on its hub", metavar="REV"),
+    Option("pipeline-cls", "diffusers pipeline class (default: _class_name of model_index.json)", metavar="NAME"),
+    Option("precision", "float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on cpu)",
+           _choice("precision", ("float32", "float16", "bfloat16"))),
+    Option("device", "device of the pipeline (default cuda:<xdist worker index>, cpu without CUDA)", metavar="DEV"),
+    Option("devices", "comma-separated devices, one per xdist worker (e.g. cuda:0,cuda:1)", _subset_list,
+           metavar="A,B"),
+    Option("device-map", "accelerate placement for from_pretrained, e.g. balanced", metavar="MAP"),
+    Option("cpu-offload", "enable_model_cpu_offload() for cards that are too small", None, flag=True),
+    Option("generation-config", "JSON of pipeline arguments (over [tool.editeval.generation] in pyproject.toml)",
+           _json_object, metavar="JSON"),
+    Option("seed", "global seed; each row's seed derives from it and the row key (default 0)", _number(int, 0),
+           metavar="N"),
+    Option("batch-size", "rows per pipeline call, among rows whose sources have the same size (default 1)",
+           _number(int, 1), metavar="N"),
+    Option("output-dir", "where generated images are saved (default .editeval/outputs/<model> under the rootdir)",
+           metavar="DIR"),
     Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL)", _url, metavar="URL"),
     Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default gpt-4.1)", metavar="NAME"),
     Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),

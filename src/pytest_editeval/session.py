@@ -22,7 +22,7 @@ from .aggregate import Aggregates, aggregate
 from .cache import Cache
 from .dataset import Sample, SourceImages, find_data_files, load_index, select_samples, subset_order
 from .edited_images import load_edited_images
-from .errors import InputError, JudgeFatalError
+from .errors import EditEvalError, InputError, JudgeFatalError
 from .gate import GateResult, check_subsets, evaluate_gate
 from .hub import resolve_dataset
 from .settings import RunSettings, resolve
@@ -83,14 +83,15 @@ class EditEvalPlugin:
             check_subsets(settings.thresholds, self.subset_order)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-        if settings.images is None:
-            raise InputError(
-                "no edited images: pass --editeval-images PATH, a JSONL of {\"id\": KEY, \"image_path\": PATH} "
-                "or a folder in the official layout fullset/{task_type}/{language}/{key}.png "
-                "(model mode, --editeval-model, is not available in this version)")
-        self.edited = load_edited_images(settings.images, {s.key for s in index}, self.selected,
-                                         settings.language)
-        self.model_name = settings.model_name or self.edited.default_model_name
+        self.generation = settings.generation  # model mode when set
+        self.producer = None
+        if self.generation is None:
+            self.edited = load_edited_images(settings.images, {s.key for s in index}, self.selected,
+                                             settings.language)
+            self.model_name = settings.model_name or self.edited.default_model_name
+        else:
+            self.edited = None
+            self.model_name = settings.model_name or self.generation.output_dir.name
         self.position = {s.id: i for i, s in enumerate(self.selected)}
         self.records: dict[str, dict] = {}
         self.stop = threading.Event()
@@ -99,6 +100,7 @@ class EditEvalPlugin:
         self.cache: Cache | None = None
         self.outcome: Outcome | None = None
         self.benchmark_items = 0
+        self.custom_editor = False
         invocation = Path(config.invocation_params.dir)
         self.anchor = invocation if invocation.is_relative_to(config.rootpath) else None
 
@@ -120,8 +122,16 @@ class EditEvalPlugin:
                                  indirect=True)
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items) -> None:
-        self.benchmark_items = sum(1 for item in items if _sample_of(item) is not None)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items) -> None:
+        benchmark_items = [item for item in items if _sample_of(item) is not None]
+        self.benchmark_items = len(benchmark_items)
+        if self.generation is not None and benchmark_items:
+            self.custom_editor = not _default_fixture(session, benchmark_items[0], "editeval_pipeline")
+            if not self.custom_editor and not self.generation.model:
+                raise pytest.UsageError(
+                    "editeval: no edited images: give --editeval-images PATH (a JSONL of {id, image_path} or a "
+                    "folder fullset/{task_type}/{language}/{key}.png), or --editeval-model ID_OR_DIR (a diffusers "
+                    "pipeline), or override the editeval_pipeline fixture in conftest.py")
 
     # ---- running ----------------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -151,9 +161,16 @@ class EditEvalPlugin:
         self.client = JudgeClient(self.settings.judge, stop=self.stop, max_in_flight=workers)
         root = self.settings.cache_dir
         self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after)
-        evaluator = RowEvaluator(sources=sources, edited=self.edited.paths,
-                                 edited_origin=self.edited.origin, client=self.client, cache=self.cache,
-                                 protocol=self.settings.protocol)
+        if self.generation is None:
+            paths, origin = self.edited.paths, self.edited.origin
+            edited_image = lambda sample: paths.get(sample.key)  # noqa: E731
+            where = str(origin)
+        else:
+            self.producer = self._producer(samples, sources)
+            edited_image = self.producer.result
+            where = str(self.generation.output_dir)
+        evaluator = RowEvaluator(sources=sources, edited_image=edited_image, edited_origin=where,
+                                 client=self.client, cache=self.cache, protocol=self.settings.protocol)
         # Each row asks its two questions at once, so workers/2 rows fill the request slots; a few more rows
         # prepare their images (CPU) meanwhile. More would only hold more decoded images in memory.
         self.scheduler = Scheduler(evaluator.evaluate, -(-workers // 2) + PREPARE_AHEAD_THREADS, self.stop)
@@ -161,9 +178,49 @@ class EditEvalPlugin:
         if not (self.is_worker and not self.cache.enabled):
             self.scheduler.submit(samples)
 
-    def verdict_for(self, sample: Sample) -> Verdict:
+    def _producer(self, samples: list[Sample], sources: SourceImages):
+        from .generation import ImageProducer, check_model_folder, folder_identity, resolve_model
+
+        gen = self.generation
+        identity = None
+        if not self.custom_editor:
+            try:
+                self.model_folder = resolve_model(gen)
+                class_name = gen.pipeline_cls or check_model_folder(self.model_folder).get("_class_name", "")
+            except EditEvalError as exc:
+                raise pytest.UsageError(f"editeval: {exc}") from None
+            identity = gen.identity(folder_identity(self.model_folder, self.cache), class_name)
+        producer = ImageProducer(samples, sources, self.cache, gen.output_dir, gen.seed, gen.batch_size, identity,
+                                 self.stop)
+        producer.resolve_cached()
+        return producer
+
+    def load_editor(self):
+        """The default editor: the diffusers pipeline of --editeval-model (called by the fixture)."""
+        from .generation import load_diffusers_editor, resolve_model
+
+        gen = self.generation
+        folder = getattr(self, "model_folder", None) or resolve_model(gen)
+        return load_diffusers_editor(gen, folder, gen.resolve_device())
+
+    def _ensure_generating(self, request) -> None:
+        """Load the pipeline the first time an image must actually be generated, then start the producer."""
+        from .generation import GenerationSetupError
+
+        if self.producer is None or not self.producer.pending or self.producer.started:
+            return
+        try:
+            editor = request.getfixturevalue("editeval_pipeline")
+        except GenerationSetupError as exc:
+            self.producer.fail_pending(str(exc))
+            pytest.exit(f"editeval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        self.producer.start(editor)
+
+    def verdict_for(self, sample: Sample, request=None) -> Verdict:
         if self.scheduler is None:
             self._start([])
+        if request is not None:
+            self._ensure_generating(request)
         try:
             return self.scheduler.result(sample)
         except JudgeFatalError as exc:
@@ -212,6 +269,8 @@ class EditEvalPlugin:
             self.outcome = self._evaluate()
         if self.settings.json_path is not None:
             _write_atomic(self.settings.json_path, self._results(self.outcome).model_dump_json(indent=2))
+        if self.producer is not None:
+            self.producer.write_jsonl(self.settings.language)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker or self.outcome is None:
@@ -236,6 +295,10 @@ class EditEvalPlugin:
                                                            if self.cache.corrupt else ""))
             for message in sorted(set(self.cache.write_errors)):
                 tr.write_line(f"editeval cache: {message}", red=True)
+        if self.producer is not None:
+            cached = len(self.producer.samples) - len(self.producer.pending)
+            tr.write_line(f"generated {self.producer.generated} images ({cached} from the cache), saved under "
+                          f"{self.generation.output_dir} (edits.jsonl there re-judges them in image mode)")
         if s.json_path is not None:
             tr.write_line(f"results written to {s.json_path}")
         for line, failed in render_gate(outcome.gate):
@@ -247,6 +310,12 @@ def _sample_of(item: pytest.Item) -> Sample | None:
     callspec = getattr(item, "callspec", None)
     sample = callspec.params.get("editeval_sample") if callspec is not None else None
     return sample if isinstance(sample, Sample) else None
+
+
+def _default_fixture(session: pytest.Session, item: pytest.Item, name: str) -> bool:
+    """Whether the fixture `name` seen by `item` is still the plugin's own (not overridden in a conftest)."""
+    definitions = session._fixturemanager.getfixturedefs(name, item) or []
+    return bool(definitions) and definitions[-1].func.__module__ == "pytest_editeval.fixtures"
 
 
 def _junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
@@ -270,6 +339,17 @@ class _XdistHooks:
 
     def __init__(self, plugin: EditEvalPlugin) -> None:
         self.plugin = plugin
+
+    def pytest_xdist_auto_num_workers(self, config):
+        """`-n auto` in model mode: one worker per visible GPU (each worker takes its own)."""
+        generation = self.plugin.generation
+        if generation is None or self.plugin.custom_editor:
+            return None
+        if generation.device is not None and not generation.device.startswith("cuda"):
+            return None
+        import torch
+
+        return torch.cuda.device_count() or None
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["editeval_dataset_dir"] = str(self.plugin.dataset_dir)

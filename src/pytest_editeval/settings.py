@@ -14,6 +14,7 @@ from pathlib import Path
 from . import options
 from .errors import InputError
 from .gate import Threshold
+from .generation import GenerationSettings
 from .judge.settings import JudgeSettings
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
@@ -47,6 +48,7 @@ class RunSettings:
     workers: int
     junit_properties: bool
     judge: JudgeSettings | None = field(repr=False)  # None for --collect-only: no judge needed
+    generation: GenerationSettings | None = None  # model mode (no --editeval-images)
 
 
 def environment(config) -> dict[str, str]:
@@ -89,6 +91,7 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
             workers=get("judge-workers") or 8,
             junit_properties=bool(config.getini("editeval_junit_properties")),
             judge=judge,
+            generation=None if get("images") else _generation_settings(config, get),
         )
     except options.IniValueError as exc:
         raise InputError(str(exc)) from None
@@ -122,3 +125,37 @@ def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
         backoff_s=pick("judge-backoff", 1.0),
         row_deadline_s=pick("row-deadline", 900.0),
     )
+
+
+def _generation_settings(config, get) -> GenerationSettings:
+    model = get("model")
+    generation_config = {**_pyproject_generation_table(Path(config.rootpath)), **(get("generation-config") or {})}
+    name = get("model-name") or (Path(model).name if model else "custom-editor")
+    output_dir = get("output-dir") or Path(config.rootpath) / ".editeval" / "outputs" / name
+    devices = get("devices")
+    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    device = get("device") or (devices[index % len(devices)] if devices else None)
+    return GenerationSettings(
+        model=model, model_hub=get("model-hub") or "modelscope", revision=get("model-revision"),
+        offline=bool(get("offline")), pipeline_cls=get("pipeline-cls"), precision=get("precision"),
+        device=device, device_map=get("device-map"), cpu_offload=bool(get("cpu-offload")),
+        config=generation_config, seed=get("seed") or 0, batch_size=get("batch-size") or 1,
+        output_dir=Path(output_dir).expanduser(), worker_index=index,
+    )
+
+
+def _pyproject_generation_table(rootpath: Path) -> dict:
+    """[tool.editeval.generation] of the rootdir's pyproject.toml: pipeline arguments kept with the project."""
+    import tomllib
+
+    pyproject = rootpath / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        table = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("editeval", {}).get("generation", {})
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise InputError(f"cannot read [tool.editeval.generation] from {pyproject}: {exc}") from None
+    if not isinstance(table, dict):
+        raise InputError(f"[tool.editeval.generation] in {pyproject} must be a table of pipeline arguments")
+    return table

@@ -1,0 +1,449 @@
+"""Model mode: edited images made by a diffusers pipeline (or any callable) ahead of the judge.
+
+A producer thread edits the selected rows in item order, in batches of rows whose sources have the same
+size, and saves each image the moment it exists: in the content-addressed cache (so a re-run costs no GPU
+work) and in the official layout under the output folder (so a run can be re-judged later in image mode).
+Judge threads wait only for their own row's image, so with generation time G and judge time J per row the
+run takes about N x max(G, J), not N x (G + J).
+
+torch and diffusers are imported only when a pipeline is actually loaded: --collect-only, image mode and a
+run whose images are all cached never import them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import os
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .cache import Cache, cache_key
+from .dataset import Sample, SourceImages
+from .errors import CacheWriteError, EditEvalError, SampleError
+
+PRECISIONS = ("float32", "float16", "bfloat16")
+# Pipelines whose __call__ takes a single prompt: batch size 1 whatever is asked.
+ONE_PROMPT_PER_CALL = {"QwenImageEditPlusPipeline"}
+# Arguments the plugin passes itself; a generation config must not set them.
+RESERVED_ARGUMENTS = {"image", "prompt", "generator"}
+OOM_ADVICE = ("lower --editeval-batch-size, use --editeval-precision bfloat16, --editeval-cpu-offload, or "
+              "--editeval-device-map balanced across GPUs")
+
+
+class GenerationSetupError(EditEvalError):
+    """The pipeline cannot be built (unknown class, incomplete folder, wrong class, bad config): stop the run."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    model: str | None
+    model_hub: str = "modelscope"
+    revision: str | None = None
+    offline: bool = False
+    pipeline_cls: str | None = None
+    precision: str | None = None
+    device: str | None = None
+    device_map: str | None = None
+    cpu_offload: bool = False
+    config: dict = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 1
+    output_dir: Path = Path(".editeval/outputs")
+    worker_index: int = 0  # pytest-xdist worker number: picks this worker's GPU
+
+    def device_type(self) -> str:
+        """cuda or cpu, without importing torch (a cached run must not): an explicit device, else cuda."""
+        return (self.device or "cuda").split(":")[0]
+
+    def resolve_device(self) -> str:
+        if self.device:
+            return self.device
+        import torch
+
+        count = torch.cuda.device_count()
+        if not count:
+            raise GenerationSetupError("no CUDA device is visible: pass --editeval-device cpu to generate on the "
+                                       "CPU (slow), or run on a GPU machine")
+        return f"cuda:{self.worker_index % count}"
+
+    def dtype_name(self, device: str) -> str:
+        return self.precision or ("bfloat16" if device.startswith("cuda") else "float32")
+
+    def identity(self, folder_hash: str, class_name: str) -> dict:
+        """What determines a generated image, besides the row: part of its cache key."""
+        return {"model": folder_hash, "pipeline": class_name, "precision": self.dtype_name(self.device_type()),
+                "device_type": self.device_type(), "config": self.config}
+
+
+def row_seed(seed: int, key: str) -> int:
+    """A row's seed from the global seed and the row key: results do not depend on order, batch or worker."""
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
+
+
+# ---- the model folder ----------------------------------------------------------------------------------
+def resolve_model(settings: GenerationSettings) -> Path:
+    local = Path(settings.model).expanduser()
+    if local.exists():
+        return local.resolve()
+    try:
+        if settings.model_hub == "modelscope":
+            from modelscope import snapshot_download
+
+            folder = snapshot_download(settings.model, revision=settings.revision,
+                                       local_files_only=settings.offline)
+        else:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(settings.model, revision=settings.revision,
+                                       local_files_only=settings.offline)
+    except ImportError as exc:
+        raise GenerationSetupError(f"cannot download {settings.model}: {exc}") from None
+    except Exception as exc:  # hub clients raise many types
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise GenerationSetupError(
+            f"cannot get model {settings.model} from {settings.model_hub} ({reason}): check the id and the "
+            "network, use --editeval-offline with a warmed cache, or pass a local folder") from None
+    return Path(folder)
+
+
+def check_model_folder(folder: Path) -> dict:
+    """model_index.json must exist and every component it names must be a non-empty folder: a missing
+    tokenizer folder loads silently and fails much later."""
+    index_file = folder / "model_index.json"
+    if not index_file.is_file():
+        raise GenerationSetupError(
+            f"{folder} is not a diffusers pipeline folder: no model_index.json (save it with save_pretrained)")
+    try:
+        index = json.loads(index_file.read_text("utf-8"))
+    except ValueError as exc:
+        raise GenerationSetupError(f"{index_file} is not valid JSON: {exc}") from None
+    for name, spec in index.items():
+        if name.startswith("_") or not (isinstance(spec, list) and len(spec) == 2 and spec[0] and spec[1]):
+            continue
+        component = folder / name
+        if not component.is_dir() or not any(component.iterdir()):
+            raise GenerationSetupError(
+                f"model folder {folder} is incomplete: component '{name}' ({spec[1]}) named in model_index.json "
+                "is missing or empty")
+    return index
+
+
+def folder_identity(folder: Path, cache: Cache) -> str:
+    """A hash of the folder's files (names and content), with each file's digest memoised by its identity
+    (path, size, mtime) so that multi-GB weights are read once, not on every run."""
+    parts = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        stat = path.stat()
+        memo_key = cache_key({"kind": "file", "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        memo = cache.get("digests", memo_key)
+        if memo is None:
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            memo = {"sha256": digest.hexdigest()}
+            try:
+                cache.put("digests", memo_key, memo)
+            except CacheWriteError:
+                pass
+        parts.append(f"{path.relative_to(folder).as_posix()}:{memo['sha256']}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# ---- loading a diffusers pipeline ----------------------------------------------------------------------
+class DiffusersEditor:
+    """Wraps a loaded pipeline as the editor the producer calls, batch by batch."""
+
+    def __init__(self, pipe: Any, class_name: str, config: dict, device: str) -> None:
+        self.pipe = pipe
+        self.class_name = class_name
+        self.config = config
+        self.device = device
+        self.max_batch = 1 if class_name in ONE_PROMPT_PER_CALL else None
+
+    def edit_batch(self, images: list, instructions: list[str], seeds: list[int]) -> list:
+        import torch
+
+        # CPU generators: the same seed gives the same noise on any device, alone or in a batch.
+        generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+        single = len(images) == 1
+        output = self.pipe(image=images[0] if single else images, prompt=instructions[0] if single else instructions,
+                           generator=generators[0] if single else generators, **self.config)
+        return list(getattr(output, "images", None) or [])
+
+    def __call__(self, image, instruction: str, seed: int):
+        return self.edit_batch([image], [instruction], [seed])[0]
+
+    def release(self) -> None:
+        import gc
+
+        self.pipe = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def load_diffusers_editor(settings: GenerationSettings, folder: Path, device: str) -> DiffusersEditor:
+    index = check_model_folder(folder)
+    import diffusers
+    import torch
+
+    class_name = settings.pipeline_cls or index.get("_class_name")
+    cls = getattr(diffusers, class_name or "", None)
+    if cls is None or not isinstance(cls, type) or not issubclass(cls, diffusers.DiffusionPipeline):
+        raise GenerationSetupError(
+            f"unknown pipeline class {class_name!r}: not a pipeline of diffusers {diffusers.__version__}; check "
+            "--editeval-pipeline-cls (e.g. QwenImageEditPipeline, FluxKontextPipeline)")
+    expected, optional = cls._get_signature_keys(cls)
+    present = {k for k, v in index.items() if not k.startswith("_")}
+    missing = sorted(set(expected) - set(optional) - present)
+    if missing:
+        raise GenerationSetupError(
+            f"{class_name} does not fit {folder}: it needs component(s) {', '.join(missing)} that the folder lacks "
+            f"(its model_index.json is for {index.get('_class_name')}); check --editeval-pipeline-cls")
+    dtype = getattr(torch, settings.dtype_name(device))
+    kwargs: dict = {"dtype": dtype}
+    if settings.device_map:
+        kwargs["device_map"] = settings.device_map
+    try:
+        pipe = cls.from_pretrained(str(folder), **kwargs)
+        if settings.cpu_offload:
+            pipe.enable_model_cpu_offload(device=device)
+        elif not settings.device_map:
+            pipe = pipe.to(device)
+    except Exception as exc:  # OSError, ValueError, AttributeError, safetensors' own error, NotImplementedError...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+        raise GenerationSetupError(f"cannot load {class_name} from {folder} on {device}: {type(exc).__name__}: "
+                                   f"{reason}") from None
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    check_generation_config(pipe, class_name, settings.config)
+    return DiffusersEditor(pipe, class_name, settings.config, device)
+
+
+def check_generation_config(pipe: Any, class_name: str, config: dict) -> None:
+    """Some pipelines swallow unknown keywords silently (**kwargs): check against the call signature."""
+    reserved = sorted(RESERVED_ARGUMENTS & set(config))
+    if reserved:
+        raise GenerationSetupError(f"generation config must not set {', '.join(reserved)}: the plugin passes them")
+    accepted = {name for name, p in inspect.signature(pipe.__call__).parameters.items()
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    unknown = sorted(set(config) - accepted)
+    if unknown:
+        raise GenerationSetupError(
+            f"{class_name} does not accept generation argument(s) {', '.join(unknown)}; it accepts: "
+            + ", ".join(sorted(accepted - RESERVED_ARGUMENTS)))
+
+
+# ---- the producer --------------------------------------------------------------------------------------
+class ImageProducer:
+    """Generates the selected rows' edited images in item order, in a background thread."""
+
+    def __init__(self, samples: list[Sample], sources: SourceImages, cache: Cache, output_dir: Path,
+                 seed: int, batch_size: int, identity: dict | None, stop: threading.Event) -> None:
+        self.samples = samples
+        self.sources = sources
+        self.cache = cache
+        self.output_dir = output_dir
+        self.seed = seed
+        self.batch_size = batch_size
+        self.identity = identity  # None: a custom editor without an identity, whose images are not cached
+        self.stop = stop
+        self.futures: dict[str, Future] = {s.id: Future() for s in samples}
+        self.pending: list[Sample] = []
+        self.generated = 0
+        self._thread: threading.Thread | None = None
+
+    # which rows still need the GPU
+    def resolve_cached(self) -> None:
+        for sample in self.samples:
+            path = self._from_cache(sample) if self.identity is not None else None
+            if path is not None:
+                self.futures[sample.id].set_result(path)
+            else:
+                self.pending.append(sample)
+
+    def _key(self, sample: Sample, source_sha256: str) -> str:
+        return cache_key({"kind": "generated-image", **(self.identity or {}), "seed": self.seed,
+                          "row_seed": row_seed(self.seed, sample.key), "key": sample.key,
+                          "source_sha256": source_sha256})
+
+    def _source_sha(self, sample: Sample) -> str:
+        stat = self.sources.files[sample.shard].stat()
+        memo_key = cache_key({"kind": "dataset-image", "path": str(self.sources.files[sample.shard]),
+                              "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "row": sample.row,
+                              "column": "input_image"})
+        memo = self.cache.get("digests", memo_key)
+        if memo is None:
+            memo = {"sha256": hashlib.sha256(self.sources.read(sample)).hexdigest()}
+            try:
+                self.cache.put("digests", memo_key, memo)
+            except CacheWriteError:
+                pass
+        return memo["sha256"]
+
+    def _from_cache(self, sample: Sample) -> Path | None:
+        entry = self.cache.lookup("generated", self._key(sample, self._source_sha(sample)))
+        if entry is None:
+            return None
+        png = self.cache.root / "generated" / entry["file"] if self.cache.root else None
+        if png is None or not png.is_file() or hashlib.sha256(png.read_bytes()).hexdigest() != entry["png_sha256"]:
+            return None  # image file lost or damaged: generate again
+        return self._publish(sample, png.read_bytes())
+
+    # generation
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, editor: Callable) -> None:
+        if self._thread is None and self.pending:
+            self._thread = threading.Thread(target=self._run, args=(editor,), name="editeval-generate", daemon=True)
+            self._thread.start()
+
+    def fail_pending(self, message: str) -> None:
+        for sample in self.pending:
+            if not self.futures[sample.id].done():
+                self.futures[sample.id].set_exception(SampleError(message))
+
+    def result(self, sample: Sample) -> Path:
+        return self.futures[sample.id].result()
+
+    def _run(self, editor: Callable) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = list(self.pending)
+        max_batch = min(self.batch_size, getattr(editor, "max_batch", None) or self.batch_size)
+        # Encoding and writing PNGs happens beside the generation loop, so the GPU never waits for the disk.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers:
+            while todo and not self.stop.is_set():
+                batch = self._next_batch(todo, max_batch)
+                outputs = self._generate(editor, batch)
+                if outputs is not None:
+                    savers.submit(self._save_all, batch, outputs)
+        self.fail_pending("generation stopped before this row")
+
+    def _next_batch(self, todo: list[Sample], size: int) -> list[tuple[Sample, Any]]:
+        """The next row plus up to size-1 later rows (within a short window) whose source has its size."""
+        from PIL import Image
+
+        first = todo.pop(0)
+        first_image = _rgb(Image, self.sources.read(first))
+        batch = [(first, first_image)]
+        index = 0
+        while len(batch) < size and index < min(len(todo), 8 * size):
+            candidate = todo[index]
+            image = _rgb(Image, self.sources.read(candidate))
+            if image.size == first_image.size:
+                batch.append((candidate, image))
+                todo.pop(index)
+            else:
+                index += 1
+        return batch
+
+    def _generate(self, editor: Callable, batch: list[tuple[Sample, Any]]) -> list | None:
+        """The batch's edited images, or None when the call failed (each row then fails with the reason)."""
+        samples = [s for s, _ in batch]
+        seeds = [row_seed(self.seed, s.key) for s in samples]
+        try:
+            if hasattr(editor, "edit_batch"):
+                outputs = editor.edit_batch([img for _, img in batch], [s.instruction for s in samples], seeds)
+            else:  # any callable (image, instruction, seed) -> PIL.Image
+                outputs = [editor(img, s.instruction, seed) for (s, img), seed in zip(batch, seeds)]
+        except Exception as exc:  # the run goes on: each row of the batch is an error with the reason
+            message = _generation_failure(exc)
+            for sample in samples:
+                self.futures[sample.id].set_exception(SampleError(message))
+            return None
+        return outputs
+
+    def _save_all(self, batch: list[tuple[Sample, Any]], outputs: list) -> None:
+        for index, (sample, source) in enumerate(batch):
+            output = outputs[index] if index < len(outputs) else None
+            if not hasattr(output, "save"):
+                self.futures[sample.id].set_exception(SampleError(
+                    f"the pipeline returned no image for this row (got {type(output).__name__})"))
+                continue
+            try:
+                png = _png_bytes(output)
+                path = self._store(sample, png, source)
+            except OSError as exc:
+                self.futures[sample.id].set_exception(SampleError(f"cannot save the edited image: {exc}"))
+                continue
+            self.generated += 1
+            self.futures[sample.id].set_result(path)
+
+    def _store(self, sample: Sample, png: bytes, source) -> Path:
+        if self.identity is not None and self.cache.root is not None:
+            name = f"{hashlib.sha256(png).hexdigest()}.png"
+            target = self.cache.root / "generated" / name[:2] / name
+            _write_atomic(target, png)
+            try:
+                self.cache.put("generated", self._key(sample, self._source_sha(sample)),
+                               {"file": f"{name[:2]}/{name}", "png_sha256": name[:-4]})
+            except CacheWriteError:
+                pass
+        path = self._publish(sample, png)
+        src = path.with_name(f"{sample.key}_SRCIMG.png")
+        if not src.exists():
+            _write_atomic(src, _png_bytes(source))
+        return path
+
+    def _publish(self, sample: Sample, png: bytes) -> Path:
+        """The official layout: fullset/{task_type}/{language}/{key}.png."""
+        path = self.output_dir / "fullset" / sample.subset / sample.language / f"{sample.key}.png"
+        if not path.is_file() or path.read_bytes() != png:
+            _write_atomic(path, png)
+        return path
+
+    def write_jsonl(self, language: str) -> Path | None:
+        """edits.jsonl of every image in the output layout for this language: image mode accepts it."""
+        fullset = self.output_dir / "fullset"
+        if not fullset.is_dir():
+            return None
+        lines = [json.dumps({"id": p.stem, "image_path": p.relative_to(self.output_dir).as_posix()})
+                 for p in sorted(fullset.glob(f"*/{language}/*.png")) if not p.stem.endswith("_SRCIMG")]
+        jsonl = self.output_dir / "edits.jsonl"
+        _write_atomic(jsonl, ("\n".join(lines) + "\n").encode() if lines else b"")
+        return jsonl
+
+
+def _rgb(image_module, data: bytes):
+    # RGB always: several pipelines take a 4-channel input for latents.
+    with image_module.open(io.BytesIO(data)) as img:
+        return img.convert("RGB")
+
+
+def _png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _generation_failure(exc: Exception) -> str:
+    name = type(exc).__name__
+    text = (str(exc).strip().splitlines() or [name])[0][:200]
+    if name == "OutOfMemoryError" or "out of memory" in text.lower():
+        return f"out of GPU memory while generating ({text}); {OOM_ADVICE}"
+    return f"generation failed: {name}: {text}"

@@ -1,0 +1,177 @@
+"""Model mode on the CPU: tiny random diffusers pipelines saved with save_pretrained and loaded back through
+the real from_pretrained path, end to end with the loopback judge."""
+
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("diffusers", reason="model mode needs the [model] extra (installed by the test extra)")
+
+from pytest_editeval.testing.tiny_pipelines import BUILDERS, FAST_CONFIGS  # noqa: E402
+
+from .conftest import output_of  # noqa: E402
+
+SLICE = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=2", "--editeval-device=cpu"]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-pipelines")
+    return {name: build(root / name) for name, build in BUILDERS.items()}
+
+
+@pytest.fixture
+def model_run(run, tiny, tmp_path):
+    def _run(name, *args, output=None, **kwargs):
+        config = json.dumps(FAST_CONFIGS[name])
+        return run(f"--editeval-model={tiny[name]}", f"--editeval-generation-config={config}",
+                   f"--editeval-output-dir={output or tmp_path / 'out'}", *SLICE, *args, images=None, **kwargs)
+    return _run
+
+
+def _pngs(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def test_end_to_end_layout_and_re_judging_in_image_mode(model_run, run, judge, tmp_path):
+    out, results = tmp_path / "out", tmp_path / "model.json"
+    result = model_run("StableDiffusionInstructPix2PixPipeline", f"--editeval-json={results}")
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=4)
+    assert judge.count == 8
+    result.stdout.fnmatch_lines(["generated 4 images (0 from the cache), saved under*"])
+    images = [p for p in _pngs(out) if not p.endswith("_SRCIMG.png")]
+    assert len(images) == 4 and all(p.startswith("fullset/") and "/en/" in p for p in images)
+    assert len([p for p in _pngs(out) if p.endswith("_SRCIMG.png")]) == 4
+    lines = [json.loads(line) for line in (out / "edits.jsonl").read_text().splitlines()]
+    assert sorted(e["image_path"] for e in lines) == sorted(images)
+    # the saved run is re-judged later without the GPU: same scores
+    again = tmp_path / "image-mode.json"
+    rejudged = run(f"--editeval-json={again}", *SLICE, images=out / "edits.jsonl", cache_dir=tmp_path / "c2")
+    assert rejudged.ret == 0
+    scores = lambda path: {s["id"]: (s["semantic_consistency"], s["perceptual_quality"])  # noqa: E731
+                           for s in json.loads(path.read_text())["samples"]}
+    assert scores(results) == scores(again)
+
+
+def test_generation_is_deterministic_and_resumes_from_the_cache(model_run, tmp_path, judge):
+    first = model_run("StableDiffusionInstructPix2PixPipeline", output=tmp_path / "a", cache_dir=tmp_path / "ca")
+    second = model_run("StableDiffusionInstructPix2PixPipeline", output=tmp_path / "b", cache_dir=tmp_path / "cb")
+    assert first.ret == second.ret == 0
+    assert _pngs(tmp_path / "a") == _pngs(tmp_path / "b")  # same seeds, fresh caches: identical bytes
+    other_seed = model_run("StableDiffusionInstructPix2PixPipeline", "--editeval-seed=7", output=tmp_path / "s",
+                           cache_dir=tmp_path / "cs")
+    assert other_seed.ret == 0 and _pngs(tmp_path / "s") != _pngs(tmp_path / "a")
+    judge.calls.clear()
+    resumed = model_run("StableDiffusionInstructPix2PixPipeline", output=tmp_path / "a", cache_dir=tmp_path / "ca")
+    resumed.stdout.fnmatch_lines(["judge requests: 0*", "generated 0 images (4 from the cache)*"])
+    assert judge.count == 0
+
+
+def test_fully_cached_model_run_never_imports_torch(model_run, pytester, tmp_path):
+    assert model_run("StableDiffusionInstructPix2PixPipeline", cache_dir=tmp_path / "cc").ret == 0
+    pytester.makeconftest("""
+        import sys
+        def pytest_sessionfinish(session):
+            print("HEAVY-MODULES:", sorted(m for m in ("torch", "diffusers") if m in sys.modules))
+    """)
+    result = model_run("StableDiffusionInstructPix2PixPipeline", cache_dir=tmp_path / "cc", subprocess=True)
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["*HEAVY-MODULES: []"])
+    result.stdout.fnmatch_lines(["generated 0 images (4 from the cache)*"])
+
+
+def test_flux_kontext_batches_like_single_rows_with_config_from_pyproject(run, tiny, pytester, tmp_path, judge):
+    pytester.makepyprojecttoml("""
+        [tool.editeval.generation]
+        num_inference_steps = 2
+        height = 16
+        width = 16
+        max_area = 256
+        max_sequence_length = 16
+        _auto_resize = false
+    """)
+    outputs = {}
+    for batch in (1, 2):
+        result = run(f"--editeval-model={tiny['FluxKontextPipeline']}", f"--editeval-batch-size={batch}",
+                     f"--editeval-output-dir={tmp_path / str(batch)}", "--editeval-subsets=ps_human,style_change",
+                     "--editeval-device=cpu", images=None, cache_dir=tmp_path / f"cache{batch}")
+        assert result.ret == 0, output_of(result)
+        result.assert_outcomes(passed=8)
+        outputs[batch] = _pngs(tmp_path / str(batch))
+    assert len(outputs[1]) == 16 and outputs[1] == outputs[2]  # per-row seeds: batching changes nothing
+    assert all(_size(png) == (16, 16) for name, png in outputs[2].items() if not name.endswith("_SRCIMG.png"))
+
+
+def _size(png):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).size
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--editeval-pipeline-cls=NopeEditPipeline"], "unknown pipeline class 'NopeEditPipeline'"),
+    (["--editeval-pipeline-cls=FluxKontextPipeline"], "FluxKontextPipeline does not fit"),
+    (['--editeval-generation-config={"num_inference_steps": 2, "bogus_strength": 3}'],
+     "does not accept generation argument(s) bogus_strength"),
+    (['--editeval-generation-config={"prompt": "x"}'], "must not set prompt"),
+])
+def test_pipeline_setup_errors_are_one_line(run, tiny, tmp_path, args, message):
+    result = run(f"--editeval-model={tiny['StableDiffusionInstructPix2PixPipeline']}", *SLICE, *args,
+                 f"--editeval-output-dir={tmp_path / 'o'}", images=None)
+    assert result.ret == 4 and message in output_of(result), output_of(result)
+    assert "Traceback" not in output_of(result)
+
+
+def test_incomplete_model_folder(run, tiny, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny["StableDiffusionInstructPix2PixPipeline"], broken)
+    for f in (broken / "tokenizer").iterdir():
+        f.unlink()
+    result = run(f"--editeval-model={broken}", *SLICE, images=None)
+    assert result.ret == 4
+    assert "component 'tokenizer' (CLIPTokenizer) named in model_index.json is missing or empty" in output_of(result)
+
+
+def test_folder_that_is_not_a_pipeline(run, tmp_path):
+    (tmp_path / "weights").mkdir()
+    result = run(f"--editeval-model={tmp_path / 'weights'}", *SLICE, images=None)
+    assert result.ret == 4 and "no model_index.json" in output_of(result)
+
+
+def test_custom_editor_from_conftest_with_failing_rows(run, pytester, judge, tmp_path):
+    pytester.makeconftest("""
+        import pytest
+        from PIL import Image
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline():
+            def edit(image, instruction, seed):
+                if "#text_change" in instruction:
+                    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                if "#color_alter-1" in instruction:
+                    return None
+                return Image.new("RGB", image.size, (seed % 256, 90, 160))
+            return edit
+    """)
+    out = tmp_path / "custom.json"
+    result = run(f"--editeval-json={out}", f"--editeval-output-dir={tmp_path / 'o'}", *SLICE, images=None)
+    assert result.ret == 1  # errors fail their items; the others are judged
+    result.assert_outcomes(passed=1, failed=3)
+    text = output_of(result)
+    assert "out of GPU memory while generating (CUDA out of memory. Tried to allocate 2.00 GiB); lower" in text
+    assert "the pipeline returned no image for this row (got NoneType)" in text
+    assert judge.count == 2
+    data = json.loads(out.read_text())
+    assert [s["status"] for s in data["samples"]].count("error") == 3
+
+
+def test_model_mode_without_a_model_says_the_three_ways(run):
+    result = run(*SLICE, images=None)
+    assert result.ret == 4
+    text = output_of(result)
+    assert "--editeval-images PATH" in text and "--editeval-model ID_OR_DIR" in text
+    assert "override the editeval_pipeline fixture in conftest.py" in text
