@@ -95,4 +95,8 @@ def test_request_identity_changes_with_what_is_sent_only():
     assert sc_a.identity() == requests_for_row("official", "x", a)[0].identity()
     assert sc_a.identity() != requests_for_row("official", "y", a)[0].identity()
     assert sc_a.identity() != requests_for_row("evalscope", "x", a)[0].identity()
-    assert len(pq_a.identity()["images_sha256"]) == 1
+    # PQ sends only the edited image, but resized to the source's size: the source is part of its identity
+    assert len(pq_a.identity()["images_sha256"]) == 2
+    other_source = RowImages.from_bytes(_png((16, 8)), _png((8, 8), (1, 2, 3)))
+    assert requests_for_row("official", "x", other_source)[1].identity() != pq_a.identity()
+    assert len(requests_for_row("evalscope", "x", a)[1].identity()["images_sha256"]) == 1

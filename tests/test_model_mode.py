@@ -15,16 +15,31 @@ from .conftest import output_of  # noqa: E402
 SLICE = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=2", "--editeval-device=cpu"]
 
 
+def build_tiny(name, folder):
+    """Build a tiny pipeline in a clean interpreter: this test process has been through many in-process
+    pytester runs, whose module churn can leave diffusers' lazy submodules half-imported."""
+    import subprocess
+    import sys
+
+    code = f"from pytest_editeval.testing.tiny_pipelines import BUILDERS; BUILDERS[{name!r}]({str(folder)!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert (folder / "model_index.json").is_file()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-pipelines")
-    return {name: build(root / name) for name, build in BUILDERS.items()}
+    return {name: build_tiny(name, root / name) for name in BUILDERS}
 
 
 @pytest.fixture
 def model_run(run, tiny, tmp_path):
+    # Runs that load diffusers go through a subprocess, as users run pytest: pytester's in-process runs drop
+    # the modules first imported during a run, and diffusers' lazy submodules do not survive a re-import.
     def _run(name, *args, output=None, **kwargs):
         config = json.dumps(FAST_CONFIGS[name])
+        kwargs.setdefault("subprocess", True)
         return run(f"--editeval-model={tiny[name]}", f"--editeval-generation-config={config}",
                    f"--editeval-output-dir={output or tmp_path / 'out'}", *SLICE, *args, images=None, **kwargs)
     return _run
@@ -96,7 +111,7 @@ def test_flux_kontext_batches_like_single_rows_with_config_from_pyproject(run, t
     for batch in (1, 2):
         result = run(f"--editeval-model={tiny['FluxKontextPipeline']}", f"--editeval-batch-size={batch}",
                      f"--editeval-output-dir={tmp_path / str(batch)}", "--editeval-subsets=ps_human,style_change",
-                     "--editeval-device=cpu", images=None, cache_dir=tmp_path / f"cache{batch}")
+                     "--editeval-device=cpu", images=None, cache_dir=tmp_path / f"cache{batch}", subprocess=True)
         assert result.ret == 0, output_of(result)
         result.assert_outcomes(passed=8)
         outputs[batch] = _pngs(tmp_path / str(batch))
@@ -121,7 +136,7 @@ def _size(png):
 ])
 def test_pipeline_setup_errors_are_one_line(run, tiny, tmp_path, args, message):
     result = run(f"--editeval-model={tiny['StableDiffusionInstructPix2PixPipeline']}", *SLICE, *args,
-                 f"--editeval-output-dir={tmp_path / 'o'}", images=None)
+                 f"--editeval-output-dir={tmp_path / 'o'}", images=None, subprocess=True)
     assert result.ret == 4 and message in output_of(result), output_of(result)
     assert "Traceback" not in output_of(result)
 

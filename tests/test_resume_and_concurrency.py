@@ -19,8 +19,9 @@ ROWS = 44
 
 
 def _comparable(path):
-    """The results minus where the edited images live (identical runs from different folders)."""
+    """The results minus where the edited images live and when the run happened (its meta)."""
     data = json.loads(path.read_text())
+    data.pop("meta")
     for sample in data["samples"]:
         sample.pop("edited_image")
     return data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .state import PLUGIN_KEY, VERDICT_KEY
+from .state import PLUGIN_KEY, SLICES_KEY, VERDICT_KEY
 
 
 @pytest.fixture
@@ -37,3 +37,40 @@ def editeval_pipeline(request):
     editor = plugin.load_editor()
     yield editor
     editor.release()
+
+
+@pytest.fixture
+def editeval_result(request):
+    """The result of the benchmark slice named by this test's @pytest.mark.editeval(...): evaluated once per
+    session (and answered from the cache on later sessions), shared by every test with the same marker."""
+    import json
+
+    from .errors import EditEvalError
+    from .session import evaluate_slice
+
+    marker = request.node.get_closest_marker("editeval")
+    if marker is None:
+        pytest.fail("editeval_result needs @pytest.mark.editeval(benchmark='gedit', ...) on the test", pytrace=False)
+    key = json.dumps(marker.kwargs, sort_keys=True, default=str)
+    slices = request.config.stash.setdefault(SLICES_KEY, {})
+    if key not in slices:
+        try:
+            slices[key] = evaluate_slice(request, dict(marker.kwargs))
+        except EditEvalError as exc:
+            pytest.fail(f"editeval: {exc}", pytrace=False)
+    return slices[key]
+
+
+@pytest.fixture(scope="session")
+def editeval_judge(request):
+    """A judge for your own tests: `editeval_judge(sample, image)` scores a PIL image (or an image file) as
+    an edit of `sample` (an `editeval_sample`) and returns its Verdict. Override it to use another judge."""
+    from .session import make_judge
+
+    return make_judge(request)
+
+
+@pytest.fixture
+def editeval_source_image(request, editeval_sample):
+    """The current row's source image (`input_image`, RGB), for tests that edit it themselves."""
+    return request.config.stash[PLUGIN_KEY].source_image(editeval_sample)

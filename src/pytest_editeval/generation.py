@@ -201,7 +201,7 @@ def load_diffusers_editor(settings: GenerationSettings, folder: Path, device: st
 
     class_name = settings.pipeline_cls or index.get("_class_name")
     cls = getattr(diffusers, class_name or "", None)
-    if cls is None or not isinstance(cls, type) or not issubclass(cls, diffusers.DiffusionPipeline):
+    if not (isinstance(cls, type) and hasattr(cls, "from_pretrained") and hasattr(cls, "_get_signature_keys")):
         raise GenerationSetupError(
             f"unknown pipeline class {class_name!r}: not a pipeline of diffusers {diffusers.__version__}; check "
             "--editeval-pipeline-cls (e.g. QwenImageEditPipeline, FluxKontextPipeline)")
@@ -265,9 +265,15 @@ class ImageProducer:
         self.generated = 0
         self._thread: threading.Thread | None = None
 
+    def adopt_identity(self, identity: dict) -> None:
+        """A custom editor named its identity once it existed: its cached images can now be used."""
+        self.identity = {"custom_editor": identity}
+        pending, self.pending = self.pending, []
+        self.resolve_cached(pending)
+
     # which rows still need the GPU
-    def resolve_cached(self) -> None:
-        for sample in self.samples:
+    def resolve_cached(self, samples: list[Sample] | None = None) -> None:
+        for sample in self.samples if samples is None else samples:
             path = self._from_cache(sample) if self.identity is not None else None
             if path is not None:
                 self.futures[sample.id].set_result(path)

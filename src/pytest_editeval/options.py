@@ -75,6 +75,23 @@ def _json_object(value: str) -> dict:
     return parsed
 
 
+def _compare_gate(value: str):
+    from .compare import parse_compare_gate
+
+    try:
+        return parse_compare_gate(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _run_name(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a run name (letters, digits, '.', '_', '-')")
+    return value
+
+
 def _flag(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -99,7 +116,7 @@ class Option:
 
     @property
     def ini(self) -> str:
-        return "editeval_thresholds" if self.name == "threshold" else self.dest
+        return {"threshold": "editeval_thresholds", "compare-fail": "editeval_compare_fail"}.get(self.name, self.dest)
 
 
 OPTIONS = [
@@ -158,6 +175,11 @@ OPTIONS = [
     Option("gate", "when to gate: auto (complete runs only, default), always, never",
            _choice("gate policy", ("auto", "always", "never"))),
     Option("json", "write the full results as JSON to PATH", metavar="PATH"),
+    Option("html", "write a self-contained HTML report to PATH", metavar="PATH"),
+    Option("save", "save this run's results as NAME under .editeval/runs/", _run_name, metavar="NAME"),
+    Option("compare", "compare with a saved run (a name under .editeval/runs/ or a JSON path)", metavar="NAME_OR_PATH"),
+    Option("compare-fail", "fail when a paired difference drops below DELTA, e.g. 'overall:-0.2', repeatable",
+           _compare_gate, repeat=True, metavar="EXPR"),
     Option("cache-dir", "cache folder (default .editeval/cache under the rootdir)", metavar="DIR"),
     Option("no-cache", "neither read nor write the cache", None, flag=True),
     Option("refresh", "recompute cached entries and overwrite them", None, flag=True),

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,8 @@ class Outcome:
     aggregates: Aggregates
     gate: GateResult
     complete: bool
+    deltas: list = field(default_factory=list)  # paired differences with the baseline
+    compare_outcomes: list = field(default_factory=list)
 
 
 class EditEvalPlugin:
@@ -92,6 +94,18 @@ class EditEvalPlugin:
         else:
             self.edited = None
             self.model_name = settings.model_name or self.generation.output_dir.name
+        self.baseline = None
+        if settings.compare:
+            from .runs import load_run
+
+            self.baseline = load_run(settings.compare, config.rootpath)
+        try:
+            for gate in settings.compare_gates:
+                check_subsets([gate], self.subset_order)
+        except ValueError as exc:
+            raise InputError(str(exc).replace("threshold", "compare gate")) from None
+        if settings.compare_gates and self.baseline is None:
+            raise InputError("--editeval-compare-fail needs a baseline: add --editeval-compare NAME_OR_PATH")
         self.position = {s.id: i for i, s in enumerate(self.selected)}
         self.records: dict[str, dict] = {}
         self.stop = threading.Event()
@@ -146,7 +160,8 @@ class EditEvalPlugin:
                 self.scheduler.shutdown()
             if not self.is_worker and not session.config.option.collectonly:
                 self.outcome = self._evaluate()
-                if self.outcome.gate.evaluated and not self.outcome.gate.passed:
+                compare_failed = any(not o.passed for o in self.outcome.compare_outcomes)
+                if self.outcome.gate.evaluated and (not self.outcome.gate.passed or compare_failed):
                     session.testsfailed += 1  # the gate decides the exit status (1), like pytest-cov
 
     def _start(self, samples: list[Sample]) -> None:
@@ -169,8 +184,10 @@ class EditEvalPlugin:
             self.producer = self._producer(samples, sources)
             edited_image = self.producer.result
             where = str(self.generation.output_dir)
-        evaluator = RowEvaluator(sources=sources, edited_image=edited_image, edited_origin=where,
-                                 client=self.client, cache=self.cache, protocol=self.settings.protocol)
+        self.sources = sources
+        self._evaluator_parts = dict(sources=sources, edited_origin=where, client=self.client, cache=self.cache,
+                                     protocol=self.settings.protocol)
+        evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
         # Each row asks its two questions at once, so workers/2 rows fill the request slots; a few more rows
         # prepare their images (CPU) meanwhile. More would only hold more decoded images in memory.
         self.scheduler = Scheduler(evaluator.evaluate, -(-workers // 2) + PREPARE_AHEAD_THREADS, self.stop)
@@ -214,6 +231,9 @@ class EditEvalPlugin:
         except GenerationSetupError as exc:
             self.producer.fail_pending(str(exc))
             pytest.exit(f"editeval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        identity = getattr(editor, "editeval_identity", None)
+        if self.custom_editor and identity is not None:  # a custom editor's images are cached once it names itself
+            self.producer.adopt_identity(identity)
         self.producer.start(editor)
 
     def verdict_for(self, sample: Sample, request=None) -> Verdict:
@@ -227,6 +247,56 @@ class EditEvalPlugin:
             code = pytest.ExitCode.USAGE_ERROR if exc.usage else pytest.ExitCode.INTERRUPTED
             pytest.exit(f"editeval: {exc}", returncode=code)
 
+    def judge_image(self, sample: Sample, image) -> Verdict:
+        """Judge any image (PIL or a file) as the edit of `sample`: the `editeval_judge` fixture."""
+        from .evaluation import RowEvaluator
+
+        if self.scheduler is None:
+            self._start([])
+        path = Path(image) if isinstance(image, (str, Path)) else self._keep_for_judging(sample, image)
+        return RowEvaluator(edited_image=lambda _: path, **self._evaluator_parts).evaluate(sample)
+
+    def _keep_for_judging(self, sample: Sample, image) -> Path:
+        import hashlib
+        import io
+
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+        folder = (self.settings.cache_dir or Path(self.config.rootpath) / ".editeval") / "judged-images"
+        path = folder / f"{sample.key}-{hashlib.sha256(data).hexdigest()[:16]}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic_bytes(path, data)
+        return path
+
+    def source_image(self, sample: Sample):
+        """The row's `input_image` as an RGB PIL image (what the editing model receives)."""
+        import io
+
+        from PIL import Image
+
+        if self.scheduler is None:
+            self._start([])
+        with Image.open(io.BytesIO(self.sources.read(sample))) as img:
+            return img.convert("RGB")
+
+    def evaluate_all(self, request) -> Outcome:
+        """Judge every selected row now (the marker API: no items of our own) and return the outcome."""
+        if self.generation is not None:
+            self.custom_editor = not _default_fixture(request.session, request.node, "editeval_pipeline")
+            if not self.custom_editor and not self.generation.model:
+                raise InputError("no edited images for this slice: pass images=... to the marker, "
+                                 "--editeval-images / --editeval-model, or override editeval_pipeline")
+        self._start(self.selected)
+        try:
+            for sample in self.selected:
+                self.records[sample.id] = self.verdict_for(sample, request).to_record()
+        finally:
+            self.scheduler.shutdown()
+            if self.producer is not None:
+                self.producer.write_jsonl(self.settings.language)
+        return self._evaluate()
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         verdict = item.stash.get(VERDICT_KEY, None)
@@ -235,6 +305,8 @@ class EditEvalPlugin:
         report = yield
         if verdict is not None and report.when == "call":
             report.editeval = verdict.to_record()  # plain JSON-able dict: xdist carries it to the controller
+            if verdict.edited_image and item.config.pluginmanager.hasplugin("html"):
+                _attach_image_links(report, verdict)
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -250,27 +322,65 @@ class EditEvalPlugin:
         complete = {v.id for v in verdicts} >= set(self.position)
         gate = evaluate_gate(self.settings.thresholds, aggregates, complete=complete,
                              policy=self.settings.gate_policy)
-        return Outcome(verdicts, aggregates, gate, complete)
+        deltas, compare_outcomes = [], []
+        if self.baseline is not None:
+            from .compare import compare_runs
+
+            deltas, compare_outcomes = compare_runs(
+                [v.to_record() for v in verdicts if v.status != "missing"],
+                [sample.model_dump() for sample in self.baseline.samples],
+                self.settings.compare_gates, list(aggregates.full.subsets))
+        return Outcome(verdicts, aggregates, gate, complete, deltas, compare_outcomes)
 
     def _results(self, outcome: Outcome):
         """The run as the pydantic results model (built only when a file is written: pydantic is slow to import)."""
         from .report.results import build_results
 
-        judge = self.settings.judge
+        from .runs import run_metadata
+
+        judge, gen = self.settings.judge, self.generation
+        comparison = None
+        if self.baseline is not None:
+            comparison = {
+                "baseline": self.baseline.meta or {"model": self.baseline.model},
+                "deltas": [d.to_dict() for d in outcome.deltas],
+                "gates": [{"expression": o.gate.expression, **o.delta.to_dict(), "passed": o.passed}
+                          for o in outcome.compare_outcomes],
+            }
+        meta = run_metadata(self.settings.save_name, model=self.model_name,
+                            revision=gen.revision if gen else None, protocol=self.settings.protocol,
+                            judge_model=judge.model if judge else "", seed=gen.seed if gen else None)
         return build_results(
             benchmark=self.settings.benchmark, language=self.settings.language, protocol=self.settings.protocol,
             model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
-            verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete)
+            verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete,
+            meta=meta, comparison=comparison)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or session.config.option.collectonly:
             return
         if self.outcome is None:
             self.outcome = self._evaluate()
-        if self.settings.json_path is not None:
-            _write_atomic(self.settings.json_path, self._results(self.outcome).model_dump_json(indent=2))
+        s = self.settings
+        results = self._results(self.outcome) if (s.json_path or s.save_name or s.html_path) else None
+        if s.json_path is not None:
+            _write_atomic(s.json_path, results.model_dump_json(indent=2))
+        if s.save_name is not None:
+            from .runs import run_path
+
+            _write_atomic(run_path(self.config.rootpath, s.save_name), results.model_dump_json(indent=2))
+        if s.html_path is not None:
+            self._write_html(results)
         if self.producer is not None:
             self.producer.write_jsonl(self.settings.language)
+
+    def _write_html(self, results) -> None:
+        from .report.html import render_report, thumbnails
+
+        sources = SourceImages(self.files)
+        by_id = {s.id: s for s in self.selected}
+        thumbs = thumbnails(results.samples, lambda sample_id: sources.read(by_id[sample_id]))
+        _write_atomic(self.settings.html_path, render_report(results, self.baseline, thumbs))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker or self.outcome is None:
@@ -284,7 +394,8 @@ class EditEvalPlugin:
             tr.write_line("no benchmark rows were collected: the collection arguments exclude the benchmark; "
                           "run pytest without path arguments, or in the folder you want", yellow=True)
         if outcome.aggregates.seen_rows:
-            tr.write_line(render_table(outcome.aggregates, self.model_name, f"gedit-{s.language}"))
+            baseline = self.baseline.model_dump()["aggregates"] if self.baseline is not None else None
+            tr.write_line(render_table(outcome.aggregates, self.model_name, f"gedit-{s.language}", baseline))
         tr.write_line(render_counts(outcome.aggregates), red=outcome.aggregates.full.errors > 0)
         if not outcome.complete:
             tr.write_line(f"PARTIAL RUN: {outcome.aggregates.seen_rows} of {outcome.aggregates.expected_rows} "
@@ -301,12 +412,24 @@ class EditEvalPlugin:
                           f"{self.generation.output_dir} (edits.jsonl there re-judges them in image mode)")
         if s.json_path is not None:
             tr.write_line(f"results written to {s.json_path}")
+        if self.baseline is not None:
+            from .report.table import render_comparison
+
+            name = self.baseline.meta.get("name") or s.compare
+            for line, failed in render_comparison(outcome.deltas, outcome.compare_outcomes, name,
+                                                  outcome.gate.evaluated):
+                tr.write_line(line, red=failed, green=line.startswith("PASS"))
+        if s.save_name:
+            tr.write_line(f"run saved as {s.save_name} (.editeval/runs/{s.save_name}.json)")
         for line, failed in render_gate(outcome.gate):
             tr.write_line(line, red=failed, green=line.startswith(("PASS", "editeval gate PASSED")),
                           yellow=not failed and "NOT APPLIED" in line, bold=line.startswith("editeval gate"))
 
 
 def _sample_of(item: pytest.Item) -> Sample | None:
+    """The row of one of the plugin's own benchmark items (a user's test over editeval_sample is not one)."""
+    if getattr(getattr(item, "function", None), "__module__", None) != "pytest_editeval.benchmark_items":
+        return None
     callspec = getattr(item, "callspec", None)
     sample = callspec.params.get("editeval_sample") if callspec is not None else None
     return sample if isinstance(sample, Sample) else None
@@ -316,6 +439,18 @@ def _default_fixture(session: pytest.Session, item: pytest.Item, name: str) -> b
     """Whether the fixture `name` seen by `item` is still the plugin's own (not overridden in a conftest)."""
     definitions = session._fixturemanager.getfixturedefs(name, item) or []
     return bool(definitions) and definitions[-1].func.__module__ == "pytest_editeval.fixtures"
+
+
+def _attach_image_links(report, verdict: Verdict) -> None:
+    """pytest-html: the edited image (and its source, in model mode) as file links, never base64 blobs."""
+    from pytest_html import extras
+
+    edited = Path(verdict.edited_image)
+    links = [extras.url(edited.resolve().as_uri(), name="edited image")]
+    source = edited.with_name(f"{edited.stem}_SRCIMG.png")
+    if source.is_file():
+        links.append(extras.url(source.resolve().as_uri(), name="source image"))
+    report.extras = [*getattr(report, "extras", []), *links]
 
 
 def _junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
@@ -328,9 +463,13 @@ def _junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    _write_atomic_bytes(path, text.encode("utf-8"))
+
+
+def _write_atomic_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -354,3 +493,40 @@ class _XdistHooks:
     def pytest_configure_node(self, node) -> None:
         node.workerinput["editeval_dataset_dir"] = str(self.plugin.dataset_dir)
         node.workerinput["editeval_fresh_after"] = self.plugin.fresh_after
+
+
+MARKER_FIELDS = {"benchmark", "dataset", "hub", "offline", "language", "subsets", "limit", "images", "protocol"}
+
+
+def evaluate_slice(request, slice_options: dict):
+    """The `editeval_result` fixture's work: evaluate the marker's slice once, with the run's judge settings."""
+    import dataclasses
+
+    from .api import EditEvalResult
+    from .options import BENCHMARKS
+
+    unknown = sorted(set(slice_options) - MARKER_FIELDS)
+    if unknown:
+        raise InputError(f"@pytest.mark.editeval does not take {', '.join(unknown)}; it takes "
+                         + ", ".join(sorted(MARKER_FIELDS)))
+    if slice_options.get("benchmark") not in BENCHMARKS:
+        raise InputError(f"@pytest.mark.editeval needs benchmark= one of {', '.join(BENCHMARKS)}")
+    config = request.config
+    settings = resolve(config)
+    overrides = {k: (list(v) if k == "subsets" else v) for k, v in slice_options.items()}
+    if "images" in overrides:
+        overrides["images"] = str(overrides["images"])
+        overrides["generation"] = None
+    # A slice reports only through its fixture: no files, thresholds or baselines of the benchmark run.
+    settings = dataclasses.replace(settings, **overrides, json_path=None, html_path=None, save_name=None,
+                                   compare=None, compare_gates=[], thresholds=[])
+    plugin = EditEvalPlugin(config, settings)
+    plugin.is_worker = False
+    return EditEvalResult(plugin.evaluate_all(request))
+
+
+def make_judge(request):
+    plugin = request.config.stash.get(PLUGIN_KEY, None)
+    if plugin is None:
+        raise pytest.UsageError("editeval_judge needs a benchmark run: pass --editeval-benchmark (and the judge options)")
+    return plugin.judge_image

@@ -43,6 +43,10 @@ class RunSettings:
     thresholds: list[Threshold]
     gate_policy: str
     json_path: Path | None
+    html_path: Path | None
+    save_name: str | None
+    compare: str | None
+    compare_gates: list
     cache_dir: Path | None
     refresh: bool
     workers: int
@@ -86,6 +90,10 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
             thresholds=get("threshold") or [],
             gate_policy=get("gate") or "auto",
             json_path=Path(json_path) if json_path else None,
+            html_path=Path(get("html")) if get("html") else None,
+            save_name=get("save"),
+            compare=get("compare"),
+            compare_gates=get("compare-fail") or [],
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             refresh=bool(get("refresh")),
             workers=get("judge-workers") or 8,

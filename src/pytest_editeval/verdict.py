@@ -39,6 +39,7 @@ class Verdict:
     pq_reasoning: str | None = None
     # Where the edited image came from (a path); lets reports show it without re-reading the run.
     edited_image: str | None = field(default=None, compare=False)
+    instruction: str | None = None
 
     @classmethod
     def scored(cls, sample: Any, sc: "JudgedAspect", pq: "JudgedAspect", edited_image: str | None) -> Verdict:
@@ -80,5 +81,5 @@ class JudgedAspect:
 def _identity(sample: Any) -> dict[str, Any]:
     return {
         "id": sample.id, "key": sample.key, "subset": sample.subset,
-        "language": sample.language, "intersection": sample.intersection,
+        "language": sample.language, "intersection": sample.intersection, "instruction": sample.instruction,
     }

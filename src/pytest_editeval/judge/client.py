@@ -130,19 +130,15 @@ class JudgeClient:
                 self._raise_stopped()
             response = self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
             if response.status_code in FATAL_STATUS:
-                self.stop.set()  # before the slot is freed: no waiting request may go out after this answer
+                self._fatal_status(response.status_code)  # before the slot is freed: nothing else goes out
             return response
 
     def _read(self, response: "httpx.Response") -> str | tuple[str, float | None]:
         """The reply text, or (what went wrong, Retry-After seconds) for a retryable fault."""
         s = self.settings
         status = response.status_code
-        if status in (401, 403):
-            self._fatal(f"judge rejected the API key: HTTP {status} from {s.public_endpoint}; "
-                        "check EDITEVAL_JUDGE_API_KEY (environment or .env)", usage=True)
-        if status == 404:
-            self._fatal(f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
-                        "check --editeval-judge-url and --editeval-judge-model", usage=True)
+        if status in FATAL_STATUS:
+            self._fatal_status(status)
         if status in RETRYABLE_STATUS or status >= 500:
             return f"HTTP {status}", _retry_after(response)
         if status >= 400:
@@ -153,6 +149,14 @@ class JudgeClient:
         except (ValueError, KeyError, IndexError, TypeError):
             return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(response.text)}", None
         return _message_text(message.get("content"))
+
+    def _fatal_status(self, status: int):
+        s = self.settings
+        if status == 404:
+            self._fatal(f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
+                        "check --editeval-judge-url and --editeval-judge-model", usage=True)
+        self._fatal(f"judge rejected the API key: HTTP {status} from {s.public_endpoint}; "
+                    "check EDITEVAL_JUDGE_API_KEY (environment or .env)", usage=True)
 
     def _fatal(self, message: str, *, usage: bool):
         """Stop every other request (each would get the same answer) and raise the run-stopping error."""

@@ -94,13 +94,16 @@ class JudgeRequest:
         return ("source", "edited") if self.aspect == "semantic_consistency" else ("edited",)
 
     def identity(self) -> dict:
-        """What determines the request's content, without building it (input of the cache key)."""
+        """What determines the request's content, without building it (input of the cache key). Under the
+        official protocol the edited image is resized to the source's size, so the source counts even where
+        only the edited image is sent."""
+        roles = ("source", "edited") if self.protocol == "official" else self.image_roles()
         return {
             "aspect": self.aspect,
             "protocol": self.protocol,
             "prompt_sha256": sha256_text(self.prompt),
             "image_recipe": IMAGE_RECIPES[self.protocol],
-            "images_sha256": [self.images.sha256(r) for r in self.image_roles()],
+            "images_sha256": [self.images.sha256(r) for r in roles],
         }
 
     def content(self) -> list[dict]:

@@ -55,6 +55,7 @@ class SampleResult(BaseModel):
     sc_reasoning: Optional[str] = None
     pq_reasoning: Optional[str] = None
     edited_image: Optional[str] = None
+    instruction: Optional[str] = None
 
 
 class JudgeInfo(BaseModel):
@@ -76,8 +77,15 @@ class GateInfo(BaseModel):
     thresholds: list[ThresholdResult]
 
 
+class Comparison(BaseModel):
+    baseline: dict  # the baseline's meta (name, model, ...)
+    deltas: list[dict]  # paired deltas: metric, subset, n, current, baseline, delta, ci_low, ci_high
+    gates: list[dict]  # expression, delta, ci_low, ci_high, n, passed
+
+
 class RunResults(BaseModel):
     schema_version: int = SCHEMA_VERSION
+    meta: dict = {}
     benchmark: str
     language: str
     protocol: str
@@ -89,6 +97,7 @@ class RunResults(BaseModel):
     missing: list[str]
     aggregates: dict[str, ScopeResult]
     gate: GateInfo
+    comparison: Optional[Comparison] = None
 
 
 def _scope(scope: ScopeAggregate) -> ScopeResult:
@@ -104,8 +113,9 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
 
 def build_results(*, benchmark: str, language: str, protocol: str, model: str, judge_model: str,
                   judge_host: str, verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
-                  complete: bool) -> RunResults:
+                  complete: bool, meta: dict | None = None, comparison: dict | None = None) -> RunResults:
     return RunResults(
+        meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
         benchmark=benchmark, language=language, protocol=protocol, model=model,
         judge=JudgeInfo(model=judge_model, host=judge_host),
         complete=complete, expected_rows=aggregates.expected_rows,

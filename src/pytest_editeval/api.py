@@ -1,0 +1,79 @@
+"""The Python API for test suites: what `editeval_result` returns.
+
+    @pytest.mark.editeval(benchmark="gedit", subsets=["color_alter"], limit=5)
+    def test_checkpoint(editeval_result):
+        assert editeval_result.score("overall") >= 7.0
+        assert editeval_result.score("semantic_consistency", subset="color_alter") >= 6.5
+        assert not editeval_result.errors
+
+A score is a float that prints its n and spread, so a failed assertion reads
+`assert 6.412 [overall, macro: n=20, stderr 0.231] >= 7.0`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .gate import METRIC_ALIASES
+from .verdict import Verdict
+
+
+class Score(float):
+    """A mean, usable as a float, that shows where it comes from."""
+
+    def __new__(cls, value: float | None, *, label: str, n: int, stderr: float | None) -> Score:
+        score = super().__new__(cls, math.nan if value is None else value)
+        score.label, score.n, score.stderr = label, n, stderr
+        return score
+
+    def __repr__(self) -> str:
+        if math.isnan(self):
+            return f"nan [{self.label}: no scored rows]"
+        spread = "stderr n/a" if self.stderr is None else f"stderr {self.stderr:.3f}"
+        return f"{float(self):.3f} [{self.label}: n={self.n}, {spread}]"
+
+    __str__ = __repr__
+
+
+class EditEvalResult:
+    """The outcome of one benchmark slice: scores, errors and per-row verdicts."""
+
+    def __init__(self, outcome, scope: str = "full") -> None:
+        self._outcome = outcome
+        self._scope = scope
+
+    def score(self, metric: str = "overall", subset: str | None = None, averaging: str = "macro") -> Score:
+        name = METRIC_ALIASES.get(metric)
+        if name is None or name == "error_rate":
+            raise ValueError(f"unknown metric {metric!r}: use semantic_consistency, perceptual_quality or overall")
+        scope = self._outcome.aggregates.scope(self._scope)
+        prefix = "intersection " if self._scope == "intersection" else ""
+        if subset is not None:
+            if subset not in scope.subsets:
+                raise ValueError(f"subset {subset!r} is not in this result: it has {', '.join(scope.subsets)}")
+            stats = scope.subsets[subset].metrics[name]
+            return Score(stats.mean, label=f"{prefix}{name}[{subset}]", n=stats.n, stderr=stats.stderr)
+        if averaging not in ("macro", "micro"):
+            raise ValueError("averaging is 'macro' (official) or 'micro'")
+        stats = getattr(scope, averaging)[name]
+        return Score(stats.mean, label=f"{prefix}{name}, {averaging}", n=stats.n, stderr=stats.stderr)
+
+    @property
+    def intersection(self) -> EditEvalResult:
+        return EditEvalResult(self._outcome, "intersection")
+
+    @property
+    def samples(self) -> list[Verdict]:
+        rows = self._outcome.verdicts
+        return [v for v in rows if v.intersection] if self._scope == "intersection" else list(rows)
+
+    @property
+    def errors(self) -> list[Verdict]:
+        return [v for v in self.samples if v.status == "error"]
+
+    @property
+    def error_rate(self) -> float:
+        return self._outcome.aggregates.scope(self._scope).error_rate
+
+    def __repr__(self) -> str:
+        return f"<EditEvalResult {self.score('overall')!r}, {len(self.errors)} errors>"

@@ -1,0 +1,112 @@
+"""Comparison with a saved baseline run (pure functions).
+
+Rows are paired by key over the rows both runs scored, so that a changed error rate or a partial run cannot
+masquerade as a quality change. Each difference comes with a 95% bootstrap confidence interval (rows
+resampled within each subset, seeded, so the interval is reproducible) and n, so that a user can tell judge
+noise from a real regression.
+
+Compare gates:  METRIC[\\[SUBSET\\]]:DELTA   e.g. `overall:-0.2` fails when the headline drops by more than 0.2,
+`overall[text_change]:-0.5` when that subset's mean does. Without a subset the headline is the macro mean
+(unweighted over subsets), as the official GEdit-Bench average.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from .gate import METRIC_ALIASES
+from .verdict import METRICS
+
+_COMPARE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?:\[(?P<subset>[^\[\]]+)\])?\s*:\s*(?P<delta>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
+BOOTSTRAP_ITERATIONS = 2000
+
+
+@dataclass(frozen=True)
+class CompareGate:
+    expression: str
+    metric: str
+    subset: str | None
+    max_drop: float  # the lowest delta (current - baseline) still accepted, e.g. -0.2
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    metric: str
+    subset: str | None
+    n: int
+    current: float | None
+    baseline: float | None
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    gate: CompareGate
+    delta: PairedDelta
+    passed: bool
+
+
+def parse_compare_gate(text: str) -> CompareGate:
+    match = _COMPARE.match(text)
+    if not match:
+        raise ValueError(f"malformed compare gate {text!r}: expected e.g. 'overall:-0.2' or 'overall[text_change]:-0.5'")
+    metric = METRIC_ALIASES.get(match["metric"])
+    if metric is None or metric == "error_rate":
+        raise ValueError(f"unknown metric {match['metric']!r} in compare gate {text!r}: use "
+                         "semantic_consistency, perceptual_quality or overall (sc, pq, o)")
+    return CompareGate(text.strip(), metric, match["subset"].strip() if match["subset"] else None,
+                       float(match["delta"]))
+
+
+def _pairs(current: list[dict], baseline: list[dict], metric: str, subset: str | None) -> dict[str, list]:
+    """subset -> [(current, baseline)] for the rows both runs scored."""
+    base = {s["key"]: s for s in baseline if s.get("status") == "scored"}
+    out: dict[str, list] = {}
+    for row in current:
+        other = base.get(row["key"])
+        if row.get("status") != "scored" or other is None or (subset and row["subset"] != subset):
+            continue
+        out.setdefault(row["subset"], []).append((row[metric], other[metric]))
+    return out
+
+
+def _macro(groups: list[list[float]]) -> float:
+    return math.fsum(math.fsum(g) / len(g) for g in groups) / len(groups)
+
+
+def paired_delta(current: list[dict], baseline: list[dict], metric: str, subset: str | None = None,
+                 seed: int = 0) -> PairedDelta:
+    pairs = _pairs(current, baseline, metric, subset)
+    n = sum(len(v) for v in pairs.values())
+    if not n:
+        return PairedDelta(metric, subset, 0, None, None, None, None, None)
+    groups = list(pairs.values())
+    cur = _macro([[c for c, _ in g] for g in groups])
+    base = _macro([[b for _, b in g] for g in groups])
+    deltas = [[c - b for c, b in g] for g in groups]
+    rnd = random.Random(seed)
+    samples = sorted(_macro([[d[rnd.randrange(len(d))] for _ in d] for d in deltas])
+                     for _ in range(BOOTSTRAP_ITERATIONS))
+    low = samples[int(0.025 * BOOTSTRAP_ITERATIONS)]
+    high = samples[int(0.975 * BOOTSTRAP_ITERATIONS) - 1]
+    return PairedDelta(metric, subset, n, cur, base, cur - base, low, high)
+
+
+def compare_runs(current: list[dict], baseline: list[dict], gates: list[CompareGate],
+                 subsets: list[str]) -> tuple[list[PairedDelta], list[CompareOutcome]]:
+    """Headline and per-subset paired deltas of the three metrics, and the gates' outcomes."""
+    deltas = [paired_delta(current, baseline, m) for m in METRICS]
+    deltas += [paired_delta(current, baseline, m, s) for s in subsets for m in METRICS]
+    outcomes = []
+    for gate in gates:
+        delta = paired_delta(current, baseline, gate.metric, gate.subset)
+        outcomes.append(CompareOutcome(gate, delta, delta.delta is not None and delta.delta >= gate.max_drop))
+    return deltas, outcomes

@@ -1,0 +1,59 @@
+"""Saved runs (`--editeval-save NAME`) and baselines (`--editeval-compare NAME_OR_PATH`)."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from .errors import InputError
+
+RUNS_FOLDER = Path(".editeval") / "runs"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of what produced the numbers; torch and diffusers only if this run imported them."""
+    names = ["pytest-editeval", "pytest", "pillow", "httpx", "pyarrow"]
+    names += [n for n in ("torch", "diffusers", "transformers") if n in sys.modules]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_metadata(name: str | None, *, model: str, revision: str | None, protocol: str, judge_model: str,
+                 seed: int | None) -> dict:
+    return {
+        "name": name, "model": model, "revision": revision, "protocol": protocol, "judge_model": judge_model,
+        "seed": seed, "versions": package_versions(),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_path(rootpath: Path, name: str) -> Path:
+    return rootpath / RUNS_FOLDER / f"{name}.json"
+
+
+def load_run(name_or_path: str, rootpath: Path):
+    """A saved run (RunResults), from a path or a name saved under .editeval/runs/."""
+    from pydantic import ValidationError
+
+    from .report.results import RunResults
+
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        path = run_path(rootpath, name_or_path)
+    if not path.is_file():
+        saved = sorted(p.stem for p in (rootpath / RUNS_FOLDER).glob("*.json"))
+        raise InputError(f"no saved run {name_or_path!r} (looked for {path}); saved runs: "
+                         + (", ".join(saved) if saved else "none (make one with --editeval-save NAME)"))
+    try:
+        return RunResults.model_validate_json(path.read_text("utf-8"))
+    except (OSError, ValueError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise InputError(f"cannot read saved run {path}: {reason}") from None

@@ -1,0 +1,80 @@
+"""Every example in examples/ runs against the loopback judge and the test dataset."""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import API_KEY, output_of
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_image_mode_example(run, judge):
+    result = run(images=EXAMPLES / "image_mode" / "edits.jsonl")
+    assert result.ret == 0
+    result.assert_outcomes(passed=3, skipped=41)
+    result.stdout.fnmatch_lines(["rows: 3 scored, 0 errors, 41 missing*"])
+    assert judge.count == 6
+
+
+def test_custom_model_example(run, pytester, tmp_path):
+    shutil.copy(EXAMPLES / "custom_model" / "conftest.py", pytester.path / "conftest.py")
+    args = ("--editeval-subsets=color_alter,text_change", f"--editeval-output-dir={tmp_path / 'out'}")
+    first = run(*args, images=None)
+    assert first.ret == 0, output_of(first)
+    first.assert_outcomes(passed=8)
+    first.stdout.fnmatch_lines(["generated 8 images (0 from the cache)*"])
+    again = run(*args, images=None)  # the editor names its identity: its images are cached
+    again.stdout.fnmatch_lines(["judge requests: 0*", "generated 0 images (8 from the cache)*"])
+
+
+def test_marker_api_example(pytester, judge, gedit, edits, monkeypatch):
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+    shutil.copy(EXAMPLES / "marker_api" / "test_checkpoint_quality.py", pytester.path)
+    result = pytester.runpytest(f"--editeval-judge-url={judge.url}", f"--editeval-dataset={gedit[0]}",
+                                f"--editeval-images={edits}", f"--editeval-cache-dir={pytester.path / 'c'}")
+    result.assert_outcomes(passed=3)
+    assert judge.count == 16  # one slice of 8 rows, judged once for the three tests
+
+
+def _workflow_command() -> list[str]:
+    text = (EXAMPLES / "ci" / "gate-checkpoint.yml").read_text()
+    block = re.search(r"- name: gate\n\s+run: >-\n((?:\s{10}.*\n)+)", text).group(1)
+    return shlex.split(" ".join(line.strip() for line in block.splitlines()))
+
+
+def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path):
+    pytest.importorskip("diffusers", reason="the workflow runs model mode")
+    from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
+
+    from .test_model_mode import build_tiny
+
+    checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
+    env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
+           "EDITEVAL_JUDGE_MODEL": "judge-for-ci", "CHECKPOINT": str(checkpoint)}
+    local = [f"--editeval-dataset={gedit[0]}", "--editeval-device=cpu", "--editeval-subsets=color_alter",
+             "--editeval-generation-config=" + json.dumps(FAST_CONFIGS["StableDiffusionInstructPix2PixPipeline"]),
+             "-p", "no:cacheprovider"]
+    command = [a.replace('"$CHECKPOINT"', str(checkpoint)).replace("$CHECKPOINT", str(checkpoint))
+               for a in _workflow_command()]
+    assert command[0] == "pytest" and "--editeval-html=editeval-report.html" in command
+    # the last good run the workflow compares against
+    first = [c for c in command[1:] if not c.startswith(("--editeval-compare", "--editeval-save"))]
+    subprocess.run([sys.executable, "-m", "pytest", *first, *local, "--editeval-save=last-good"], cwd=pytester.path,
+                   env=env, capture_output=True, check=False)
+    result = subprocess.run([sys.executable, "-m", "pytest", *command[1:], *local], cwd=pytester.path, env=env,
+                            capture_output=True, text=True)
+    # the loopback judge scores far below the workflow's overall>=7.0: the gate fails, the artifacts are there
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "FAIL overall>=7.0" in result.stdout and "PASS compare overall:-0.2" in result.stdout
+    for artifact in ("editeval-report.html", "editeval-results.json", "editeval-junit.xml",
+                     ".editeval/runs/candidate.json"):
+        assert (pytester.path / artifact).is_file(), artifact
+    assert (pytester.path / ".editeval" / "outputs" / "checkpoint" / "edits.jsonl").is_file()
