@@ -152,3 +152,35 @@ class Cache:
             return payload
         finally:
             lock.release()
+
+
+def file_identity(path: Path) -> dict:
+    """What identifies a file's content without reading it: path, size and modification time (as git's index)."""
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def memoised_sha256(cache: Cache, identity: dict, load: Callable[[], bytes] | None = None, *,
+                    path: Path | None = None) -> tuple[str, bytes | None]:
+    """SHA-256 of some bytes (`load()`) or of a file streamed in chunks (`path`, for multi-GB weights),
+    memoised in the cache under `identity` (e.g. a file's identity), so that cached runs need not read or hash
+    hundreds of MB. Returns (digest, the bytes if `load` had to be called)."""
+    key = cache_key(identity)
+    memo = cache.get("digests", key)
+    if memo is not None:
+        return memo["sha256"], None
+    data = None
+    if path is not None:
+        hasher = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+    else:
+        data = load()
+        digest = hashlib.sha256(data).hexdigest()
+    try:
+        cache.put("digests", key, {"sha256": digest})
+    except CacheWriteError:
+        pass  # reported with the other cache write errors; the digest is still right
+    return digest, data

@@ -4,15 +4,14 @@ makes the whole run pointless (JudgeFatalError) escapes."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-from .cache import DEFERRED, Cache, cache_key
+from .cache import DEFERRED, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import Sample, SourceImages
-from .errors import CacheWriteError, InputError, SampleError
+from .errors import InputError, SampleError
 from .judge.client import JudgeClient
 from .judge.protocol import RowImages, requests_for_row
 from .verdict import JudgedAspect, Verdict
@@ -78,34 +77,15 @@ class RowEvaluator:
 
     def _row_images(self, sample: Sample, image_path: Path) -> RowImages:
         if sample.shard not in self._shard_identity:
-            self._shard_identity[sample.shard] = _file_identity(self.sources.files[sample.shard])
-        source_sha, source = self._digest(
-            {"kind": "dataset-image", **self._shard_identity[sample.shard], "row": sample.row, "column": "input_image"},
-            lambda: self.sources.read(sample))
-        edited_sha, edited = self._digest({"kind": "file", **_file_identity(image_path)}, image_path.read_bytes)
+            self._shard_identity[sample.shard] = file_identity(self.sources.files[sample.shard])
+        source_sha, source = memoised_sha256(
+            self.cache, {"kind": "dataset-image", **self._shard_identity[sample.shard], "row": sample.row,
+                         "column": "input_image"}, lambda: self.sources.read(sample))
+        edited_sha, edited = memoised_sha256(self.cache, {"kind": "file", **file_identity(image_path)},
+                                             image_path.read_bytes)
         return RowImages(source_sha, edited_sha,
                          (lambda: source) if source is not None else (lambda: self.sources.read(sample)),
                          (lambda: edited) if edited is not None else image_path.read_bytes)
-
-    def _digest(self, identity: dict, load: Callable[[], bytes]) -> tuple[str, bytes | None]:
-        """SHA-256 of an image, memoised in the cache by the file's identity (path, size, mtime) like git's
-        index does, so that cached runs need not read or hash hundreds of MB. Returns the bytes if read."""
-        key = cache_key(identity)
-        memo = self.cache.get("digests", key)
-        if memo is not None:
-            return memo["sha256"], None
-        data = load()
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            self.cache.put("digests", key, {"sha256": digest})
-        except CacheWriteError:
-            pass  # reported with the other cache write errors; the digest is still right
-        return digest, data
-
-
-def _file_identity(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def _concurrently(calls: list[Callable[[], object]]) -> list[object]:

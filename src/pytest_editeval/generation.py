@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cache import Cache, cache_key
+from .cache import Cache, cache_key, file_identity, memoised_sha256
 from .dataset import Sample, SourceImages
 from .errors import CacheWriteError, EditEvalError, SampleError
 
@@ -135,24 +135,12 @@ def check_model_folder(folder: Path) -> dict:
 
 
 def folder_identity(folder: Path, cache: Cache) -> str:
-    """A hash of the folder's files (names and content), with each file's digest memoised by its identity
-    (path, size, mtime) so that multi-GB weights are read once, not on every run."""
+    """A hash of the folder's files (names and content); each file's digest is memoised by its identity, so
+    that multi-GB weights are read once, not on every run."""
     parts = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
-        stat = path.stat()
-        memo_key = cache_key({"kind": "file", "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
-        memo = cache.get("digests", memo_key)
-        if memo is None:
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            memo = {"sha256": digest.hexdigest()}
-            try:
-                cache.put("digests", memo_key, memo)
-            except CacheWriteError:
-                pass
-        parts.append(f"{path.relative_to(folder).as_posix()}:{memo['sha256']}")
+        digest, _ = memoised_sha256(cache, {"kind": "file", **file_identity(path)}, path=path)
+        parts.append(f"{path.relative_to(folder).as_posix()}:{digest}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -286,18 +274,9 @@ class ImageProducer:
                           "source_sha256": source_sha256})
 
     def _source_sha(self, sample: Sample) -> str:
-        stat = self.sources.files[sample.shard].stat()
-        memo_key = cache_key({"kind": "dataset-image", "path": str(self.sources.files[sample.shard]),
-                              "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "row": sample.row,
-                              "column": "input_image"})
-        memo = self.cache.get("digests", memo_key)
-        if memo is None:
-            memo = {"sha256": hashlib.sha256(self.sources.read(sample)).hexdigest()}
-            try:
-                self.cache.put("digests", memo_key, memo)
-            except CacheWriteError:
-                pass
-        return memo["sha256"]
+        identity = {"kind": "dataset-image", **file_identity(self.sources.files[sample.shard]), "row": sample.row,
+                    "column": "input_image"}
+        return memoised_sha256(self.cache, identity, lambda: self.sources.read(sample))[0]
 
     def _from_cache(self, sample: Sample) -> Path | None:
         entry = self.cache.lookup("generated", self._key(sample, self._source_sha(sample)))
