@@ -310,10 +310,15 @@ class ImageProducer:
 
         todo = list(self.pending)
         max_batch = min(self.batch_size, getattr(editor, "max_batch", None) or self.batch_size)
-        # Encoding and writing PNGs happens beside the generation loop, so the GPU never waits for the disk.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers:
-            while todo and not self.stop.is_set():
-                batch = self._next_batch(todo, max_batch)
+        # The GPU loop only calls the pipeline: the next batch's sources are read and decoded while the
+        # current one is generated, and PNGs are encoded and written beside it, so the GPU never waits.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="editeval-prefetch") as prefetch:
+            upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
+            while upcoming is not None and not self.stop.is_set():
+                batch = upcoming.result()
+                # `todo` is only touched by the prefetch thread from here until its result is taken.
+                upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
                 outputs = self._generate(editor, batch)
                 if outputs is not None:
                     savers.submit(self._save_all, batch, outputs)

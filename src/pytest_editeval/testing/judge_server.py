@@ -28,10 +28,15 @@ class JudgeCall:
     aspect: str  # "semantic_consistency" | "perceptual_quality"
     instruction: str | None
     prompt: str
-    images: list[bytes]
+    image_urls: list[str]
     text_first: bool
     body: dict
     authorized: bool
+
+    @property
+    def images(self) -> list[bytes]:
+        """The images' bytes, decoded only when a scoring rule looks at them (keeps the server cheap)."""
+        return [base64.b64decode(url.split(",", 1)[1]) for url in self.image_urls]
 
 
 @dataclass
@@ -117,8 +122,7 @@ class JudgeServer:
         content = body["messages"][0]["content"]
         texts = [p["text"] for p in content if p.get("type") == "text"]
         prompt = texts[0] if texts else ""
-        images = [base64.b64decode(p["image_url"]["url"].split(",", 1)[1])
-                  for p in content if p.get("type") == "image_url"]
+        images = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
         aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
         instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
         call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized)
