@@ -9,15 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-
-
-def _gate(value: str):
-    from .compare import parse_compare_gate
-
-    try:
-        return parse_compare_gate(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from .options import compare_gate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = commands.add_parser("compare", help="compare two saved runs (RUN_A is the new one)")
     compare.add_argument("run_a", metavar="RUN_A", help="name under .editeval/runs/ or a results JSON path")
     compare.add_argument("run_b", metavar="RUN_B", help="the baseline: a name or a path")
-    compare.add_argument("--compare-fail", action="append", type=_gate, default=[], metavar="EXPR",
+    compare.add_argument("--compare-fail", action="append", type=compare_gate, default=[], metavar="EXPR",
                          help="fail when a paired difference drops below DELTA, e.g. overall:-0.2 (repeatable)")
     compare.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     args = parser.parse_args(argv)

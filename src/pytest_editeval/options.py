@@ -54,13 +54,23 @@ def _subset_list(value: str) -> list[str]:
     return names
 
 
-def _threshold(value: str):
-    from .gate import parse_threshold  # pure and light; kept lazy to keep this module stdlib-only
+def _from_parser(module: str, name: str) -> Callable[[str], Any]:
+    """An argparse type from one of our pure parsers (which raise ValueError); imported on first use, so
+    that this module stays stdlib-only."""
+    def parse(value: str) -> Any:
+        import importlib
 
-    try:
-        return parse_threshold(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        parser = getattr(importlib.import_module(module, __package__), name)
+        try:
+            return parser(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+_threshold = _from_parser(".gate", "parse_threshold")
+compare_gate = _from_parser(".compare", "parse_compare_gate")
 
 
 def _json_object(value: str) -> dict:
@@ -73,15 +83,6 @@ def _json_object(value: str) -> dict:
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object of pipeline arguments, got {value!r}")
     return parsed
-
-
-def _compare_gate(value: str):
-    from .compare import parse_compare_gate
-
-    try:
-        return parse_compare_gate(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_name(value: str) -> str:
@@ -179,7 +180,7 @@ OPTIONS = [
     Option("save", "save this run's results as NAME under .editeval/runs/", _run_name, metavar="NAME"),
     Option("compare", "compare with a saved run (a name under .editeval/runs/ or a JSON path)", metavar="NAME_OR_PATH"),
     Option("compare-fail", "fail when a paired difference drops below DELTA, e.g. 'overall:-0.2', repeatable",
-           _compare_gate, repeat=True, metavar="EXPR"),
+           compare_gate, repeat=True, metavar="EXPR"),
     Option("cache-dir", "cache folder (default .editeval/cache under the rootdir)", metavar="DIR"),
     Option("no-cache", "neither read nor write the cache", None, flag=True),
     Option("refresh", "recompute cached entries and overwrite them", None, flag=True),
