@@ -97,16 +97,9 @@ class Cache:
         path = self.path(kind, key)
         entry = {"format": FORMAT, "key": key, "created": time.time(), "sha256": _checksum(payload),
                  "payload": payload}
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(entry, ensure_ascii=False).encode("utf-8"), durable=True)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             message = f"cannot write cache entry under {self.root}: {exc.strerror or exc}; " \
                       "free some space or pass --editeval-cache-dir / --editeval-no-cache"
             with self._lock:
@@ -152,6 +145,22 @@ class Cache:
             return payload
         finally:
             lock.release()
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write via a temporary file in the same folder and a rename: readers see the old file or the whole new
+    one, never a part. `durable` fsyncs first, so that a crash cannot leave an empty file behind the rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def file_identity(path: Path) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .cache import file_identity
 from .errors import InputError
 
 GEDIT_SUBSETS = (
@@ -170,7 +171,16 @@ class SourceImages:
         self._cursors: OrderedDict[tuple[int, int], tuple[object, int]] = OrderedDict()
         self._group_starts: dict[int, list[int]] = {}
         self._arrow: dict[int, object] = {}
+        self._file_identity: dict[int, dict] = {}
         self._lock = threading.Lock()
+
+    def identity(self, sample: Sample) -> dict:
+        """What identifies a row's source image without reading it (the key of its memoised digest): the data
+        file's identity, stat'ed once per file, and the row."""
+        if sample.shard not in self._file_identity:
+            self._file_identity[sample.shard] = file_identity(self.files[sample.shard])
+        return {"kind": "dataset-image", **self._file_identity[sample.shard], "row": sample.row,
+                "column": IMAGE_COLUMN}
 
     def read(self, sample: Sample) -> bytes:
         path = self.files[sample.shard]

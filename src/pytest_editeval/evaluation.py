@@ -28,7 +28,6 @@ class RowEvaluator:
         self.client = client
         self.cache = cache
         self.protocol = protocol
-        self._shard_identity: dict[int, dict] = {}  # data files are stat'ed once, not once per row
 
     def evaluate(self, sample: Sample, *, blocking: bool = True):
         """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
@@ -76,11 +75,8 @@ class RowEvaluator:
 
 
     def _row_images(self, sample: Sample, image_path: Path) -> RowImages:
-        if sample.shard not in self._shard_identity:
-            self._shard_identity[sample.shard] = file_identity(self.sources.files[sample.shard])
-        source_sha, source = memoised_sha256(
-            self.cache, {"kind": "dataset-image", **self._shard_identity[sample.shard], "row": sample.row,
-                         "column": "input_image"}, lambda: self.sources.read(sample))
+        source_sha, source = memoised_sha256(self.cache, self.sources.identity(sample),
+                                             lambda: self.sources.read(sample))
         edited_sha, edited = memoised_sha256(self.cache, {"kind": "file", **file_identity(image_path)},
                                              image_path.read_bytes)
         return RowImages(source_sha, edited_sha,

@@ -16,14 +16,13 @@ import hashlib
 import inspect
 import io
 import json
-import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cache import Cache, cache_key, file_identity, memoised_sha256
+from .cache import Cache, cache_key, file_identity, memoised_sha256, write_atomic
 from .dataset import Sample, SourceImages
 from .errors import CacheWriteError, EditEvalError, SampleError
 
@@ -274,9 +273,7 @@ class ImageProducer:
                           "source_sha256": source_sha256})
 
     def _source_sha(self, sample: Sample) -> str:
-        identity = {"kind": "dataset-image", **file_identity(self.sources.files[sample.shard]), "row": sample.row,
-                    "column": "input_image"}
-        return memoised_sha256(self.cache, identity, lambda: self.sources.read(sample))[0]
+        return memoised_sha256(self.cache, self.sources.identity(sample), lambda: self.sources.read(sample))[0]
 
     def _from_cache(self, sample: Sample) -> Path | None:
         entry = self.cache.lookup("generated", self._key(sample, self._source_sha(sample)))
@@ -378,7 +375,7 @@ class ImageProducer:
         if self.identity is not None and self.cache.root is not None:
             name = f"{hashlib.sha256(png).hexdigest()}.png"
             target = self.cache.root / "generated" / name[:2] / name
-            _write_atomic(target, png)
+            write_atomic(target, png)
             try:
                 self.cache.put("generated", self._key(sample, self._source_sha(sample)),
                                {"file": f"{name[:2]}/{name}", "png_sha256": name[:-4]})
@@ -387,14 +384,14 @@ class ImageProducer:
         path = self._publish(sample, png)
         src = path.with_name(f"{sample.key}_SRCIMG.png")
         if not src.exists():
-            _write_atomic(src, _png_bytes(source))
+            write_atomic(src, _png_bytes(source))
         return path
 
     def _publish(self, sample: Sample, png: bytes) -> Path:
         """The official layout: fullset/{task_type}/{language}/{key}.png."""
         path = self.output_dir / "fullset" / sample.subset / sample.language / f"{sample.key}.png"
         if not path.is_file() or path.read_bytes() != png:
-            _write_atomic(path, png)
+            write_atomic(path, png)
         return path
 
     def write_jsonl(self, language: str) -> Path | None:
@@ -405,7 +402,7 @@ class ImageProducer:
         lines = [json.dumps({"id": p.stem, "image_path": p.relative_to(self.output_dir).as_posix()})
                  for p in sorted(fullset.glob(f"*/{language}/*.png")) if not p.stem.endswith("_SRCIMG")]
         jsonl = self.output_dir / "edits.jsonl"
-        _write_atomic(jsonl, ("\n".join(lines) + "\n").encode() if lines else b"")
+        write_atomic(jsonl, ("\n".join(lines) + "\n").encode() if lines else b"")
         return jsonl
 
 
@@ -419,16 +416,6 @@ def _png_bytes(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _generation_failure(exc: Exception) -> str:

@@ -9,8 +9,6 @@ finish      aggregate, gate (exit status 1 when a threshold is missed), write JS
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .aggregate import Aggregates, aggregate
-from .cache import Cache
+from .cache import Cache, write_atomic
 from .dataset import Sample, SourceImages, find_data_files, load_index, select_samples, subset_order
 from .edited_images import load_edited_images
 from .errors import EditEvalError, InputError, JudgeFatalError
@@ -111,6 +109,7 @@ class EditEvalPlugin:
         self.stop = threading.Event()
         self.scheduler = None
         self.client = None
+        self.sources: SourceImages | None = None
         self.cache: Cache | None = None
         self.outcome: Outcome | None = None
         self.benchmark_items = 0
@@ -266,7 +265,7 @@ class EditEvalPlugin:
         folder = (self.settings.cache_dir or Path(self.config.rootpath) / ".editeval") / "judged-images"
         path = folder / f"{sample.key}-{hashlib.sha256(data).hexdigest()[:16]}.png"
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic_bytes(path, data)
+        write_atomic(path, data)
         return path
 
     def source_image(self, sample: Sample):
@@ -363,12 +362,13 @@ class EditEvalPlugin:
             self.outcome = self._evaluate()
         s = self.settings
         results = self._results(self.outcome) if (s.json_path or s.save_name or s.html_path) else None
+        data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
         if s.json_path is not None:
-            _write_atomic(s.json_path, results.model_dump_json(indent=2))
+            write_atomic(s.json_path, data)
         if s.save_name is not None:
             from .runs import run_path
 
-            _write_atomic(run_path(self.config.rootpath, s.save_name), results.model_dump_json(indent=2))
+            write_atomic(run_path(self.config.rootpath, s.save_name), data)
         if s.html_path is not None:
             self._write_html(results)
         if self.producer is not None:
@@ -377,10 +377,10 @@ class EditEvalPlugin:
     def _write_html(self, results) -> None:
         from .report.html import render_report, thumbnails
 
-        sources = SourceImages(self.files)
+        sources = self.sources or SourceImages(self.files)  # the run's reader, when it ran any row
         by_id = {s.id: s for s in self.selected}
         thumbs = thumbnails(results.samples, lambda sample_id: sources.read(by_id[sample_id]))
-        _write_atomic(self.settings.html_path, render_report(results, self.baseline, thumbs))
+        write_atomic(self.settings.html_path, render_report(results, self.baseline, thumbs).encode("utf-8"))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker or self.outcome is None:
@@ -460,17 +460,6 @@ def _junit_properties(verdict: Verdict) -> list[tuple[str, object]]:
         if value is not None:
             props.append((f"editeval_{name}", f"{value:.6g}"))
     return props
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    _write_atomic_bytes(path, text.encode("utf-8"))
-
-
-def _write_atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class _XdistHooks:

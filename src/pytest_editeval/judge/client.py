@@ -12,6 +12,7 @@ Faults are sorted into three kinds:
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import random
 import threading
@@ -123,9 +124,7 @@ class JudgeClient:
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
     def _post(self, payload: dict, timeout: float) -> "httpx.Response":
-        if self._slots is None:
-            return self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
-        with self._slots:
+        with self._slots if self._slots is not None else contextlib.nullcontext():
             if self.stop.is_set():  # a fatal answer arrived while this request waited for its slot
                 self._raise_stopped()
             response = self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
@@ -135,10 +134,7 @@ class JudgeClient:
 
     def _read(self, response: "httpx.Response") -> str | tuple[str, float | None]:
         """The reply text, or (what went wrong, Retry-After seconds) for a retryable fault."""
-        s = self.settings
-        status = response.status_code
-        if status in FATAL_STATUS:
-            self._fatal_status(status)
+        status = response.status_code  # fatal statuses were handled in _post
         if status in RETRYABLE_STATUS or status >= 500:
             return f"HTTP {status}", _retry_after(response)
         if status >= 400:
