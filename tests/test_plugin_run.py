@@ -134,7 +134,7 @@ def test_unreadable_replies_are_errors_counted_and_excluded(run, judge, tmp_path
         "en-color_alter-*: semantic_consistency: judge reply unreadable after 2 attempts "
         "(no score list in reply: 'no idea')",
         "rows: 40 scored, 4 errors, 0 missing*error rate 9.1%*", "FAIL error_rate<=0.05: actual 0.0909 (n=44)",
-        "FAILED editeval_gedit::test_edit[[]en-color_alter-*]"])
+        "FAILED editeval_gedit::test_edit[[]en-color_alter-*"])
     data = json.loads(out.read_text())
     errors = [s for s in data["samples"] if s["status"] == "error"]
     assert len(errors) == 4 and all(s["overall"] is None and "unreadable" in s["error"] for s in errors)
