@@ -45,6 +45,15 @@ def judge():
 
 
 @pytest.fixture
+def hub():
+    """A loopback Hugging Face Hub; tests publish folders on it and point HF_ENDPOINT at it."""
+    from .hub_server import HubServer
+
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture
 def run(pytester, monkeypatch, gedit, edits, judge, tmp_path):
     """Run pytest with the plugin in a fresh folder; extra args override the defaults."""
     monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)

@@ -37,10 +37,10 @@ def tiny(tmp_path_factory):
 def model_run(run, tiny, tmp_path):
     # Runs that load diffusers go through a subprocess, as users run pytest: pytester's in-process runs drop
     # the modules first imported during a run, and diffusers' lazy submodules do not survive a re-import.
-    def _run(name, *args, output=None, **kwargs):
+    def _run(name, *args, output=None, model=None, **kwargs):
         config = json.dumps(FAST_CONFIGS[name])
         kwargs.setdefault("subprocess", True)
-        return run(f"--editeval-model={tiny[name]}", f"--editeval-generation-config={config}",
+        return run(f"--editeval-model={model or tiny[name]}", f"--editeval-generation-config={config}",
                    f"--editeval-output-dir={output or tmp_path / 'out'}", *SLICE, *args, images=None, **kwargs)
     return _run
 
@@ -95,6 +95,44 @@ def test_fully_cached_model_run_never_imports_torch(model_run, pytester, tmp_pat
     assert result.ret == 0, output_of(result)
     result.stdout.fnmatch_lines(["*HEAVY-MODULES: []"])
     result.stdout.fnmatch_lines(["generated 0 images (4 from the cache)*"])
+
+
+def test_model_from_hugging_face_and_from_the_modelscope_cache(model_run, tiny, tmp_path, monkeypatch, hub):
+    """Hub ids go through the real snapshot_download (a loopback Hub; ModelScope's cache offline) and give
+    the same images as the local folder they were published from."""
+    name = "StableDiffusionInstructPix2PixPipeline"
+    hub.add_repo("model", "tiny-org/tiny-pix2pix", tiny[name])
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    shutil.copytree(tiny[name], tmp_path / "modelscope" / "models" / "tiny-org" / "tiny-pix2pix")
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "modelscope"))
+    runs = {
+        "local": [],
+        "huggingface": ["--editeval-model-hub=huggingface", "--editeval-model-revision=main"],
+        "modelscope": ["--editeval-offline"],
+    }
+    images = {}
+    for source, args in runs.items():
+        result = model_run(name, *args, model=None if source == "local" else "tiny-org/tiny-pix2pix",
+                           output=tmp_path / source, cache_dir=tmp_path / f"cache-{source}")
+        assert result.ret == 0, output_of(result)
+        result.assert_outcomes(passed=4)
+        images[source] = _pngs(tmp_path / source)
+    assert len(images["local"]) == 8 and images["huggingface"] == images["local"] == images["modelscope"]
+    assert sorted(hub.downloads) == sorted(p.relative_to(tiny[name]).as_posix()
+                                           for p in tiny[name].rglob("*") if p.is_file())
+
+
+def test_unknown_model_revision_on_hugging_face(run, tiny, tmp_path, monkeypatch, hub):
+    hub.add_repo("model", "tiny-org/tiny-pix2pix", tiny["StableDiffusionInstructPix2PixPipeline"])
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    result = run("--editeval-model=tiny-org/tiny-pix2pix", "--editeval-model-hub=huggingface",
+                 "--editeval-model-revision=v9", *SLICE, images=None, subprocess=True)
+    assert result.ret == 4, output_of(result)
+    assert ("model tiny-org/tiny-pix2pix at revision v9: no such revision on Hugging Face: check the revision, "
+            "or pass --editeval-model a local folder") in output_of(result)
+    assert not hub.downloads
 
 
 def test_flux_kontext_batches_like_single_rows_with_config_from_pyproject(run, tiny, pytester, tmp_path, judge):

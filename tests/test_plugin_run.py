@@ -222,6 +222,37 @@ def test_dataset_from_modelscope_cache_offline(run, tmp_path, monkeypatch, gedit
     result.assert_outcomes(passed=4, deselected=40)
 
 
+def test_dataset_from_hugging_face_then_from_its_cache(run, tmp_path, monkeypatch, gedit, hub):
+    """The real snapshot_download against a loopback Hub: only data files are fetched, and once cached the
+    dataset is found again offline, and also when the Hub is down."""
+    import shutil
+
+    published = tmp_path / "published"
+    shutil.copytree(gedit[0], published)
+    (published / "images").mkdir()
+    (published / "images" / "preview.bin").write_bytes(b"not a data file" * 100)
+    hub.add_repo("dataset", "stepfun-ai/GEdit-Bench", published)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    args = ["--editeval-dataset=stepfun-ai/GEdit-Bench", "--editeval-hub=huggingface", "-k", "tone_transfer"]
+    run(*args, subprocess=True).assert_outcomes(passed=4, deselected=40)
+    data_files = sorted(p.relative_to(gedit[0]).as_posix() for p in gedit[0].rglob("*.parquet"))
+    assert sorted(hub.downloads) == data_files  # the preview is not fetched
+    run(*args, "--editeval-offline", subprocess=True).assert_outcomes(passed=4, deselected=40)
+    hub.__exit__(None, None, None)
+    run(*args, subprocess=True).assert_outcomes(passed=4, deselected=40)
+    assert sorted(hub.downloads) == data_files
+
+
+def test_unknown_dataset_on_hugging_face(run, tmp_path, monkeypatch, hub):
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    result = run("--editeval-dataset=nobody/No-Such-Bench", "--editeval-hub=huggingface", subprocess=True)
+    assert result.ret == 4, output_of(result)
+    result.stderr.fnmatch_lines(["*dataset nobody/No-Such-Bench was not found on Hugging Face: check the id, "
+                                 "or pass --editeval-dataset a local folder"])
+
+
 def test_plugin_is_inert_when_disabled_or_not_asked(pytester):
     pytester.makepyfile("def test_plain(): pass")
     plain = pytester.runpytest_subprocess()

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from .cache import Cache, cache_key, file_identity, memoised_sha256, write_atomic
 from .dataset import Sample, SourceImages
-from .errors import CacheWriteError, EditEvalError, SampleError
+from .errors import CacheWriteError, EditEvalError, InputError, SampleError
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 # Pipelines whose __call__ takes a single prompt: batch size 1 whatever is asked.
@@ -87,28 +87,16 @@ def row_seed(seed: int, key: str) -> int:
 
 # ---- the model folder ----------------------------------------------------------------------------------
 def resolve_model(settings: GenerationSettings) -> Path:
+    from .hub import snapshot
+
     local = Path(settings.model).expanduser()
     if local.exists():
         return local.resolve()
     try:
-        if settings.model_hub == "modelscope":
-            from modelscope import snapshot_download
-
-            folder = snapshot_download(settings.model, revision=settings.revision,
-                                       local_files_only=settings.offline)
-        else:
-            from huggingface_hub import snapshot_download
-
-            folder = snapshot_download(settings.model, revision=settings.revision,
-                                       local_files_only=settings.offline)
-    except ImportError as exc:
-        raise GenerationSetupError(f"cannot download {settings.model}: {exc}") from None
-    except Exception as exc:  # hub clients raise many types
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise GenerationSetupError(
-            f"cannot get model {settings.model} from {settings.model_hub} ({reason}): check the id and the "
-            "network, use --editeval-offline with a warmed cache, or pass a local folder") from None
-    return Path(folder)
+        return snapshot(settings.model, settings.model_hub, "model", revision=settings.revision,
+                        offline=settings.offline, local_hint="--editeval-model a local folder")
+    except InputError as exc:
+        raise GenerationSetupError(str(exc)) from None
 
 
 def check_model_folder(folder: Path) -> dict:
