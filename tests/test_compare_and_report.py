@@ -63,7 +63,7 @@ def test_saved_run_has_metadata(saved_baseline):
     data = json.loads(saved_baseline.read_text())
     meta = data["meta"]
     assert meta["name"] == "good-ckpt" and meta["protocol"] == "official" and meta["judge_model"] == "gpt-4.1"
-    assert meta["model"] == "my-model" and re.match(r"\d{4}-\d\d-\d\dT", meta["timestamp"])
+    assert meta["model"] == "my-model" and meta["model_digest"] is None and re.match(r"\d{4}-\d\d-\d\dT", meta["timestamp"])
     assert {"python", "pytest-editeval", "pytest"} <= set(meta["versions"])
 
 

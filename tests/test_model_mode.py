@@ -2,6 +2,7 @@
 the real from_pretrained path, end to end with the loopback judge."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -113,12 +114,17 @@ def test_model_from_hugging_face_and_from_the_modelscope_cache(model_run, tiny, 
     }
     images = {}
     for source, args in runs.items():
-        result = model_run(name, *args, model=None if source == "local" else "tiny-org/tiny-pix2pix",
+        result = model_run(name, *args, f"--editeval-json={tmp_path / source}.json",
+                           model=None if source == "local" else "tiny-org/tiny-pix2pix",
                            output=tmp_path / source, cache_dir=tmp_path / f"cache-{source}")
         assert result.ret == 0, output_of(result)
         result.assert_outcomes(passed=4)
         images[source] = _pngs(tmp_path / source)
     assert len(images["local"]) == 8 and images["huggingface"] == images["local"] == images["modelscope"]
+    metas = {source: json.loads((tmp_path / f"{source}.json").read_text())["meta"] for source in runs}
+    assert metas["huggingface"]["revision"] == "main"
+    digests = {meta["model_digest"] for meta in metas.values()}  # the same weights, wherever they came from
+    assert len(digests) == 1 and re.fullmatch(r"[0-9a-f]{64}", digests.pop())
     assert sorted(hub.downloads) == sorted(p.relative_to(tiny[name]).as_posix()
                                            for p in tiny[name].rglob("*") if p.is_file())
 

@@ -27,10 +27,12 @@ def package_versions() -> dict[str, str]:
 
 
 def run_metadata(name: str | None, *, model: str, revision: str | None, protocol: str, judge_model: str,
-                 seed: int | None) -> dict:
+                 seed: int | None, model_digest: str | None = None) -> dict:
+    """`model_digest`: the SHA-256 of the pipeline folder's files (model mode), which names the exact weights
+    even when the revision was a branch."""
     return {
-        "name": name, "model": model, "revision": revision, "protocol": protocol, "judge_model": judge_model,
-        "seed": seed, "versions": package_versions(),
+        "name": name, "model": model, "revision": revision, "model_digest": model_digest, "protocol": protocol,
+        "judge_model": judge_model, "seed": seed, "versions": package_versions(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -348,7 +348,8 @@ class EditEvalPlugin:
             }
         meta = run_metadata(self.settings.save_name, model=self.model_name,
                             revision=gen.revision if gen else None, protocol=self.settings.protocol,
-                            judge_model=judge.model if judge else "", seed=gen.seed if gen else None)
+                            judge_model=judge.model if judge else "", seed=gen.seed if gen else None,
+                            model_digest=((self.producer and self.producer.identity) or {}).get("model"))
         return build_results(
             benchmark=self.settings.benchmark, language=self.settings.language, protocol=self.settings.protocol,
             model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
