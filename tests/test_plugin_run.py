@@ -64,7 +64,7 @@ def test_partial_run_is_said_and_not_gated_unless_always(run):
     partial = run("-k", "color_alter", "--editeval-threshold=overall>=9.5")
     assert partial.ret == 0
     partial.assert_outcomes(passed=4, deselected=40)
-    partial.stdout.fnmatch_lines(["PARTIAL RUN: 4 of 44 selected rows ran*", "editeval gate NOT APPLIED: partial run*"])
+    partial.stdout.fnmatch_lines(["PARTIAL RUN: 4 of 44 benchmark rows ran*", "editeval gate NOT APPLIED: partial run*"])
     forced = run("-k", "color_alter", "--editeval-threshold=overall>=9.5", "--editeval-gate=always")
     assert forced.ret == 1
 

@@ -400,7 +400,7 @@ class EditEvalPlugin:
         tr.write_line(render_counts(outcome.aggregates), red=outcome.aggregates.full.errors > 0)
         if not outcome.complete:
             tr.write_line(f"PARTIAL RUN: {outcome.aggregates.seen_rows} of {outcome.aggregates.expected_rows} "
-                          "selected rows ran (-k, --lf, -x, deselection or an interruption)", yellow=True, bold=True)
+                          "benchmark rows ran (-k, --lf, -x, deselection or an interruption)", yellow=True, bold=True)
         if self.client is not None and self.cache is not None:
             tr.write_line(f"judge requests: {self.client.requests_sent}; cache: {self.cache.hits} hits, "
                           f"{self.cache.misses} computed" + (f", {self.cache.corrupt} corrupt entries recomputed"
