@@ -23,6 +23,7 @@ class HubServer:
         self.repos: dict[tuple[str, str], dict[str, bytes]] = {}  # (type, id) -> {path: content}
         self.commits: dict[tuple[str, str], str] = {}
         self.downloads: list[str] = []  # paths whose content was sent (GET on resolve)
+        self.gated: set[str] = set()  # repository ids that refuse a request without access
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -81,6 +82,9 @@ def _make_handler(hub: HubServer):
                 kind, repo, revision, rest = hub.route(self.path)
             except IndexError:
                 return self._send(404, b'{"error": "not found"}', {}, send_body)
+            if repo[1] in hub.gated:
+                return self._send(403, b'{"error": "Access to this repository is restricted"}',
+                                  {"X-Error-Code": "GatedRepo"}, send_body)
             files = hub.repos.get(repo)
             commit = hub.commits.get(repo)
             if files is None:

@@ -212,14 +212,21 @@ def test_arrow_dataset(run, tmp_path, judge):
     assert len(judge.calls) == 22
 
 
-def test_dataset_from_modelscope_cache_offline(run, tmp_path, monkeypatch, gedit, judge):
+def test_dataset_from_modelscope_cache_offline_imports_no_torch(run, tmp_path, monkeypatch, gedit, pytester):
     import shutil
 
     cache = tmp_path / "modelscope"
     shutil.copytree(gedit[0], cache / "datasets" / "stepfun-ai" / "GEdit-Bench")
     monkeypatch.setenv("MODELSCOPE_CACHE", str(cache))
-    result = run("--editeval-dataset=stepfun-ai/GEdit-Bench", "--editeval-offline", "-k", "tone_transfer")
+    pytester.makeconftest("""
+        import sys
+        def pytest_sessionfinish(session):
+            print("TORCH-IMPORTED:", "torch" in sys.modules)
+    """)
+    result = run("--editeval-dataset=stepfun-ai/GEdit-Bench", "--editeval-offline", "-k", "tone_transfer",
+                 subprocess=True)
     result.assert_outcomes(passed=4, deselected=40)
+    result.stdout.fnmatch_lines(["*TORCH-IMPORTED: False"])
 
 
 def test_dataset_from_hugging_face_then_from_its_cache(run, tmp_path, monkeypatch, gedit, hub):
@@ -244,13 +251,26 @@ def test_dataset_from_hugging_face_then_from_its_cache(run, tmp_path, monkeypatc
     assert sorted(hub.downloads) == data_files
 
 
-def test_unknown_dataset_on_hugging_face(run, tmp_path, monkeypatch, hub):
+@pytest.mark.parametrize("case, message", [
+    ("unknown", "dataset nobody/Bench was not found on Hugging Face: check the id (or log in, if it is private), "
+                "or pass --editeval-dataset a local folder"),
+    ("gated", "dataset nobody/Bench: access refused by Hugging Face (GatedRepoError): log in (HF_TOKEN or "
+              "`modelscope login`) with an account that may read it, or pass --editeval-dataset a local folder"),
+    ("down", "cannot download dataset nobody/Bench from Hugging Face (*): check the network, use "
+             "--editeval-offline with a warmed cache, or pass --editeval-dataset a local folder"),
+])
+def test_hub_failures_are_one_line_each(run, tmp_path, monkeypatch, hub, case, message):
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    result = run("--editeval-dataset=nobody/No-Such-Bench", "--editeval-hub=huggingface", subprocess=True)
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+    if case == "gated":
+        hub.gated.add("nobody/Bench")
+    if case == "down":
+        hub.__exit__(None, None, None)
+    result = run("--editeval-dataset=nobody/Bench", "--editeval-hub=huggingface", subprocess=True)
     assert result.ret == 4, output_of(result)
-    result.stderr.fnmatch_lines(["*dataset nobody/No-Such-Bench was not found on Hugging Face: check the id, "
-                                 "or pass --editeval-dataset a local folder"])
+    result.stderr.fnmatch_lines([f"*{message}"])
+    assert "Traceback" not in output_of(result)
 
 
 def test_plugin_is_inert_when_disabled_or_not_asked(pytester):

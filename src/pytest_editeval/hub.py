@@ -37,17 +37,24 @@ def snapshot(repo_id: str, hub: str, repo_type: str, *, revision: str | None = N
     name = HUB_NAMES[hub]
     try:
         if hub == "modelscope":
-            from modelscope import snapshot_download
+            # modelscope's own snapshot_download is a thin shim over this client (modelscope-hub, installed with
+            # modelscope), and importing the modelscope package imports torch whenever torch is installed (its
+            # logger probes torch.distributed): 2 s and a torch import in image mode, for nothing.
+            from modelscope_hub import HubApi
+
+            def download(**kwargs) -> str:
+                return HubApi().download_repo(repo_id, **kwargs)
         else:
             from huggingface_hub import snapshot_download
+
+            def download(**kwargs) -> str:
+                return snapshot_download(repo_id, **kwargs)
     except ImportError:
         extra = "pip install modelscope" if hub == "modelscope" else "pip install 'pytest-editeval[huggingface]'"
         raise InputError(f"getting {repo_id} from {name} needs its client: {extra}") from None
-    kwargs = {"repo_type": repo_type, "revision": revision, "local_files_only": offline}
-    if allow_patterns is not None:
-        kwargs["allow_patterns"] = allow_patterns
     try:
-        return Path(snapshot_download(repo_id, **kwargs))
+        return Path(download(repo_type=repo_type, revision=revision, local_files_only=offline,
+                             allow_patterns=allow_patterns))
     except Exception as exc:  # the hub clients raise many types (NetworkError, HTTPError, ValueError...)
         raise InputError(_snapshot_failed(repo_id, repo_type, name, revision, offline, exc, local_hint)) from None
 
@@ -60,13 +67,18 @@ def _snapshot_failed(repo_id: str, repo_type: str, hub: str, revision: str | Non
     if offline:
         return (f"{what} is not in the {hub} cache (--editeval-offline): run once with network access, "
                 f"or pass {local_hint}")
-    if "RevisionNotFound" in kind:
+    if "LocalEntryNotFound" in kind:  # Hugging Face: the Hub could not be reached and nothing is cached
+        reason = "the hub could not be reached and nothing is cached"
+    elif "RevisionNotFound" in kind:
         return f"{what}: no such revision on {hub}: check the revision, or pass {local_hint}"
-    if "NotFound" in kind or "NotExist" in kind or " 404" in text:
-        return f"{what} was not found on {hub}: check the id, or pass {local_hint}"
-    if "Gated" in kind or " 401" in text or " 403" in text:
+    elif "NotFound" in kind or "NotExist" in kind or " 404" in text:
+        # Hubs answer "not found" for private repositories too, when the request carries no token.
+        return f"{what} was not found on {hub}: check the id (or log in, if it is private), or pass {local_hint}"
+    elif any(word in kind for word in ("Gated", "PermissionDenied", "Authentication")) or " 401" in text \
+            or " 403" in text:
         return (f"{what}: access refused by {hub} ({kind}): log in (HF_TOKEN or `modelscope login`) with an "
                 f"account that may read it, or pass {local_hint}")
-    reason = (text.splitlines() or [kind])[0][:200]
-    return (f"cannot download {what} from {hub} ({kind}: {reason}): check the network, use --editeval-offline "
-            f"with a warmed cache, or pass {local_hint}")
+    else:
+        reason = f"{kind}: {(text.splitlines() or [kind])[0][:200]}"
+    return (f"cannot download {what} from {hub} ({reason}): check the network, use --editeval-offline with a "
+            f"warmed cache, or pass {local_hint}")
