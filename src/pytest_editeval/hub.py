@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .errors import InputError
 
-HUBS = ("modelscope", "huggingface")
 HUB_NAMES = {"modelscope": "ModelScope", "huggingface": "Hugging Face"}
+HUBS = tuple(HUB_NAMES)
 DATA_PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "*.md"]
 
 

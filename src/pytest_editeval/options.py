@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from .hub import HUBS
+
 BENCHMARKS = ("gedit",)
 
 
@@ -126,7 +128,7 @@ OPTIONS = [
     Option("dataset", "hub id (default stepfun-ai/GEdit-Bench) or a local folder of Parquet/Arrow files",
            metavar="ID_OR_DIR"),
     Option("hub", "hub to download the dataset from: modelscope (default) or huggingface",
-           _choice("hub", ("modelscope", "huggingface"))),
+           _choice("hub", HUBS)),
     Option("offline", "use the hub's local cache only, no network", None, flag=True),
     Option("language", "instruction language: en (default) or cn", _choice("language", ("en", "cn"))),
     Option("subsets", "comma-separated task types to evaluate (default: all)", _subset_list, metavar="A,B"),
@@ -137,7 +139,7 @@ OPTIONS = [
     Option("model", "model mode: a ModelScope / Hugging Face id or a folder saved with save_pretrained",
            metavar="ID_OR_DIR"),
     Option("model-hub", "hub of --editeval-model: modelscope (default) or huggingface",
-           _choice("hub", ("modelscope", "huggingface"))),
+           _choice("hub", HUBS)),
     Option("model-revision", "revision of --editeval-model on its hub", metavar="REV"),
     Option("pipeline-cls", "diffusers pipeline class (default: _class_name of model_index.json)", metavar="NAME"),
     Option("precision", "float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on cpu)",
