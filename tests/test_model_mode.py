@@ -195,6 +195,13 @@ def test_incomplete_model_folder(run, tiny, tmp_path):
     assert "component 'tokenizer' (CLIPTokenizer) named in model_index.json is missing or empty" in output_of(result)
 
 
+def test_model_path_that_does_not_exist(run):
+    result = run("--editeval-model=./checkpoints/step-1200", *SLICE, images=None)
+    assert result.ret == 4
+    assert ("model './checkpoints/step-1200' is neither an existing folder nor a hub id like "
+            "'Qwen/Qwen-Image-Edit'") in output_of(result)
+
+
 def test_folder_that_is_not_a_pipeline(run, tmp_path):
     (tmp_path / "weights").mkdir()
     result = run(f"--editeval-model={tmp_path / 'weights'}", *SLICE, images=None)

@@ -87,14 +87,11 @@ def row_seed(seed: int, key: str) -> int:
 
 # ---- the model folder ----------------------------------------------------------------------------------
 def resolve_model(settings: GenerationSettings) -> Path:
-    from .hub import snapshot
+    from .hub import resolve
 
-    local = Path(settings.model).expanduser()
-    if local.exists():
-        return local.resolve()
     try:
-        return snapshot(settings.model, settings.model_hub, "model", revision=settings.revision,
-                        offline=settings.offline, local_hint="--editeval-model a local folder")
+        return resolve(settings.model, settings.model_hub, "model", revision=settings.revision,
+                       offline=settings.offline)
     except InputError as exc:
         raise GenerationSetupError(str(exc)) from None
 

@@ -18,22 +18,25 @@ HUBS = tuple(HUB_NAMES)
 DATA_PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "*.md"]
 
 
+EXAMPLE_IDS = {"dataset": "stepfun-ai/GEdit-Bench", "model": "Qwen/Qwen-Image-Edit"}
+
+
 def resolve_dataset(spec: str, hub: str, offline: bool) -> Path:
+    return resolve(spec, hub, "dataset", offline=offline, allow_patterns=DATA_PATTERNS)
+
+
+def resolve(spec: str, hub: str, repo_type: str, *, revision: str | None = None, offline: bool = False,
+            allow_patterns: list[str] | None = None) -> Path:
+    """A local folder as it is, else the folder of a hub snapshot (downloaded, or from the hub's cache).
+    Failures are InputError with one line that tells a path typo, a missing repository or revision, a refused
+    access, a missing cache and a network failure apart."""
     local = Path(spec).expanduser()
     if local.exists():
         return local.resolve()
-    if spec.count("/") != 1 or spec.startswith((".", "/")):
-        raise InputError(
-            f"dataset {spec!r} is neither an existing folder nor a hub id like 'stepfun-ai/GEdit-Bench'"
-        )
-    return snapshot(spec, hub, "dataset", offline=offline, allow_patterns=DATA_PATTERNS,
-                    local_hint="--editeval-dataset a local folder")
-
-
-def snapshot(repo_id: str, hub: str, repo_type: str, *, revision: str | None = None, offline: bool = False,
-             allow_patterns: list[str] | None = None, local_hint: str = "a local folder") -> Path:
-    """The folder of a hub snapshot (downloaded, or from the hub's cache), or InputError with one line that
-    tells a missing repository from a missing cache, a refused access and a network failure."""
+    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        raise InputError(f"{repo_type} {spec!r} is neither an existing folder nor a hub id like "
+                         f"{EXAMPLE_IDS[repo_type]!r}")
+    local_hint = f"--editeval-{repo_type} a local folder"
     name = HUB_NAMES[hub]
     try:
         if hub == "modelscope":
@@ -42,21 +45,17 @@ def snapshot(repo_id: str, hub: str, repo_type: str, *, revision: str | None = N
             # logger probes torch.distributed): 2 s and a torch import in image mode, for nothing.
             from modelscope_hub import HubApi
 
-            def download(**kwargs) -> str:
-                return HubApi().download_repo(repo_id, **kwargs)
+            download = HubApi().download_repo
         else:
-            from huggingface_hub import snapshot_download
-
-            def download(**kwargs) -> str:
-                return snapshot_download(repo_id, **kwargs)
+            from huggingface_hub import snapshot_download as download
     except ImportError:
         extra = "pip install modelscope" if hub == "modelscope" else "pip install 'pytest-editeval[huggingface]'"
-        raise InputError(f"getting {repo_id} from {name} needs its client: {extra}") from None
+        raise InputError(f"getting {spec} from {name} needs its client: {extra}") from None
     try:
-        return Path(download(repo_type=repo_type, revision=revision, local_files_only=offline,
+        return Path(download(spec, repo_type=repo_type, revision=revision, local_files_only=offline,
                              allow_patterns=allow_patterns))
     except Exception as exc:  # the hub clients raise many types (NetworkError, HTTPError, ValueError...)
-        raise InputError(_snapshot_failed(repo_id, repo_type, name, revision, offline, exc, local_hint)) from None
+        raise InputError(_snapshot_failed(spec, repo_type, name, revision, offline, exc, local_hint)) from None
 
 
 def _snapshot_failed(repo_id: str, repo_type: str, hub: str, revision: str | None, offline: bool,
