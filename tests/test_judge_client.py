@@ -5,9 +5,9 @@ import time
 import pytest
 
 from pytest_editeval.errors import JudgeFatalError, SampleError
-from pytest_editeval.judge.client import JudgeClient
-from pytest_editeval.judge.protocol import RowImages, requests_for_row
-from pytest_editeval.judge.settings import JudgeSettings
+from pytest_editeval.judges.client import JudgeClient
+from pytest_editeval.judges.protocol import RowImages, requests_for_row
+from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import Fault
 

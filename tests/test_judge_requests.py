@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pytest_editeval.judge.prompts import load_prompts
-from pytest_editeval.judge.protocol import RowImages, requests_for_row
+from pytest_editeval.judges.prompts import load_prompts
+from pytest_editeval.judges.protocol import RowImages, requests_for_row
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gedit" / "viescore_prompts.json"
 SC_SHA = "8f529562c2f89f8db51a3f7cc4d487686f676909c21010b67b0e65ec78150de5"

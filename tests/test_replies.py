@@ -1,6 +1,6 @@
 import pytest
 
-from pytest_editeval.judge.replies import UnreadableReply, parse_reply
+from pytest_editeval.judges.replies import UnreadableReply, parse_reply
 
 
 @pytest.mark.parametrize("text, scores", [

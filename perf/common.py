@@ -1,4 +1,4 @@
-"""Shared set-up of the benchmark scripts: datasets written once under benchmarks/.data/, a loopback judge,
+"""Shared set-up of the benchmark scripts: datasets written once under perf/.data/, a loopback judge,
 and a timed `pytest` subprocess run as a user would start it."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from . import options
 from .errors import InputError
 from .gate import Threshold
 from .generation import GenerationSettings
-from .judge.settings import JudgeSettings
+from .judges.settings import JudgeSettings
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 URL_VARIABLE = "EDITEVAL_JUDGE_URL"

@@ -1,5 +1,5 @@
 """`--collect-only` of the full 1,212-row dataset must not decode images, call the judge or import torch,
-and take under 2 s (issue 2). Run: python benchmarks/collect_only.py"""
+and take under 2 s (issue 2). Run: python perf/collect_only.py"""
 
 from __future__ import annotations
 

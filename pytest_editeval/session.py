@@ -165,7 +165,7 @@ class EditEvalPlugin:
 
     def _start(self, samples: list[Sample]) -> None:
         from .evaluation import RowEvaluator
-        from .judge.client import JudgeClient
+        from .judges.client import JudgeClient
         from .scheduler import Scheduler
 
         workers = self.settings.workers

@@ -1,5 +1,5 @@
 """The peak memory of a 1,212-row image-mode run stays under 500 MB (issue 4): images are read and encoded
-when their row is judged, not all at start. Run: python benchmarks/memory.py
+when their row is judged, not all at start. Run: python perf/memory.py
 
 The dataset has 1,212 English rows (twice GEdit-Bench's per-type counts; 512x512 sources of ~0.55 MB) so
 that one run judges all 1,212. Peak RSS of the pytest process is read with getrusage(RUSAGE_CHILDREN)."""

@@ -1,5 +1,5 @@
 """A fully cached re-run of the 606 English rows takes under 3 s, with zero judge calls and without importing
-torch (issue 4). Run: python benchmarks/cached_rerun.py"""
+torch (issue 4). Run: python perf/cached_rerun.py"""
 
 from __future__ import annotations
 

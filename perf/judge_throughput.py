@@ -2,7 +2,7 @@
 
 Target (issue 2): 44 rows (88 requests) against a loopback judge with 200 ms latency, 16 workers, finish
 within 1.3 x the ideal (88 x 0.2 s / 16 = 1.1 s) plus at most 2 s of start-up.
-Run: python benchmarks/judge_throughput.py
+Run: python perf/judge_throughput.py
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Callable
 from .cache import DEFERRED, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import Sample, SourceImages
 from .errors import InputError, SampleError
-from .judge.client import JudgeClient
-from .judge.protocol import RowImages, requests_for_row
+from .judges.client import JudgeClient
+from .judges.protocol import RowImages, requests_for_row
 from .verdict import JudgedAspect, Verdict
 
 

@@ -5,7 +5,7 @@ Target: judge-phase wall time within 1.15 x the ideal N x max(G, J).
 A fake slow pipeline (a conftest editeval_pipeline that sleeps G per row, as a GPU would) and the loopback
 judge whose latency is chosen so that J, the judge time per row at the configured concurrency
 (2 requests x latency / 8 in flight), is equal to, below and above G.
-Run: python benchmarks/pipelining.py"""
+Run: python perf/pipelining.py"""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ each run's exit code, wall time, images generated, and whether the batched image
 On the lent device machine (see the device tool's README), diffusers travels as wheels:
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 ... -d .whl \\
         diffusers==0.42.1 transformers==5.24.0 importlib-metadata zipp lazy-importer regex pytest-editeval deps
-then, in the run:  pip install --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:src python benchmarks/gpu_check.py
-Run: python benchmarks/gpu_check.py [cpu]   (exits 1 if a run failed; `cpu` checks the script on any machine)
+then, in the run:  pip install --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:. python perf/gpu_check.py
+Run: python perf/gpu_check.py [cpu]   (exits 1 if a run failed; `cpu` checks the script on any machine)
 """
 
 from __future__ import annotations

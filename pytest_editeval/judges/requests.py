@@ -1,0 +1,54 @@
+"""Backend-neutral judge requests: what one question of one benchmark row sends, as prompt texts and images in
+the order the benchmark's official scorer sends them.
+
+A benchmark declares its questions with these types (pure data, no I/O); the evaluation turns image references
+into prepared bytes (``images.py`` holds the recipes), a judge backend renders them in its own wire format
+(OpenAI chat content parts, a chat template of an in-process model), and the cache keys them by content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+# Names of the images a question can refer to:
+EDITED = "edited"  # the image the model under test produced for this row
+
+
+def input_image(index: int) -> str:
+    """The row's index-th input image (what the editing model receives), in the row's own order."""
+    return f"input:{index}"
+
+
+def reference_image(name: str) -> str:
+    """Another image of the dataset row that only the judge sees (e.g. KRIS viewpoint_change's ground truth)."""
+    return f"reference:{name}"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a request: which image, how its bytes are prepared, and the MIME label it is sent with."""
+
+    image: str  # EDITED, input_image(i) or reference_image(name)
+    recipe: str = "raw"  # a preparation recipe of images.py: "raw" sends the file's bytes as they are
+    mime: str | None = None  # the data URL's label; None: taken from the bytes' signature
+
+
+Part = Union[str, ImageRef]
+
+
+@dataclass(frozen=True)
+class Question:
+    """One judge call of a row: its name (unique within the row) and its content parts, texts and images, in
+    the order they are sent. One user message holds all the parts."""
+
+    name: str
+    parts: tuple[Part, ...]
+
+    @property
+    def texts(self) -> list[str]:
+        return [p for p in self.parts if isinstance(p, str)]
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return [p for p in self.parts if isinstance(p, ImageRef)]
