@@ -36,6 +36,10 @@ class SubsetAggregate:
     def error_rate(self) -> float:
         return _rate(self.errors, self.num)
 
+    @property
+    def missing_rate(self) -> float:
+        return _share(self.missing, self.num + self.errors + self.missing)
+
 
 @dataclass(frozen=True)
 class ScopeAggregate:
@@ -50,6 +54,10 @@ class ScopeAggregate:
     def error_rate(self) -> float:
         return _rate(self.errors, self.num)
 
+    @property
+    def missing_rate(self) -> float:
+        return _share(self.missing, self.num + self.errors + self.missing)
+
 
 @dataclass(frozen=True)
 class Aggregates:
@@ -63,8 +71,12 @@ class Aggregates:
 
 
 def _rate(errors: int, scored: int) -> float:
-    judged = errors + scored
-    return errors / judged if judged else 0.0
+    """error_rate: errors over the rows that were judged (scored or failed); missing rows were never judged."""
+    return _share(errors, errors + scored)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
 
 
 def mean_stats(values: list[float]) -> MetricStats:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .gate import METRIC_ALIASES
+from .gate import COUNT_METRICS, METRIC_ALIASES
 from .verdict import Verdict
 
 
@@ -44,8 +44,9 @@ class EditEvalResult:
 
     def score(self, metric: str = "overall", subset: str | None = None, averaging: str = "macro") -> Score:
         name = METRIC_ALIASES.get(metric)
-        if name is None or name == "error_rate":
-            raise ValueError(f"unknown metric {metric!r}: use semantic_consistency, perceptual_quality or overall")
+        if name is None or name in COUNT_METRICS:
+            raise ValueError(f"unknown metric {metric!r}: use semantic_consistency, perceptual_quality or overall "
+                             "(error_rate is a property; missing rows are .missing)")
         scope = self._outcome.aggregates.scope(self._scope)
         prefix = "intersection " if self._scope == "intersection" else ""
         if subset is not None:
@@ -70,6 +71,11 @@ class EditEvalResult:
     @property
     def errors(self) -> list[Verdict]:
         return [v for v in self.samples if v.status == "error"]
+
+    @property
+    def missing(self) -> list[Verdict]:
+        """Rows without an edited image (only with allow_missing=True: otherwise the slice fails first)."""
+        return [v for v in self.samples if v.status == "missing"]
 
     @property
     def error_rate(self) -> float:

@@ -43,12 +43,19 @@ def _checksum(payload: Any) -> str:
 class Cache:
     """`root=None` disables the cache (neither read nor write). `fresh_after`: entries written before this
     Unix time are ignored and recomputed (--editeval-refresh), entries written during this run are trusted,
-    so that xdist workers of a refreshing run still share their work."""
+    so that xdist workers of a refreshing run still share their work.
 
-    def __init__(self, root: Path | None, fresh_after: float | None = None) -> None:
+    `shared_after`: in an xdist worker, the run's start time; an entry written after it was computed by a
+    sibling worker during this run, and is counted as `shared`, not as a hit, so that a cold run reads
+    "0 hits, N computed" whatever the number of workers."""
+
+    def __init__(self, root: Path | None, fresh_after: float | None = None,
+                 shared_after: float | None = None) -> None:
         self.root = root
         self.fresh_after = fresh_after
+        self.shared_after = shared_after
         self.hits = 0
+        self.shared = 0
         self.misses = 0  # entries computed (and stored) by this process
         self.corrupt = 0
         self.write_errors: list[str] = []
@@ -63,6 +70,10 @@ class Cache:
         return self.root / kind / key[:2] / f"{key}.json"
 
     def get(self, kind: str, key: str, *, count_corrupt: bool = True) -> dict | None:
+        entry = self._entry(kind, key, count_corrupt=count_corrupt)
+        return None if entry is None else entry["payload"]
+
+    def _entry(self, kind: str, key: str, *, count_corrupt: bool = True) -> dict | None:
         if self.root is None:
             return None
         path = self.path(kind, key)
@@ -81,15 +92,22 @@ class Cache:
             return None
         if self.fresh_after is not None and entry.get("created", 0) < self.fresh_after:
             return None
-        return entry["payload"]
+        return entry
+
+    def _count_found(self, entry: dict) -> None:
+        with self._lock:
+            if self.shared_after is not None and entry.get("created", 0) >= self.shared_after:
+                self.shared += 1
+            else:
+                self.hits += 1
 
     def lookup(self, kind: str, key: str) -> dict | None:
-        """`get`, counted as a hit when found."""
-        payload = self.get(kind, key)
-        if payload is not None:
-            with self._lock:
-                self.hits += 1
-        return payload
+        """`get`, counted as a hit (or as shared, see the class) when found."""
+        entry = self._entry(kind, key)
+        if entry is None:
+            return None
+        self._count_found(entry)
+        return entry["payload"]
 
     def put(self, kind: str, key: str, payload: dict) -> None:
         if self.root is None:
@@ -110,11 +128,10 @@ class Cache:
                        checked: bool = False):
         """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
         process is computing the same entry right now. `checked`: the caller has just looked it up."""
-        cached = None if checked else self.get(kind, key)
-        if cached is not None:
-            with self._lock:
-                self.hits += 1
-            return cached
+        entry = None if checked else self._entry(kind, key)
+        if entry is not None:
+            self._count_found(entry)
+            return entry["payload"]
         if self.root is None:
             payload = compute()
             with self._lock:
@@ -130,11 +147,10 @@ class Cache:
         except Timeout:
             return DEFERRED
         try:
-            cached = self.get(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
-            if cached is not None:
-                with self._lock:
-                    self.hits += 1
-                return cached
+            entry = self._entry(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
+            if entry is not None:
+                self._count_found(entry)
+                return entry["payload"]
             payload = compute()
             with self._lock:
                 self.misses += 1

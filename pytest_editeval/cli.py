@@ -1,6 +1,12 @@
-"""`pytest-editeval compare RUN_A RUN_B`: the comparison table of two saved runs, without running anything,
-with the same gate options as the plugin (`--compare-fail overall:-0.2`). Exit code: 0 gates passed,
-1 a gate failed, 2 bad input."""
+"""The `pytest-editeval` command.
+
+    pytest-editeval compare BASELINE NEW [--compare-fail EXPR]...   paired comparison of two saved runs
+    pytest-editeval compare NEW --baseline BASELINE                  the same, with the baseline named
+    pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
+
+compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
+1 a gate failed, 2 bad input.
+"""
 
 from __future__ import annotations
 
@@ -15,39 +21,76 @@ from .options import compare_gate
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pytest-editeval", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    compare = commands.add_parser("compare", help="compare two saved runs (RUN_A is the new one)")
-    compare.add_argument("run_a", metavar="RUN_A", help="name under .editeval/runs/ or a results JSON path")
-    compare.add_argument("run_b", metavar="RUN_B", help="the baseline: a name or a path")
+    compare = commands.add_parser("compare", help="compare two saved runs: BASELINE NEW (like diff)")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="BASELINE NEW, or NEW alone with --baseline: names under .editeval/runs/ or results "
+                              "JSON paths")
+    compare.add_argument("--baseline", metavar="RUN", help="the baseline run (then give only the new run)")
     compare.add_argument("--compare-fail", action="append", type=compare_gate, default=[], metavar="EXPR",
                          help="fail when a paired difference drops below DELTA, e.g. overall:-0.2 (repeatable)")
     compare.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
+    demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
+    demo.add_argument("folder", metavar="FOLDER", help="a new (or empty) folder")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(Path(args.folder))
+    return _compare(parser, args)
+
+
+def _demo(folder: Path) -> int:
+    from .testing.demo import write_demo
+
+    try:
+        write_demo(folder)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"demo written to {folder}: now run  cd {folder} && pytest")
+    return 0
+
+
+def _compare(parser: argparse.ArgumentParser, args) -> int:
+    if args.baseline is not None and len(args.runs) == 1:
+        baseline_name, new_name = args.baseline, args.runs[0]
+    elif args.baseline is None and len(args.runs) == 2:
+        baseline_name, new_name = args.runs
+    else:
+        parser.error("compare takes BASELINE NEW, or NEW with --baseline BASELINE")
 
     from tabulate import tabulate
 
     from .compare import compare_runs
-    from .report.table import METRIC_LABELS
+    from .report.table import METRIC_LABELS, render_comparison
     from .runs import load_run
 
     try:
-        current, baseline = (load_run(name, Path(args.rootdir)) for name in (args.run_a, args.run_b))
+        baseline, current = (load_run(name, Path(args.rootdir)) for name in (baseline_name, new_name))
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.baseline is None and _newer(baseline, current):
+        # Before 0.2 the order was NEW BASELINE; a reversed pair usually means an old script.
+        print(f"note: {baseline_name} is newer than {new_name}; the order is BASELINE NEW (like diff) since "
+              "pytest-editeval 0.2. Use --baseline to name the baseline explicitly.", file=sys.stderr)
     subsets = list(current.aggregates["full"].subsets)
     deltas, outcomes = compare_runs([s.model_dump() for s in current.samples],
                                     [s.model_dump() for s in baseline.samples], args.compare_fail, subsets)
     fmt = lambda v, sign="": "-" if v is None else f"{v:{sign}.3f}"  # noqa: E731
-    rows = [[METRIC_LABELS[d.metric], d.subset or "OVERALL (macro)", d.n, fmt(d.current), fmt(d.baseline),
-             fmt(d.delta, "+"), "-" if d.delta is None else f"{d.ci_low:+.3f} .. {d.ci_high:+.3f}"]
+    rows = [[METRIC_LABELS[d.metric], d.subset or "OVERALL (macro)", d.n, fmt(d.baseline), fmt(d.current),
+             fmt(d.delta, "+"), "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
             for d in sorted(deltas, key=lambda d: (list(METRIC_LABELS).index(d.metric), d.subset is None))]
-    print(f"{current.model} ({args.run_a}) vs {baseline.model} ({args.run_b}): {current.benchmark} "
+    print(f"{baseline.model} ({baseline_name}) -> {current.model} ({new_name}): {current.benchmark} "
           f"{current.language}, paired by row over rows both scored")
-    print(tabulate(rows, headers=["Metric", "Subset", "n", "A", "B", "A - B", "95% CI"], tablefmt="pretty"))
-    for o in outcomes:
-        ci = "" if o.delta.delta is None else f" (95% CI {o.delta.ci_low:+.3f} .. {o.delta.ci_high:+.3f}, n={o.delta.n})"
-        print(f"{'PASS' if o.passed else 'FAIL'} {o.gate.expression}: {fmt(o.delta.delta, '+')}{ci}")
+    print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],
+                   tablefmt="pretty"))
+    for line, _ in render_comparison(deltas, outcomes, baseline_name, True):
+        print(line)
     return 1 if any(not o.passed for o in outcomes) else 0
+
+
+def _newer(a, b) -> bool:
+    stamp_a, stamp_b = (run.meta.get("timestamp") or "" for run in (a, b))
+    return bool(stamp_a and stamp_b and stamp_a > stamp_b)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .gate import METRIC_ALIASES
+from .gate import COUNT_METRICS, METRIC_ALIASES
 from .verdict import METRICS
 
 _COMPARE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?:\[(?P<subset>[^\[\]]+)\])?\s*:\s*(?P<delta>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
@@ -59,7 +59,7 @@ def parse_compare_gate(text: str) -> CompareGate:
     if not match:
         raise ValueError(f"malformed compare gate {text!r}: expected e.g. 'overall:-0.2' or 'overall[text_change]:-0.5'")
     metric = METRIC_ALIASES.get(match["metric"])
-    if metric is None or metric == "error_rate":
+    if metric is None or metric in COUNT_METRICS:
         raise ValueError(f"unknown metric {match['metric']!r} in compare gate {text!r}: use "
                          "semantic_consistency, perceptual_quality or overall (sc, pq, o)")
     return CompareGate(text.strip(), metric, match["subset"].strip() if match["subset"] else None,

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 from .cache import file_identity
 from .errors import InputError
+from .paths import shown, stand_in_name, unsafe_name_reason
 
 GEDIT_SUBSETS = (
     "background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
@@ -36,11 +37,14 @@ class Sample:
     intersection: bool
     shard: int  # index into the dataset's sorted list of data files
     row: int  # row inside that file
+    problem: str | None = None  # why this row cannot be used (an unsafe key or task type): an error row
 
     @property
     def id(self) -> str:
-        """Stable, readable test id: `-k color_alter`, `-k en` and `--lf` select on it."""
-        return f"{self.language}-{self.subset}-{self.key}"
+        """Stable, readable test id: `-k color_alter`, `-k en` and `--lf` select on it. An unsafe key or task type
+        is replaced by a stand-in, so that no dataset string reaches a file name or the terminal unescaped."""
+        key = self.key if unsafe_name_reason(self.key) is None else stand_in_name("key", self.key)
+        return f"{self.language}-{self.subset}-{key}"
 
 
 def find_data_files(root: Path) -> list[Path]:
@@ -111,16 +115,30 @@ def load_index(files: list[Path]) -> list[Sample]:
         table = _open_table(path, INDEX_COLUMNS)
         cols = {name: table.column(name).to_pylist() for name in INDEX_COLUMNS}
         for row in range(table.num_rows):
+            key, subset = str(cols["key"][row]), str(cols["task_type"][row])
+            problem = _row_problem(key, subset)
+            if unsafe_name_reason(subset):  # grouped and printed under a stand-in, never as the raw string
+                subset = stand_in_name("task-type", subset)
             samples.append(Sample(
-                key=str(cols["key"][row]),
-                subset=str(cols["task_type"][row]),
+                key=key,
+                subset=subset,
                 language=str(cols["instruction_language"][row]),
                 instruction=str(cols["instruction"][row]),
                 intersection=bool(cols["Intersection_exist"][row]),
                 shard=shard,
                 row=row,
+                problem=problem,
             ))
     return samples
+
+
+def _row_problem(key: str, subset: str) -> str | None:
+    """Keys and task types name files of the output layout: an unsafe one makes its row an error row."""
+    for what, value in (("key", key), ("task type", subset)):
+        reason = unsafe_name_reason(value)
+        if reason:
+            return f"dataset {what} {shown(value)} {reason}: it cannot name a file, so this row is not evaluated"
+    return None
 
 
 def select_samples(samples: Iterable[Sample], language: str, subsets: Sequence[str] | None,

@@ -17,6 +17,7 @@ from typing import Iterable
 
 from .dataset import Sample
 from .errors import InputError
+from .paths import is_inside, shown
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -32,12 +33,19 @@ class EditedImages:
         return folder.name if folder.name != "fullset" else folder.parent.name
 
 
-def load_edited_images(spec: str, all_keys: set[str], selected: Iterable[Sample], language: str) -> EditedImages:
+def load_edited_images(spec: str, all_keys: set[str], language_keys: set[str], selected: Iterable[Sample],
+                       language: str) -> EditedImages:
+    """`all_keys`: every key of the dataset; `language_keys`: the keys of the run's language."""
     origin = Path(spec).expanduser()
     if not origin.exists():
         raise InputError(f"--editeval-images {spec}: no such file or folder")
     origin = origin.resolve()
     paths = _from_folder(origin, all_keys, language) if origin.is_dir() else _from_jsonl(origin, all_keys)
+    if not paths.keys() & language_keys:
+        # An empty JSONL, or images of the other language: nothing to evaluate is a mistake, not a result.
+        found = f"its {len(paths)} image(s) belong to no" if paths else "it holds no image for any"
+        raise InputError(f"--editeval-images {spec}: {found} {language!r} row of the benchmark; check the file, "
+                         "the --editeval-language and the --editeval-dataset")
     _check_readable(paths, selected, origin)
     return EditedImages(paths=paths, origin=origin)
 
@@ -65,8 +73,15 @@ def _from_jsonl(path: Path, all_keys: set[str]) -> dict[str, Path]:
             raise InputError(f"{where}: id {key!r} is not a key of the benchmark dataset")
         if key in first_line:
             raise InputError(f"{where}: id {key!r} appears twice (first on line {first_line[key]})")
-        image_path = Path(image).expanduser()
-        image_path = image_path if image_path.is_absolute() else path.parent / image_path
+        image_path = Path(image)  # no ~ expansion: only a path written out in full is taken as given
+        if not image_path.is_absolute():
+            image_path = path.parent / image_path
+            # A relative path (or a symlink it meets) must not lead out of the JSONL's folder: the file may come
+            # from elsewhere (a CI artifact), and whatever it points at is read and sent to the judge.
+            if not is_inside(image_path, path.parent):
+                raise InputError(f"{where}: image_path {shown(image)} for id {key!r} leads outside {path.parent}; "
+                                 "relative paths must stay in the JSONL's folder (write an absolute path if you mean "
+                                 "that file)")
         if not image_path.is_file():
             raise InputError(f"{where}: image {image_path} for id {key!r} does not exist")
         first_line[key] = number
@@ -89,6 +104,9 @@ def _from_folder(root: Path, all_keys: set[str], language: str) -> dict[str, Pat
             raise InputError(f"{image}: {image.stem!r} is not a key of the benchmark dataset")
         if image.stem in paths:
             raise InputError(f"{image}: key {image.stem!r} appears twice (also {paths[image.stem]})")
+        if not is_inside(image, root):
+            raise InputError(f"{image} is a link that leads outside {root}: the official layout must hold the "
+                             "images themselves (or pass a JSONL with absolute paths)")
         paths[image.stem] = image
     return paths
 

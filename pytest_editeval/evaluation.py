@@ -19,7 +19,7 @@ from .verdict import JudgedAspect, Verdict
 
 class RowEvaluator:
     def __init__(self, *, sources: SourceImages, edited_image: Callable[[Sample], Path | None], edited_origin: str,
-                 client: JudgeClient, cache: Cache, protocol: str) -> None:
+                 client: JudgeClient, cache: Cache, protocol: str, max_pixels: int) -> None:
         self.sources = sources
         # key -> edited image file: a lookup in image mode; in model mode it waits for the producer and raises
         # SampleError when the row could not be generated.
@@ -28,9 +28,12 @@ class RowEvaluator:
         self.client = client
         self.cache = cache
         self.protocol = protocol
+        self.max_pixels = max_pixels
 
     def evaluate(self, sample: Sample, *, blocking: bool = True):
         """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
+        if sample.problem is not None:  # an unsafe dataset row: never looked up, generated or judged
+            return Verdict.failed(sample, sample.problem)
         try:
             image_path = self.edited_image(sample)
         except SampleError as exc:
@@ -45,8 +48,9 @@ class RowEvaluator:
         except InputError as exc:
             return Verdict.failed(sample, str(exc), shown_path)
         deadline = time.monotonic() + self.client.settings.row_deadline_s
-        requests = requests_for_row(self.protocol, sample.instruction, images)
-        keys = [cache_key({"kind": "judge-verdict", **r.identity(), **self.client.settings.request_parameters()})
+        requests = requests_for_row(self.protocol, sample.instruction, images, self.max_pixels)
+        # The judge's identity includes its endpoint: the same model name behind another URL is another judge.
+        keys = [cache_key({"kind": "judge-verdict", **r.identity(), **self.client.settings.identity()})
                 for r in requests]
 
         def judged(request, key) -> object:
@@ -65,8 +69,8 @@ class RowEvaluator:
                 payloads[i] = payload
         except SampleError as exc:
             return Verdict.failed(sample, str(exc), shown_path)
-        except OSError as exc:  # Pillow: truncated or undecodable edited image (only built on a cache miss)
-            return Verdict.failed(sample, f"edited image {image_path} cannot be decoded: {exc}", shown_path)
+        except OSError as exc:  # the edited image vanished or became unreadable between the checks and now
+            return Verdict.failed(sample, f"cannot read edited image {image_path}: {exc}", shown_path)
         if any(p is DEFERRED for p in payloads):
             return DEFERRED
         sc, pq = (JudgedAspect(scores=[float(s) for s in p["scores"]], reasoning=p.get("reasoning"))

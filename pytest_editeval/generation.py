@@ -25,6 +25,7 @@ from typing import Any, Callable
 from .cache import Cache, cache_key, file_identity, memoised_sha256, write_atomic
 from .dataset import Sample, SourceImages
 from .errors import CacheWriteError, EditEvalError, InputError, SampleError
+from .images import decode_rgb
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 # Pipelines whose __call__ takes a single prompt: batch size 1 whatever is asked.
@@ -37,6 +38,10 @@ OOM_ADVICE = ("lower --editeval-batch-size, use --editeval-precision bfloat16, -
 
 class GenerationSetupError(EditEvalError):
     """The pipeline cannot be built (unknown class, incomplete folder, wrong class, bad config): stop the run."""
+
+
+class GenerationInterrupted(Exception):
+    """A pipeline call ended early because the run is stopping: its output is incomplete."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class GenerationSettings:
     batch_size: int = 1
     output_dir: Path = Path(".editeval/outputs")
     worker_index: int = 0  # pytest-xdist worker number: picks this worker's GPU
+    devices: tuple[str, ...] = ()  # --editeval-devices, one per worker
 
     def device_type(self) -> str:
         """cuda or cpu, without importing torch (a cached run must not): an explicit device, else cuda."""
@@ -70,6 +76,31 @@ class GenerationSettings:
             raise GenerationSetupError("no CUDA device is visible: pass --editeval-device cpu to generate on the "
                                        "CPU (slow), or run on a GPU machine")
         return f"cuda:{self.worker_index % count}"
+
+    def check_devices(self) -> None:
+        """Stop before anything runs or is written when a device cannot be used: a typo'd or absent GPU would
+        otherwise surface only at the first generated row. A CPU needs no check and imports no torch."""
+        wanted = [self.device] if self.device else list(self.devices) or ["cuda"]
+        if all(name.split(":")[0] == "cpu" for name in wanted):
+            return
+        try:
+            import torch
+        except ImportError:
+            raise InputError("model mode needs torch and diffusers: pip install 'pytest-editeval[model]'") from None
+        for name in wanted:
+            kind, _, index = name.partition(":")
+            if kind == "cuda":
+                count = torch.cuda.device_count()
+                if not count:
+                    raise InputError(f"device {name}: no CUDA device is visible; pass --editeval-device cpu to "
+                                     "generate on the CPU (slow), or run on a GPU machine")
+                if index and int(index) >= count:
+                    raise InputError(f"device {name} does not exist: {count} CUDA device(s) are visible "
+                                     f"(cuda:0 to cuda:{count - 1})")
+            elif kind == "mps" and not torch.backends.mps.is_available():
+                raise InputError(f"device {name}: MPS is not available on this machine; pass --editeval-device cpu")
+            elif kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+                raise InputError(f"device {name}: no XPU is available on this machine; pass --editeval-device cpu")
 
     def dtype_name(self, device: str) -> str:
         return self.precision or ("bfloat16" if device.startswith("cuda") else "float32")
@@ -138,16 +169,29 @@ class DiffusersEditor:
         self.config = config
         self.device = device
         self.max_batch = 1 if class_name in ONE_PROMPT_PER_CALL else None
+        self._interrupted = False
 
     def edit_batch(self, images: list, instructions: list[str], seeds: list[int]) -> list:
         import torch
 
+        if self._interrupted:
+            raise GenerationInterrupted()
         # CPU generators: the same seed gives the same noise on any device, alone or in a batch.
         generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
         single = len(images) == 1
         output = self.pipe(image=images[0] if single else images, prompt=instructions[0] if single else instructions,
                            generator=generators[0] if single else generators, **self.config)
+        if self._interrupted:  # the denoising loop skipped its remaining steps: the images are unfinished
+            raise GenerationInterrupted()
         return list(getattr(output, "images", None) or [])
+
+    def interrupt(self) -> None:
+        """Ask a call in flight to end early: diffusers pipelines with an `interrupt` property skip their
+        remaining denoising steps when `_interrupt` is set (others finish the call, then stop)."""
+        self._interrupted = True
+        pipe = self.pipe
+        if pipe is not None and isinstance(getattr(type(pipe), "interrupt", None), property):
+            pipe._interrupt = True
 
     def __call__(self, image, instruction: str, seed: int):
         return self.edit_batch([image], [instruction], [seed])[0]
@@ -223,7 +267,8 @@ class ImageProducer:
     """Generates the selected rows' edited images in item order, in a background thread."""
 
     def __init__(self, samples: list[Sample], sources: SourceImages, cache: Cache, output_dir: Path,
-                 seed: int, batch_size: int, identity: dict | None, stop: threading.Event) -> None:
+                 seed: int, batch_size: int, identity: dict | None, stop: threading.Event,
+                 max_pixels: int) -> None:
         self.samples = samples
         self.sources = sources
         self.cache = cache
@@ -232,10 +277,13 @@ class ImageProducer:
         self.batch_size = batch_size
         self.identity = identity  # None: a custom editor without an identity, whose images are not cached
         self.stop = stop
+        self.max_pixels = max_pixels
         self.futures: dict[str, Future] = {s.id: Future() for s in samples}
         self.pending: list[Sample] = []
         self.generated = 0
         self._thread: threading.Thread | None = None
+        self._editor: Callable | None = None
+        self._settle_lock = threading.Lock()
 
     def adopt_identity(self, identity: dict) -> None:
         """A custom editor named its identity once it existed: its cached images can now be used."""
@@ -248,7 +296,7 @@ class ImageProducer:
         for sample in self.samples if samples is None else samples:
             path = self._from_cache(sample) if self.identity is not None else None
             if path is not None:
-                self.futures[sample.id].set_result(path)
+                self._settle(sample, path)
             else:
                 self.pending.append(sample)
 
@@ -275,14 +323,42 @@ class ImageProducer:
         return self._thread is not None
 
     def start(self, editor: Callable) -> None:
-        if self._thread is None and self.pending:
+        if self._thread is None and self.pending and not self.stop.is_set():
+            self._editor = editor
             self._thread = threading.Thread(target=self._run, args=(editor,), name="editeval-generate", daemon=True)
             self._thread.start()
 
+    def _settle(self, sample: Sample, path: Path | None = None, error: str | None = None) -> bool:
+        """Give a row its image or its error, once: a row failed by a stop is not revived by a late save."""
+        future = self.futures[sample.id]
+        with self._settle_lock:
+            if future.done():
+                return False
+            if error is None:
+                future.set_result(path)
+            else:
+                future.set_exception(SampleError(error))
+            return True
+
     def fail_pending(self, message: str) -> None:
         for sample in self.pending:
-            if not self.futures[sample.id].done():
-                self.futures[sample.id].set_exception(SampleError(message))
+            self._settle(sample, error=message)
+
+    def request_stop(self) -> None:
+        """Stop generating: rows not generated yet fail now (their judge threads are released at once) and a
+        pipeline call in flight is asked to end early where the pipeline can (diffusers' interrupt flag)."""
+        self.stop.set()
+        self.fail_pending("generation stopped before this row")
+        interrupt = getattr(self._editor, "interrupt", None)
+        if callable(interrupt):
+            interrupt()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the generation thread (and its prefetch and saver threads); True once it has ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def result(self, sample: Sample) -> Path:
         return self.futures[sample.id].result()
@@ -292,37 +368,52 @@ class ImageProducer:
 
         todo = list(self.pending)
         max_batch = min(self.batch_size, getattr(editor, "max_batch", None) or self.batch_size)
-        # The GPU loop only calls the pipeline: the next batch's sources are read and decoded while the
-        # current one is generated, and PNGs are encoded and written beside it, so the GPU never waits.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="editeval-prefetch") as prefetch:
-            upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
-            while upcoming is not None and not self.stop.is_set():
-                batch = upcoming.result()
-                # `todo` is only touched by the prefetch thread from here until its result is taken.
+        try:
+            # The GPU loop only calls the pipeline: the next batch's sources are read and decoded while the
+            # current one is generated, and PNGs are encoded and written beside it, so the GPU never waits.
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers, \
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="editeval-prefetch") as prefetch:
                 upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
-                outputs = self._generate(editor, batch)
-                if outputs is not None:
-                    savers.submit(self._save_all, batch, outputs)
-        self.fail_pending("generation stopped before this row")
+                while upcoming is not None and not self.stop.is_set():
+                    batch = upcoming.result()
+                    # `todo` is only touched by the prefetch thread from here until its result is taken.
+                    upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
+                    outputs = self._generate(editor, batch) if batch else None
+                    if outputs is not None:
+                        savers.submit(self._save_all, batch, outputs)
+        finally:  # whatever happened, no row is left waiting for an image that will never come
+            self.fail_pending("generation stopped before this row")
 
     def _next_batch(self, todo: list[Sample], size: int) -> list[tuple[Sample, Any]]:
-        """The next row plus up to size-1 later rows (within a short window) whose source has its size."""
-        from PIL import Image
-
-        first = todo.pop(0)
-        first_image = _rgb(Image, self.sources.read(first))
-        batch = [(first, first_image)]
+        """The next row plus up to size-1 later rows (within a short window) whose source has its size. A row
+        whose source cannot be decoded fails here, alone."""
+        batch: list[tuple[Sample, Any]] = []
+        while todo and not batch:
+            first = todo.pop(0)
+            first_image = self._source_rgb(first)
+            if first_image is not None:
+                batch.append((first, first_image))
         index = 0
-        while len(batch) < size and index < min(len(todo), 8 * size):
+        while batch and len(batch) < size and index < min(len(todo), 8 * size):
             candidate = todo[index]
-            image = _rgb(Image, self.sources.read(candidate))
-            if image.size == first_image.size:
+            image = self._source_rgb(candidate)
+            if image is None:
+                todo.pop(index)
+            elif image.size == batch[0][1].size:
                 batch.append((candidate, image))
                 todo.pop(index)
             else:
                 index += 1
         return batch
+
+    def _source_rgb(self, sample: Sample):
+        """The row's source as RGB (several pipelines take a 4-channel input for latents), or None after
+        failing the row with the reason."""
+        try:
+            return decode_rgb(self.sources.read(sample), f"source image of {sample.id}", self.max_pixels)
+        except (SampleError, InputError) as exc:
+            self._settle(sample, error=str(exc))
+            return None
 
     def _generate(self, editor: Callable, batch: list[tuple[Sample, Any]]) -> list | None:
         """The batch's edited images, or None when the call failed (each row then fails with the reason)."""
@@ -333,28 +424,30 @@ class ImageProducer:
                 outputs = editor.edit_batch([img for _, img in batch], [s.instruction for s in samples], seeds)
             else:  # any callable (image, instruction, seed) -> PIL.Image
                 outputs = [editor(img, s.instruction, seed) for (s, img), seed in zip(batch, seeds)]
+        except GenerationInterrupted:  # stopped mid-call: its images are incomplete and never saved
+            message = "generation stopped before this row"
         except Exception as exc:  # the run goes on: each row of the batch is an error with the reason
             message = _generation_failure(exc)
-            for sample in samples:
-                self.futures[sample.id].set_exception(SampleError(message))
-            return None
-        return outputs
+        else:
+            return outputs
+        for sample in samples:
+            self._settle(sample, error=message)
+        return None
 
     def _save_all(self, batch: list[tuple[Sample, Any]], outputs: list) -> None:
         for index, (sample, source) in enumerate(batch):
             output = outputs[index] if index < len(outputs) else None
             if not hasattr(output, "save"):
-                self.futures[sample.id].set_exception(SampleError(
-                    f"the pipeline returned no image for this row (got {type(output).__name__})"))
+                self._settle(sample, error=f"the pipeline returned no image for this row (got {type(output).__name__})")
                 continue
             try:
                 png = _png_bytes(output)
                 path = self._store(sample, png, source)
-            except OSError as exc:
-                self.futures[sample.id].set_exception(SampleError(f"cannot save the edited image: {exc}"))
+            except Exception as exc:  # a full disk, an image mode PNG cannot hold: this row fails, the run goes on
+                self._settle(sample, error=f"cannot save the edited image: {type(exc).__name__}: {exc}")
                 continue
-            self.generated += 1
-            self.futures[sample.id].set_result(path)
+            if self._settle(sample, path):
+                self.generated += 1
 
     def _store(self, sample: Sample, png: bytes, source) -> Path:
         if self.identity is not None and self.cache.root is not None:
@@ -373,8 +466,11 @@ class ImageProducer:
         return path
 
     def _publish(self, sample: Sample, png: bytes) -> Path:
-        """The official layout: fullset/{task_type}/{language}/{key}.png."""
+        """The official layout: fullset/{task_type}/{language}/{key}.png. Keys and task types come from the
+        dataset and were checked when it was read; the path is checked again here, where a file is written."""
         path = self.output_dir / "fullset" / sample.subset / sample.language / f"{sample.key}.png"
+        if not path.resolve().is_relative_to(self.output_dir.resolve()):
+            raise SampleError(f"row {sample.id!r} would write outside {self.output_dir}")
         if not path.is_file() or path.read_bytes() != png:
             write_atomic(path, png)
         return path
@@ -389,12 +485,6 @@ class ImageProducer:
         jsonl = self.output_dir / "edits.jsonl"
         write_atomic(jsonl, ("\n".join(lines) + "\n").encode() if lines else b"")
         return jsonl
-
-
-def _rgb(image_module, data: bytes):
-    # RGB always: several pipelines take a 4-channel input for latents.
-    with image_module.open(io.BytesIO(data)) as img:
-        return img.convert("RGB")
 
 
 def _png_bytes(image) -> bytes:

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 from .hub import HUBS
 
 BENCHMARKS = ("gedit",)
+# A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
+# raw photos up to about 12 MP): one hostile 13000 x 13000 PNG would cost 0.5 GB decoded.
+DEFAULT_MAX_PIXELS = 4096 * 4096
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -24,6 +28,7 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(f"unknown {name} {value!r}: known {name}s are {', '.join(choices)}")
         return value
     parse.__name__ = name
+    parse.choices = choices  # shown as the metavar {a,b}
     return parse
 
 
@@ -47,6 +52,18 @@ def _url(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)")
     return value
+
+
+def _device(value: str) -> str:
+    import re
+
+    if not re.fullmatch(rf"(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a device: use cpu, cuda, cuda:N (or mps, xpu, npu, hpu)")
+    return value
+
+
+def _device_list(value: str) -> list[str]:
+    return [_device(name) for name in _subset_list(value)]
 
 
 def _subset_list(value: str) -> list[str]:
@@ -114,6 +131,13 @@ class Option:
     metavar: str | None = None
 
     @property
+    def shown_metavar(self) -> str | None:
+        """What --help shows for the value: never argparse's default (the dest in capitals), which reads like an
+        environment variable."""
+        choices = getattr(self.type, "choices", None)
+        return self.metavar or ("{" + ",".join(choices) + "}" if choices else "VALUE")
+
+    @property
     def dest(self) -> str:
         return "editeval_" + self.name.replace("-", "_")
 
@@ -135,7 +159,12 @@ OPTIONS = [
     Option("limit", "evaluate only the first N rows of each subset", _number(int, 1), metavar="N"),
     Option("images", "edited images: a JSONL of {id, image_path} or a folder fullset/{task}/{lang}/{key}.png",
            metavar="PATH"),
-    Option("model-name", "model name shown in the table and results (default: the images' folder name)"),
+    Option("allow-missing", "score the rows that have an edited image and pass over the others, as the official "
+           "scorer does (default: a selected row without an image fails the gate)", None, flag=True),
+    Option("max-pixels", "largest image (width x height) decoded for a row; a bigger one is an error row "
+           f"(default {DEFAULT_MAX_PIXELS:,})", _number(int, 1), metavar="N"),
+    Option("model-name", "model name shown in the table and results (default: the images' folder name, the "
+           "model's id or folder name, or a custom editor's editeval_identity name)", metavar="NAME"),
     Option("model", "model mode: a ModelScope / Hugging Face id or a folder saved with save_pretrained",
            metavar="ID_OR_DIR"),
     Option("model-hub", "hub of --editeval-model: modelscope (default) or huggingface",
@@ -144,8 +173,9 @@ OPTIONS = [
     Option("pipeline-cls", "diffusers pipeline class (default: _class_name of model_index.json)", metavar="NAME"),
     Option("precision", "float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on cpu)",
            _choice("precision", ("float32", "float16", "bfloat16"))),
-    Option("device", "device of the pipeline (default cuda:<xdist worker index>, cpu without CUDA)", metavar="DEV"),
-    Option("devices", "comma-separated devices, one per xdist worker (e.g. cuda:0,cuda:1)", _subset_list,
+    Option("device", "device of the pipeline: cpu, cuda, cuda:N, ... (default cuda:<xdist worker index>; without a "
+           "visible CUDA device that is a usage error: pass cpu to generate on the CPU)", _device, metavar="DEV"),
+    Option("devices", "comma-separated devices, one per xdist worker (e.g. cuda:0,cuda:1)", _device_list,
            metavar="A,B"),
     Option("device-map", "accelerate placement for from_pretrained, e.g. balanced", metavar="MAP"),
     Option("cpu-offload", "enable_model_cpu_offload() for cards that are too small", None, flag=True),
@@ -157,7 +187,10 @@ OPTIONS = [
            _number(int, 1), metavar="N"),
     Option("output-dir", "where generated images are saved (default .editeval/outputs/<model> under the rootdir)",
            metavar="DIR"),
-    Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL)", _url, metavar="URL"),
+    Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL); /chat/completions is "
+           "appended to its path, a query (?api-version=...) is kept", _url, metavar="URL"),
+    Option("judge-allow-http", "allow a plain http:// judge URL to a host that is not this machine (the key then "
+           "travels in clear)", None, flag=True),
     Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default gpt-4.1)", metavar="NAME"),
     Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),
     Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
@@ -173,8 +206,9 @@ OPTIONS = [
     Option("row-deadline", "seconds one row may spend on the judge, retries included (default 900)",
            _number(float, 0, False), metavar="S"),
     Option("protocol", "judging recipe: official (default) or evalscope", _choice("protocol", ("official", "evalscope"))),
-    Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0' or 'sc[color_alter]>=6.5'",
-           _threshold, repeat=True, metavar="EXPR"),
+    Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0', 'sc[color_alter]>=6.5', "
+           "'error_rate<=0.02' (rows whose judging failed / rows judged), 'missing_rate<=0.05' (selected rows without "
+           "an edited image / selected rows)", _threshold, repeat=True, metavar="EXPR"),
     Option("gate", "when to gate: auto (complete runs only, default), always, never",
            _choice("gate policy", ("auto", "always", "never"))),
     Option("json", "write the full results as JSON to PATH", metavar="PATH"),
@@ -183,6 +217,8 @@ OPTIONS = [
     Option("compare", "compare with a saved run (a name under .editeval/runs/ or a JSON path)", metavar="NAME_OR_PATH"),
     Option("compare-fail", "fail when a paired difference drops below DELTA, e.g. 'overall:-0.2', repeatable",
            compare_gate, repeat=True, metavar="EXPR"),
+    Option("compare-missing", "when the --editeval-compare baseline does not exist: error (default), or skip the "
+           "comparison with one line (a CI workflow's first run)", _choice("compare-missing policy", ("error", "skip"))),
     Option("cache-dir", "cache folder (default .editeval/cache under the rootdir)", metavar="DIR"),
     Option("no-cache", "neither read nor write the cache", None, flag=True),
     Option("refresh", "recompute cached entries and overwrite them", None, flag=True),
@@ -198,12 +234,20 @@ def register(parser) -> None:
             group.addoption(flag, dest=opt.dest, action="store_true", default=None, help=opt.help)
         elif opt.repeat:
             group.addoption(flag, dest=opt.dest, action="append", type=opt.type, default=None,
-                            metavar=opt.metavar, help=opt.help)
+                            metavar=opt.shown_metavar, help=opt.help)
         else:
-            group.addoption(flag, dest=opt.dest, type=opt.type, default=None, metavar=opt.metavar, help=opt.help)
+            group.addoption(flag, dest=opt.dest, type=opt.type, default=None, metavar=opt.shown_metavar,
+                            help=opt.help)
         parser.addini(opt.ini, help=opt.help, type="linelist" if opt.repeat else "string")
     parser.addini("editeval_junit_properties", type="bool", default=True,
                   help="add each row's scores to JUnit XML as <property> entries (default true)")
+
+
+def given(config) -> list[str]:
+    """The editeval options set on the command line or in the ini file, as the user wrote their names."""
+    names = [f"--editeval-{opt.name}" for opt in OPTIONS if config.getoption(opt.dest) is not None]
+    names += [opt.ini for opt in OPTIONS if config.getini(opt.ini)]  # unset ini values read as "" or []
+    return names
 
 
 class IniValueError(ValueError):

@@ -23,6 +23,11 @@ def pytest_configure(config) -> None:
     except options.IniValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if benchmark is None:
+        given = options.given(config)
+        if given:
+            from . import ignored_options
+
+            ignored_options.install(config, given)
         return
     from .session import EditEvalPlugin  # the heavy part, only for evaluation runs
 

@@ -11,6 +11,11 @@ from pathlib import Path
 from .errors import InputError
 
 RUNS_FOLDER = Path(".editeval") / "runs"
+INCOMPLETE_SUFFIX = ".incomplete"  # NAME.incomplete.json: a run that must not replace NAME
+
+
+class RunNotFound(InputError):
+    """No saved run by that name or path (a CI workflow's first run may skip the comparison)."""
 
 
 def package_versions() -> dict[str, str]:
@@ -33,7 +38,7 @@ def run_metadata(name: str | None, *, model: str, revision: str | None, protocol
     return {
         "name": name, "model": model, "revision": revision, "model_digest": model_digest, "protocol": protocol,
         "judge_model": judge_model, "seed": seed, "versions": package_versions(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }
 
 
@@ -52,10 +57,33 @@ def load_run(name_or_path: str, rootpath: Path):
         path = run_path(rootpath, name_or_path)
     if not path.is_file():
         saved = sorted(p.stem for p in (rootpath / RUNS_FOLDER).glob("*.json"))
-        raise InputError(f"no saved run {name_or_path!r} (looked for {path}); saved runs: "
-                         + (", ".join(saved) if saved else "none (make one with --editeval-save NAME)"))
+        raise RunNotFound(f"no saved run {name_or_path!r} (looked for {path}); saved runs: "
+                          + (", ".join(saved) if saved else "none (make one with --editeval-save NAME)"))
     try:
-        return RunResults.model_validate_json(path.read_text("utf-8"))
-    except (OSError, ValueError, ValidationError) as exc:
+        return RunResults.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            raise InputError(f"cannot read saved run {path}: not valid JSON ({first.get('msg', '')})") from None
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
+        raise InputError(f"{path} is not a saved run of pytest-editeval ({where}: {first.get('msg', 'invalid')}); "
+                         "pass a file written by --editeval-save or --editeval-json") from None
+    except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:200]
         raise InputError(f"cannot read saved run {path}: {reason}") from None
+
+
+def holds_scored_rows(path: Path) -> int:
+    """How many scored rows the results file at `path` holds (0 when it is absent or unreadable)."""
+    import json
+
+    try:
+        data = json.loads(path.read_bytes())
+        return sum(1 for s in data.get("samples", []) if isinstance(s, dict) and s.get("status") == "scored")
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def incomplete_path(path: Path) -> Path:
+    """Where a run that must not replace `path` is written instead: NAME.incomplete.json beside it."""
+    return path.with_name(path.stem + INCOMPLETE_SUFFIX + path.suffix)

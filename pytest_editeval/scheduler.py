@@ -3,15 +3,19 @@
 pytest runs items one after another; if each item judged its own row, the run would take N x latency. Instead,
 once collection is final (after -k, --lf, deselection), every selected row is queued in item order for a pool
 of worker threads, and each item only waits for its own row's future. When the session ends early (-x,
-Ctrl-C, a fatal judge error) the queued rows are cancelled; finished rows are already in the cache. The
-threads are daemons so that a request still in flight cannot hold up the exit: its result would be dropped,
-and the cache's atomic writes mean nothing half-written is left behind.
+Ctrl-C, a fatal judge error) the queued rows are cancelled and requests in flight are interrupted; finished
+rows are already in the cache, and its atomic writes mean nothing half-written is left behind.
+
+Every thread is joined before the plugin lets pytest finish: a thread still running native code (image
+decoding, Arrow reads) while the interpreter shuts down can abort the process after the tests passed. The
+threads are also daemons, but only as a last resort if a join times out.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import CancelledError, Future
 from typing import Callable, Iterable
 
@@ -19,6 +23,10 @@ from .cache import DEFERRED
 from .dataset import Sample
 from .errors import JudgeFatalError
 from .verdict import Verdict
+
+# Long enough for a row that is busy preparing its images to notice the stop; requests in flight are
+# interrupted, so nothing legitimate waits this long.
+JOIN_TIMEOUT_S = 30.0
 
 
 class Scheduler:
@@ -80,9 +88,22 @@ class Scheduler:
             verdict = self._evaluate(sample, blocking=True)
         return verdict  # type: ignore[return-value]
 
-    def shutdown(self) -> None:
+    def shutdown(self, interrupt: Callable[[], None] | None = None, timeout: float = JOIN_TIMEOUT_S) -> list[str]:
+        """Cancel the rows not started, interrupt those in flight (`interrupt`), and join every thread.
+        Returns the names of threads still alive after `timeout` seconds (none, unless something hangs)."""
         self._stop.set()
         for future in self._futures.values():
             future.cancel()  # only rows not yet started are cancelled
         for _ in self._threads:
             self._queue.put(None)
+        if interrupt is not None and any(t.is_alive() for t in self._threads):
+            interrupt()
+        return join_all(self._threads, timeout)
+
+
+def join_all(threads: Iterable[threading.Thread], timeout: float) -> list[str]:
+    """Join the threads within one overall deadline; the names of those still alive."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threads if t.is_alive()]

@@ -15,7 +15,7 @@ from . import options
 from .errors import InputError
 from .gate import Threshold
 from .generation import GenerationSettings
-from .judges.settings import JudgeSettings
+from .judges.settings import JudgeSettings, cleartext_problem
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 URL_VARIABLE = "EDITEVAL_JUDGE_URL"
@@ -38,6 +38,8 @@ class RunSettings:
     subsets: list[str] | None
     limit: int | None
     images: str | None
+    allow_missing: bool  # score the rows that have images; missing rows do not fail the gate
+    max_pixels: int  # largest image decoded for a row
     model_name: str | None
     protocol: str
     thresholds: list[Threshold]
@@ -47,6 +49,7 @@ class RunSettings:
     save_name: str | None
     compare: str | None
     compare_gates: list
+    compare_missing: str  # error | skip: what a --editeval-compare baseline that does not exist does
     cache_dir: Path | None
     refresh: bool
     workers: int
@@ -85,6 +88,8 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
             subsets=get("subsets"),
             limit=get("limit"),
             images=get("images"),
+            allow_missing=bool(get("allow-missing")),
+            max_pixels=get("max-pixels") or options.DEFAULT_MAX_PIXELS,
             model_name=get("model-name"),
             protocol=protocol,
             thresholds=get("threshold") or [],
@@ -94,6 +99,7 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
             save_name=get("save"),
             compare=get("compare"),
             compare_gates=get("compare-fail") or [],
+            compare_missing=get("compare-missing") or "error",
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             refresh=bool(get("refresh")),
             workers=get("judge-workers") or 8,
@@ -113,6 +119,10 @@ def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
         url = options._url(url)
     except Exception as exc:  # argparse.ArgumentTypeError from the environment value
         raise InputError(f"{URL_VARIABLE}: {exc}") from None
+    # Decided on the URL alone, before any connection or DNS lookup.
+    problem = None if get("judge-allow-http") else cleartext_problem(url)
+    if problem:
+        raise InputError(problem)
     key = env.get(KEY_VARIABLE, "").strip()
     if not key:
         raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
@@ -138,8 +148,8 @@ def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
 def _generation_settings(config, get) -> GenerationSettings:
     model = get("model")
     generation_config = {**_pyproject_generation_table(Path(config.rootpath)), **(get("generation-config") or {})}
-    name = get("model-name") or (Path(model).name if model else "custom-editor")
-    output_dir = get("output-dir") or Path(config.rootpath) / ".editeval" / "outputs" / name
+    folder_name = safe_folder_name(get("model-name") or (Path(model).name if model else "custom-editor"))
+    output_dir = get("output-dir") or Path(config.rootpath) / ".editeval" / "outputs" / folder_name
     devices = get("devices")
     worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
@@ -149,8 +159,16 @@ def _generation_settings(config, get) -> GenerationSettings:
         offline=bool(get("offline")), pipeline_cls=get("pipeline-cls"), precision=get("precision"),
         device=device, device_map=get("device-map"), cpu_offload=bool(get("cpu-offload")),
         config=generation_config, seed=get("seed") or 0, batch_size=get("batch-size") or 1,
-        output_dir=Path(output_dir).expanduser(), worker_index=index,
+        output_dir=Path(output_dir).expanduser(), worker_index=index, devices=tuple(devices or ()),
     )
+
+
+def safe_folder_name(name: str) -> str:
+    """A model name as one folder name: no separators, no leading dot, nothing that climbs out of .editeval/."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
+    return cleaned[:100]
 
 
 def _pyproject_generation_table(rootpath: Path) -> dict:

@@ -100,14 +100,15 @@ def test_missing_or_unreadable_baseline_is_a_usage_error(run, pytester, saved_ba
 def test_compare_cli(run, judge, saved_baseline, pytester, tmp_path):
     _worse_judge(judge)
     assert run("--editeval-save=new-ckpt", cache_dir=tmp_path / "other").ret == 0
-    cli = [sys.executable, "-m", "pytest_editeval.cli", "compare", "new-ckpt", "good-ckpt",
+    cli = [sys.executable, "-m", "pytest_editeval.cli", "compare", "good-ckpt", "new-ckpt",  # like diff: old first
            f"--rootdir={pytester.path}"]
     ok = subprocess.run(cli + ["--compare-fail=overall:-1"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "Overall" in ok.stdout and "text_change" in ok.stdout and "95% CI" in ok.stdout
     bad = subprocess.run(cli + ["--compare-fail=overall[text_change]:-0.5"], capture_output=True, text=True)
-    assert bad.returncode == 1 and "FAIL overall[text_change]:-0.5" in bad.stdout
-    missing = subprocess.run(cli[:4] + ["nope", "good-ckpt", f"--rootdir={pytester.path}"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "FAIL compare overall[text_change]:-0.5: -" in bad.stdout
+    assert "(95% CI " in bad.stdout and " paired rows; " in bad.stdout  # the CI as the plugin prints it
+    missing = subprocess.run(cli[:4] + ["good-ckpt", "nope", f"--rootdir={pytester.path}"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no saved run 'nope'" in missing.stderr
     script = Path(sys.executable).with_name("pytest-editeval")  # the console script is installed
     via_script = subprocess.run([str(script), *cli[3:], "--compare-fail=overall:-1"], capture_output=True, text=True)

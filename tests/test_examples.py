@@ -17,11 +17,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_image_mode_example(run, judge):
+    # the example lists 3 of the test dataset's 44 English rows: the other 41 are missing and fail the gate
     result = run(images=EXAMPLES / "image_mode" / "edits.jsonl")
-    assert result.ret == 0
+    assert result.ret == 1
     result.assert_outcomes(passed=3, skipped=41)
-    result.stdout.fnmatch_lines(["rows: 3 scored, 0 errors, 41 missing*"])
+    result.stdout.fnmatch_lines(["rows: 3 scored, 0 errors, 41 missing*", "MISSING: 41 of 44 selected rows*"])
     assert judge.count == 6
+    allowed = run("--editeval-allow-missing", images=EXAMPLES / "image_mode" / "edits.jsonl")
+    assert allowed.ret == 0
 
 
 def test_custom_model_example(run, pytester, tmp_path):
@@ -65,10 +68,15 @@ def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path
     command = [a.replace('"$CHECKPOINT"', str(checkpoint)).replace("$CHECKPOINT", str(checkpoint))
                for a in _workflow_command()]
     assert command[0] == "pytest" and "--editeval-html=editeval-report.html" in command
-    # the last good run the workflow compares against
-    first = [c for c in command[1:] if not c.startswith(("--editeval-compare", "--editeval-save"))]
-    subprocess.run([sys.executable, "-m", "pytest", *first, *local, "--editeval-save=last-good"], cwd=pytester.path,
-                   env=env, capture_output=True, check=False)
+    # the very first run: no last-good baseline exists yet, and the workflow must still gate
+    first = subprocess.run([sys.executable, "-m", "pytest", *command[1:], *local], cwd=pytester.path, env=env,
+                           capture_output=True, text=True)
+    assert first.returncode == 1, first.stdout[-3000:]  # the thresholds decide, not a usage error
+    assert "no saved run 'last-good'" in first.stdout and "comparison skipped" in first.stdout
+    assert "FAIL overall>=7.0" in first.stdout
+    # the last good run the workflow compares against (promoted by its last step)
+    shutil.copy(pytester.path / ".editeval" / "runs" / "candidate.json",
+                pytester.path / ".editeval" / "runs" / "last-good.json")
     result = subprocess.run([sys.executable, "-m", "pytest", *command[1:], *local], cwd=pytester.path, env=env,
                             capture_output=True, text=True)
     # the loopback judge scores far below the workflow's overall>=7.0: the gate fails, the artifacts are there

@@ -35,6 +35,10 @@ def test_unknown_subset_is_rejected():
         check_subsets([parse_threshold("sc[colour]>=1")], GEDIT_SUBSETS)
 
 
+def _sample(i, subset):
+    return Sample(f"k{i}", subset, "en", "x", True, 0, i)
+
+
 def _agg(values):
     verdicts = [Verdict.scored(Sample(f"k{i}", s, "en", "x", True, 0, i), JudgedAspect([v], None),
                                JudgedAspect([v], None), None) for i, (s, v) in enumerate(values)]
@@ -44,14 +48,14 @@ def _agg(values):
 def test_gate_pass_fail_and_actual_values():
     agg = _agg([("color_alter", 8), ("text_change", 6)])
     result = evaluate_gate([parse_threshold("overall>=7"), parse_threshold("o[text_change]>=6.5"),
-                            parse_threshold("error_rate<=0")], agg, complete=True)
+                            parse_threshold("error_rate<=0")], agg, all_ran=True)
     assert result.evaluated and not result.passed
     assert [(o.actual, o.n, o.passed) for o in result.outcomes] == [(7.0, 2, True), (6.0, 1, False), (0.0, 2, True)]
 
 
 def test_threshold_of_zero_is_a_real_threshold_and_missing_subset_fails():
     agg = _agg([("color_alter", 0)])
-    result = evaluate_gate([parse_threshold("overall>=0"), parse_threshold("o[text_change]>=0")], agg, complete=True)
+    result = evaluate_gate([parse_threshold("overall>=0"), parse_threshold("o[text_change]>=0")], agg, all_ran=True)
     assert [o.passed for o in result.outcomes] == [True, False]
     assert result.outcomes[1].actual is None
 
@@ -59,8 +63,26 @@ def test_threshold_of_zero_is_a_real_threshold_and_missing_subset_fails():
 def test_partial_runs_are_not_gated_unless_asked():
     agg = _agg([("color_alter", 1)])
     thresholds = [parse_threshold("overall>=7")]
-    skipped = evaluate_gate(thresholds, agg, complete=False)
-    assert not skipped.evaluated and skipped.passed and "partial run" in skipped.reason
-    forced = evaluate_gate(thresholds, agg, complete=False, policy="always")
+    skipped = evaluate_gate(thresholds, agg, all_ran=False)
+    assert not skipped.evaluated and skipped.passed is None and "partial run" in skipped.reason
+    forced = evaluate_gate(thresholds, agg, all_ran=False, policy="always")
     assert forced.evaluated and not forced.passed
-    assert evaluate_gate(thresholds, agg, complete=True, policy="never").passed
+    never = evaluate_gate(thresholds, agg, all_ran=True, policy="never")
+    assert not never.evaluated and never.passed is None
+
+
+def test_missing_rows_fail_the_gate_unless_allowed_and_have_a_rate():
+    rows = [("color_alter", 8), ("color_alter", 7), ("text_change", 6), ("text_change", 5)]
+    verdicts = [Verdict.scored(_sample(i, s), JudgedAspect([v], None), JudgedAspect([v], None), None)
+                for i, (s, v) in enumerate(rows[:2])]
+    verdicts += [Verdict.missing(_sample(i + 2, s), "no edited image") for i, (s, _) in enumerate(rows[2:])]
+    agg = aggregate(verdicts, GEDIT_SUBSETS, expected_rows=4)
+    thresholds = [parse_threshold("overall>=0"), parse_threshold("missing_rate<=0.5"),
+                  parse_threshold("missing_rate[text_change]<=0.5"), parse_threshold("error_rate<=0")]
+    failed = evaluate_gate(thresholds, agg, all_ran=True)
+    assert failed.evaluated and failed.passed is False
+    assert failed.failures == ("2 of 4 selected rows have no edited image",)
+    assert [(o.actual, o.n, o.passed) for o in failed.outcomes] == [
+        (7.5, 2, True), (0.5, 4, True), (1.0, 2, False), (0.0, 2, True)]
+    allowed = evaluate_gate(thresholds[:2], agg, all_ran=True, allow_missing=True)
+    assert allowed.evaluated and allowed.passed and not allowed.failures

@@ -159,8 +159,27 @@ def test_flux_kontext_batches_like_single_rows_with_config_from_pyproject(run, t
         assert result.ret == 0, output_of(result)
         result.assert_outcomes(passed=8)
         outputs[batch] = _pngs(tmp_path / str(batch))
-    assert len(outputs[1]) == 16 and outputs[1] == outputs[2]  # per-row seeds: batching changes nothing
+    assert len(outputs[1]) == 16 and outputs[1].keys() == outputs[2].keys()
+    # Per-row seeds make batch 2 the same computation as batch 1, but batched float32 kernels may round
+    # differently (AVX-512 machines do): equal within a small tolerance is what every machine gives.
+    differences = [_max_pixel_difference(outputs[1][name], outputs[2][name]) for name in outputs[1]]
+    print("largest pixel difference between batch 1 and batch 2:", max(differences))
+    assert max(differences) <= PIXEL_TOLERANCE
     assert all(_size(png) == (16, 16) for name, png in outputs[2].items() if not name.endswith("_SRCIMG.png"))
+
+
+# Batch 1 vs batch 2 of the tiny float32 Flux pipeline: bit-identical on most machines, a few levels apart
+# where batched matrix kernels sum in another order. The README states the same guarantee.
+PIXEL_TOLERANCE = 4
+
+
+def _max_pixel_difference(a: bytes, b: bytes) -> int:
+    import io
+
+    from PIL import Image, ImageChops
+
+    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
+        return max(high for _, high in ImageChops.difference(first.convert("RGB"), second.convert("RGB")).getextrema())
 
 
 def _size(png):
@@ -169,6 +188,50 @@ def _size(png):
     from PIL import Image
 
     return Image.open(io.BytesIO(png)).size
+
+
+def test_row_seeds_do_not_depend_on_batch_or_order(run, pytester, tmp_path, en_rows):
+    """What the README promises exactly: each row's seed comes from --editeval-seed and its key alone."""
+    pytester.makeconftest("""
+        import json, os
+        import pytest
+        from PIL import Image
+
+        class Recorder:
+            editeval_identity = None  # never cached: every run generates
+
+            def edit_batch(self, images, instructions, seeds):
+                with open(os.environ["SEEDS_FILE"], "a") as fh:
+                    for instruction, seed in zip(instructions, seeds):
+                        fh.write(json.dumps([instruction, seed, len(images)]) + "\\n")
+                return [Image.new("RGB", image.size, (seed % 256, 0, 0)) for image in images]
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline():
+            return Recorder()
+    """)
+    import hashlib
+    import os
+
+    seen = {}
+    for name, args in {"batch1": [], "batch3": ["--editeval-batch-size=3"],
+                       "subset": ["--editeval-batch-size=2", "-k", "text_change or color_alter"]}.items():
+        os.environ["SEEDS_FILE"] = str(tmp_path / f"{name}.jsonl")
+        try:
+            result = run("--editeval-seed=11", f"--editeval-output-dir={tmp_path / name}", *args, images=None)
+        finally:
+            del os.environ["SEEDS_FILE"]
+        assert result.ret in (0, 1), output_of(result)
+        lines = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        seen[name] = {instruction: seed for instruction, seed, _ in lines}
+        if name != "batch1":
+            assert max(size for *_, size in lines) > 1  # batches really formed
+    assert len(seen["batch1"]) == 44 and seen["batch3"] == seen["batch1"]
+    assert all(seen["batch1"][instruction] == seed for instruction, seed in seen["subset"].items())
+    keys = {row.instruction: row.key for row in en_rows}
+    for instruction, seed in seen["batch1"].items():
+        expected = int(hashlib.sha256(f"11:{keys[instruction]}".encode()).hexdigest()[:8], 16)
+        assert seed == expected
 
 
 @pytest.mark.parametrize("args, message", [

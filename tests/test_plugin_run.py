@@ -35,7 +35,8 @@ def test_official_scores_are_exact(run, judge, en_rows, tmp_path):
     assert data["aggregates"]["intersection"]["macro"]["overall"]["mean"] == pytest.approx(inter_macro[2], abs=1e-12)
     assert data["aggregates"]["intersection"]["num"] == sum(r.intersection for r in en_rows) < len(en_rows)
     assert data["benchmark"] == "gedit" and data["language"] == "en" and data["protocol"] == "official"
-    assert data["model"] == "my-model" and data["judge"] == {"model": "gpt-4.1", "host": "127.0.0.1"}
+    assert data["model"] == "my-model"
+    assert data["judge"] == {"model": "gpt-4.1", "host": "127.0.0.1", "endpoint": f"{judge.url}/chat/completions"}
     assert data["complete"] and data["gate"]["evaluated"]
     text = output_of(result)
     assert f"| my-model | gedit-en | Overall              | OVERALL (macro)      |  {len(en_rows)} | {macro[2]:.3f} |" in text
@@ -109,14 +110,17 @@ def test_official_folder_layout_and_missing_rows(run, judge, en_rows, tmp_path):
     folder = write_edited_images(tmp_path / "official-out", present, layout="official")
     (folder / "fullset" / present[0].task_type / "en" / f"{present[0].key}_SRCIMG.png").write_bytes(b"ignored")
     out = tmp_path / "layout.json"
-    result = run(f"--editeval-json={out}", "--editeval-threshold=overall>=0", images=folder)
+    result = run(f"--editeval-json={out}", "--editeval-threshold=overall>=0", "--editeval-allow-missing",
+                 images=folder)
     result.assert_outcomes(passed=len(present), skipped=len(en_rows) - len(present))
-    assert result.ret == 0  # missing rows are skipped like the official scorer does, and the gate applies
+    assert result.ret == 0  # with --editeval-allow-missing, missing rows are passed over as the official scorer does
     data = json.loads(out.read_text())
     assert data["aggregates"]["full"]["missing"] == len(en_rows) - len(present)
     assert len(data["missing"]) == len(en_rows) - len(present) and data["model"] == "official-out"
+    assert data["allow_missing"] and not data["complete"] and data["gate"]["passed"] is True
     assert len(judge.calls) == 2 * len(present)
-    result.stdout.fnmatch_lines([f"rows: {len(present)} scored, 0 errors, {len(en_rows) - len(present)} missing*"])
+    result.stdout.fnmatch_lines([f"rows: {len(present)} scored, 0 errors, {len(en_rows) - len(present)} missing*",
+                                 "missing: 22 of 44 selected rows have no edited image*(--editeval-allow-missing)"])
 
 
 def test_unreadable_replies_are_errors_counted_and_excluded(run, judge, tmp_path):

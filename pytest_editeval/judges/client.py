@@ -1,34 +1,42 @@
 """HTTP transport to any OpenAI-compatible chat-completions endpoint, with bounded, classified retries.
 
 Faults are sorted into three kinds:
-- fatal for the run (JudgeFatalError): 401/403 wrong key, 404 wrong URL or model, or a judge that was never
-  reachable. Failing every item one by one would waste time and hide the cause.
+- fatal for the run (JudgeFatalError): 401/403 wrong key, 404 wrong URL or model, a redirect (never followed:
+  the key must not travel to a place the user did not name), or a judge that was never reachable. Failing every
+  item one by one would waste time and hide the cause.
 - transient (retried with exponential backoff, honouring Retry-After): 408/409/425/429/5xx, timeouts, dropped
   connections, a 200 whose body is not the expected JSON, and connection errors once the judge has answered
   at least once (it went down mid-run and may come back).
 - row errors (SampleError): whatever is still failing after the bounded retries, other 4xx such as a content
-  filter's 400, and replies with no readable score after the bounded re-asks.
+  filter's 400, an answer over 4 MiB, and replies with no readable score after the bounded re-asks.
+
+Reply texts are capped at 64 KiB (marked where cut) before they are parsed or stored anywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import random
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
 from .protocol import JudgeRequest
 from .replies import ParsedReply, UnreadableReply, parse_reply
-from .settings import JudgeSettings
+from .settings import JudgeSettings, public_url
 
 if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
     import httpx
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 FATAL_STATUS = {401, 403, 404}
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
+MAX_BODY_BYTES = 4 << 20  # a chat completion is a few KB; anything near this is not one
+MAX_REPLY_BYTES = 64 << 10
 MAX_BACKOFF_S = 60.0
 # Before the judge has ever answered, give up on connection errors quickly: it is most likely a wrong URL
 # or a server that is not up, and the user should hear so at once.
@@ -49,6 +57,7 @@ class JudgeClient:
         self._answered_once = False
         self._lock = threading.Lock()
         self._client: "httpx.Client | None" = None
+        self._backend = None  # the client's InterruptibleBackend, once the client exists
         self.fatal: JudgeFatalError | None = None  # once set, every request raises it
 
     @property
@@ -56,18 +65,30 @@ class JudgeClient:
         """Created on the first request: a fully cached run never sets up TLS or a connection pool."""
         import httpx
 
+        from .transport import interruptible_transport
+
         with self._lock:
             if self._client is None:
-                self._client = httpx.Client(
-                    timeout=self.settings.timeout_s,
-                    headers={"Authorization": f"Bearer {self.settings.api_key}"},
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                )
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+                transport, self._backend = interruptible_transport(limits=limits)
+                # Redirects are never followed: the key must not travel to a place the user did not name.
+                self._client = httpx.Client(timeout=self.settings.timeout_s, headers=self.settings.auth_headers(),
+                                            transport=transport, follow_redirects=False)
             return self._client
 
+    def interrupt(self) -> None:
+        """Stop: no new request goes out, and requests in flight fail at once (their threads can be joined)."""
+        self.stop.set()
+        with self._lock:
+            backend = self._backend
+        if backend is not None:
+            backend.interrupt()
+
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def ask(self, request: JudgeRequest, deadline: float | None = None) -> tuple[ParsedReply, str]:
         """Ask one question; re-ask (bounded) while the reply is unreadable. Returns (parsed, raw reply)."""
@@ -104,6 +125,8 @@ class JudgeClient:
                 response = self._post(payload, min(s.timeout_s, remaining))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"cannot connect: {_reason(exc)}"
+                if self.stop.is_set():  # our own interrupt broke the connection
+                    self._raise_stopped()
                 if not self._answered_once and attempt + 1 >= INITIAL_CONNECT_ATTEMPTS:
                     self._fatal(f"judge unreachable at {s.public_endpoint} ({last}); check --editeval-judge-url "
                                 "and that the server is up", usage=False)
@@ -123,31 +146,39 @@ class JudgeClient:
             delay = retry_after if retry_after is not None else s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
-    def _post(self, payload: dict, timeout: float) -> "httpx.Response":
+    def _post(self, payload: dict, timeout: float) -> "_Reply":
         with self._slots if self._slots is not None else contextlib.nullcontext():
             if self.stop.is_set():  # a fatal answer arrived while this request waited for its slot
                 self._raise_stopped()
-            response = self._http.post(self.settings.endpoint, json=payload, timeout=timeout)
-            if response.status_code in FATAL_STATUS:
-                self._fatal_status(response.status_code)  # before the slot is freed: nothing else goes out
-            return response
+            with self._http.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
+                status = response.status_code
+                if status in FATAL_STATUS or status in REDIRECT_STATUS:
+                    self._fatal_status(response)  # before the slot is freed: nothing else goes out
+                return _Reply(status, response.headers, _read_capped(response, MAX_BODY_BYTES))
 
-    def _read(self, response: "httpx.Response") -> str | tuple[str, float | None]:
-        """The reply text, or (what went wrong, Retry-After seconds) for a retryable fault."""
-        status = response.status_code  # fatal statuses were handled in _post
+    def _read(self, reply: "_Reply") -> str | tuple[str, float | None]:
+        """The reply text (capped), or (what went wrong, Retry-After seconds) for a retryable fault."""
+        status = reply.status  # fatal statuses were handled in _post
         if status in RETRYABLE_STATUS or status >= 500:
-            return f"HTTP {status}", _retry_after(response)
+            return f"HTTP {status}", _retry_after(reply.headers)
+        if reply.body is None:
+            raise SampleError(f"judge answer larger than {MAX_BODY_BYTES >> 20} MiB: not read (HTTP {status})")
+        text = reply.body.decode("utf-8", errors="replace")
         if status >= 400:
-            raise SampleError(f"judge refused the request: HTTP {status}: {self._excerpt(response.text)}")
+            raise SampleError(f"judge refused the request: HTTP {status}: {self._excerpt(text)}")
         try:
-            body = response.json()
-            message = body["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(response.text)}", None
-        return _message_text(message.get("content"))
+            message = json.loads(text)["choices"][0]["message"]
+            content = message.get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(text)}", None
+        return cap_reply(_message_text(content))
 
-    def _fatal_status(self, status: int):
-        s = self.settings
+    def _fatal_status(self, response: "httpx.Response"):
+        s, status = self.settings, response.status_code
+        if status in REDIRECT_STATUS:
+            location = public_url(response.headers.get("location", "")) or "(no Location header)"
+            self._fatal(f"judge answered HTTP {status}, a redirect to {location}, from {s.public_endpoint}; the key "
+                        "is never sent to a redirect target: put the final URL in --editeval-judge-url", usage=True)
         if status == 404:
             self._fatal(f"judge endpoint or model not found: HTTP 404 from {s.public_endpoint} (model {s.model!r}); "
                         "check --editeval-judge-url and --editeval-judge-model", usage=True)
@@ -168,8 +199,35 @@ class JudgeClient:
         raise SampleError("run interrupted before the judge answered")
 
     def _excerpt(self, text: str, limit: int = 160) -> str:
-        flat = " ".join(text.split()).replace(self.settings.api_key, "***") if self.settings.api_key else text
-        return repr(flat[:limit])
+        return repr(self.settings.redact(" ".join(text[:4 * limit].split()))[:limit])
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: "httpx.Headers"
+    body: bytes | None  # None: larger than MAX_BODY_BYTES, not read
+
+
+def _read_capped(response: "httpx.Response", limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (a runaway or hostile server cannot exhaust memory)."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def cap_reply(text: str, limit: int = MAX_REPLY_BYTES) -> str:
+    """The reply's first `limit` bytes of UTF-8, marked where it was cut: replies are stored in the cache, the
+    JSON and the HTML, and parsed with regular expressions, so their size is bounded."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    kept = data[:limit].decode("utf-8", errors="ignore")
+    return f"{kept}\n[reply cut: first {limit >> 10} KiB of {len(data):,} bytes kept]"
 
 
 def _message_text(content: object) -> str:
@@ -178,8 +236,8 @@ def _message_text(content: object) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _retry_after(response: "httpx.Response") -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(headers: "httpx.Headers") -> float | None:
+    value = headers.get("retry-after")
     if not value:
         return None
     try:

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+from ..images import decode_rgb, open_checked
+from ..options import DEFAULT_MAX_PIXELS
 from .prompts import load_prompts, sha256_text
 
 Aspect = Literal["semantic_consistency", "perceptual_quality"]
@@ -69,16 +71,17 @@ class ImagePayloads:
     """A row's images as data URLs, prepared once on first use and shared by the row's two requests
     (decoding, resizing and encoding a 512x512 photo costs tens of milliseconds)."""
 
-    def __init__(self, protocol: str, images: RowImages) -> None:
+    def __init__(self, protocol: str, images: RowImages, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.protocol = protocol
         self.images = images
+        self.max_pixels = max_pixels
         self._urls: dict[str, str] | None = None
         self._lock = threading.Lock()
 
     def urls(self, roles: tuple[str, ...]) -> list[str]:
         with self._lock:
             if self._urls is None:
-                self._urls = _data_urls(self.protocol, self.images)
+                self._urls = _data_urls(self.protocol, self.images, self.max_pixels)
         return [self._urls[role] for role in roles]
 
 
@@ -114,24 +117,25 @@ class JudgeRequest:
         return [text_part, *image_parts] if self.protocol == "official" else [*image_parts, text_part]
 
 
-def requests_for_row(protocol: str, instruction: str, images: RowImages) -> list[JudgeRequest]:
+def requests_for_row(protocol: str, instruction: str, images: RowImages,
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> list[JudgeRequest]:
     prompts = load_prompts()
-    payloads = ImagePayloads(protocol, images)
+    payloads = ImagePayloads(protocol, images, max_pixels)
     return [
         JudgeRequest("semantic_consistency", protocol, prompts.semantic_consistency(instruction), images, payloads),
         JudgeRequest("perceptual_quality", protocol, prompts.perceptual_quality, images, payloads),
     ]
 
 
-def _data_urls(protocol: str, images: RowImages) -> dict[str, str]:
+def _data_urls(protocol: str, images: RowImages, max_pixels: int) -> dict[str, str]:
     from PIL import Image  # Pillow is a core dependency, but keep it off the plugin's import path.
 
-    if protocol == "evalscope":
+    if protocol == "evalscope":  # sent as stored, but still no bigger than the cap (checked on the header)
+        for role in ("source", "edited"):
+            open_checked(getattr(images, role), f"{role} image", max_pixels).close()
         return {role: _data_url(getattr(images, role), _mime(getattr(images, role))) for role in ("source", "edited")}
-    with Image.open(io.BytesIO(images.source)) as src:
-        source = src.convert("RGB")
-    with Image.open(io.BytesIO(images.edited)) as edited:
-        edited_rgb = edited.convert("RGB")
+    source = decode_rgb(images.source, "source image", max_pixels)
+    edited_rgb = decode_rgb(images.edited, "edited image", max_pixels)
     if edited_rgb.size != source.size:
         edited_rgb = edited_rgb.resize(source.size, Image.Resampling.BICUBIC)
     return {"source": _data_url(_jpeg(source), "image/jpeg"), "edited": _data_url(_jpeg(edited_rgb), "image/jpeg")}

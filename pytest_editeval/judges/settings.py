@@ -1,9 +1,50 @@
-"""The judge's connection and request settings (stdlib only: imported at configure time)."""
+"""The judge's connection and request settings (stdlib only: imported at configure time).
+
+URLs are taken as users write them: a base URL (`https://host/v1`), the full endpoint
+(`.../chat/completions`), or an Azure-style URL with a query (`.../deployments/gpt-4.1?api-version=2024-10-21`),
+whose query is kept on the request. Query values can be credentials (`?key=...`), so they never appear in
+messages, results or cache keys; neither does a user:password part or the API key.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+CHAT_PATH = "/chat/completions"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Azure OpenAI takes its key in an `api-key` header; everything else takes a bearer token.
+AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Loopback by name or address, decided without any DNS lookup (a lookup could already leak the host)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cleartext_problem(url: str) -> str | None:
+    """Why sending a key to `url` would expose it (plain http to a host off this machine), else None."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
+        return (f"judge URL {public_url(url)} is plain http to a host that is not this machine: the API key would "
+                "travel in clear; use https://, or pass --editeval-judge-allow-http if that network is trusted")
+    return None
+
+
+def public_url(url: str) -> str:
+    """`url` safe to print: no user:password, query values replaced by ***."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass(frozen=True)
@@ -21,18 +62,41 @@ class JudgeSettings:
 
     @property
     def endpoint(self) -> str:
-        url = self.url.rstrip("/")
-        return url if url.endswith("/chat/completions") else url + "/chat/completions"
+        """The chat-completions URL: `/chat/completions` appended to the path unless it is there, query kept."""
+        parts = urlsplit(self.url)
+        path = parts.path.rstrip("/")
+        if not path.endswith(CHAT_PATH):
+            path += CHAT_PATH
+        return urlunsplit(parts._replace(path=path))
 
     @property
     def public_endpoint(self) -> str:
-        """The endpoint without any user:password part, safe to print."""
-        parts = urlsplit(self.endpoint)
-        return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        """The endpoint safe to print: no user:password, no query values."""
+        return public_url(self.endpoint)
 
     @property
     def host(self) -> str:
         return urlsplit(self.endpoint).hostname or ""
+
+    def endpoint_identity(self) -> str:
+        """Who answers, for the cache key: scheme, host, port and path, normalised so that one endpoint written
+        two ways is one judge (`https://h/v1/` = `https://H:443/v1/chat/completions`); never credentials or
+        query values."""
+        parts = urlsplit(self.endpoint)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{parts.path}"
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.host.endswith(AZURE_HOST_SUFFIXES):
+            return {"api-key": self.api_key}
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def redact(self, text: str) -> str:
+        """`text` without the key or any query value of the URL (a server may echo either back)."""
+        secrets = [self.api_key, *(value for _, value in parse_qsl(urlsplit(self.url).query) if len(value) >= 4)]
+        for secret in filter(None, secrets):
+            text = text.replace(secret, "***")
+        return text
 
     def request_parameters(self) -> dict:
         params: dict = {"model": self.model}
@@ -41,3 +105,7 @@ class JudgeSettings:
         if self.temperature is not None:
             params["temperature"] = self.temperature
         return params
+
+    def identity(self) -> dict:
+        """Everything about the judge that can change its answers (input of the cache key)."""
+        return {"endpoint": self.endpoint_identity(), **self.request_parameters()}

@@ -20,6 +20,20 @@ from ..verdict import METRICS
 
 THUMBNAIL = 160  # px, longest side: a 606-row report stays a few MB
 SHORT = {"semantic_consistency": "SC", "perceptual_quality": "PQ", "overall": "O"}
+LABELS = {"semantic_consistency": "Semantic Consistency", "perceptual_quality": "Perceptual Quality",
+          "overall": "Overall"}
+HOW_SCORED = """<h2>How the scores are computed</h2><ul>
+<li><b>Semantic Consistency (SC)</b>: the judge sees the instruction, the source and the edited image and answers two
+0-10 scores (editing success, over-editing); SC is the lower of the two.</li>
+<li><b>Perceptual Quality (PQ)</b>: the judge sees the edited image only and answers two 0-10 scores (naturalness,
+artifacts); PQ is the lower of the two.</li>
+<li><b>Overall (O)</b>: the geometric mean sqrt(SC &times; PQ) of the row.</li>
+<li>A subset's score is the mean over its scored rows. <b>macro</b> (the official headline under the official
+protocol) is the unweighted mean of the subset means; <b>micro</b> is the mean over all scored rows.
+<b>Intersection</b> rows are those every compared model of the benchmark's paper edited.</li>
+<li>Rows whose judging failed are errors: counted, shown, and left out of every mean (never scored 0).
+<code>error_rate</code> = errors / rows judged; <code>missing_rate</code> = rows without an edited image / rows
+selected.</li></ul>"""
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px}
@@ -57,21 +71,20 @@ document.addEventListener('DOMContentLoaded', function(){
 """
 
 
-def thumbnails(samples, read_source: Callable[[str], bytes]) -> dict[str, tuple[str, str]]:
-    """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read)."""
-    from PIL import Image
+def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int) -> dict[str, tuple[str, str]]:
+    """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read or is too large)."""
+    from ..images import ImageError, decode_rgb
 
     def thumb(data: bytes | None) -> str:
         if not data:
             return ""
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                small = img.convert("RGB")
-                small.thumbnail((THUMBNAIL, THUMBNAIL))
+            small = decode_rgb(data, "image", max_pixels)
+            small.thumbnail((THUMBNAIL, THUMBNAIL))
             buf = io.BytesIO()
             small.save(buf, format="JPEG", quality=80)
             return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-        except OSError:
+        except (ImageError, OSError):
             return ""
 
     out = {}
@@ -116,7 +129,7 @@ def render_report(results, baseline=None, thumbs: dict | None = None) -> str:
              f"<h1>{escape(results.benchmark)} ({escape(results.language)}): {escape(results.model)}</h1>",
              f"<p>protocol {escape(results.protocol)}, judge {escape(results.judge.model)} at "
              f"{escape(results.judge.host)}; {len(scored)} scored, {len(errors)} errors, "
-             f"{len(results.missing)} missing; {'complete run' if results.complete else 'PARTIAL run'}</p>"]
+             f"{len(results.missing)} missing; {_completeness(results)}</p>"]
     parts.append(_gate_section(results))
     parts.append(_table_section(results, baseline))
     parts.append("<h2>Score distributions</h2>")
@@ -125,6 +138,10 @@ def render_report(results, baseline=None, thumbs: dict | None = None) -> str:
         parts.append(f"<div class='subset-hists'><b>{escape(name)}</b><br>"
                      + "".join(_histogram([getattr(s, m) for s in rows], SHORT[m]) for m in METRICS) + "</div>")
     parts.append(_gallery(results, subsets, thumbs, base_rows))
+    parts.append(HOW_SCORED)
+    if results.missing:
+        parts.append(f"<h2>Missing edited images ({len(results.missing)})</h2><ul id='missing'>"
+                     + "".join(f"<li>{escape(row_id)}</li>" for row_id in results.missing) + "</ul>")
     if errors:
         parts.append("<h2>Errors</h2><ul id='errors'>" + "".join(
             f"<li><b>{escape(s.id)}</b>: {escape(s.error or '')}</li>" for s in errors) + "</ul>")
@@ -132,9 +149,21 @@ def render_report(results, baseline=None, thumbs: dict | None = None) -> str:
     return "".join(parts)
 
 
+def _completeness(results) -> str:
+    if results.stopped:
+        return f"<b class='fail'>STOPPED: {escape(results.stopped)}</b>"
+    if results.complete:
+        return "complete run"
+    if results.rows_ran is not None and results.rows_ran < results.expected_rows:
+        return f"<b>PARTIAL run</b>: {results.rows_ran} of {results.expected_rows} rows ran"
+    return "incomplete: rows without an edited image" + (" (allowed: --editeval-allow-missing)"
+                                                          if results.allow_missing else "")
+
+
 def _gate_section(results) -> str:
     lines = [f"<li class='{'pass' if t.passed else 'fail'}'>{'PASS' if t.passed else 'FAIL'} "
              f"{escape(t.expression)}: actual {_fmt(t.actual)} (n={t.n})</li>" for t in results.gate.thresholds]
+    lines += [f"<li class='fail'>FAIL {escape(failure)}</li>" for failure in results.gate.failures]
     if results.comparison:
         lines += [f"<li class='{'pass' if g['passed'] else 'fail'}'>{'PASS' if g['passed'] else 'FAIL'} compare "
                   f"{escape(g['expression'])}: {_fmt(g['delta'])} (95% CI {_fmt(g['ci_low'])} to "
@@ -150,7 +179,8 @@ def _table_section(results, baseline) -> str:
     inter = results.aggregates["intersection"]
     base = baseline.aggregates if baseline is not None else None
     head = "<tr><th class='l'>Subset</th><th>Num</th>" + "".join(
-        f"<th>{SHORT[m]}</th>" + (f"<th>{SHORT[m]} baseline</th><th>&Delta;</th>" if base else "") for m in METRICS)
+        f"<th>{LABELS[m]} ({SHORT[m]})</th>" + (f"<th>{SHORT[m]} baseline</th><th>&Delta;</th>" if base else "")
+        for m in METRICS)
     rows = []
 
     def cells(stats_for, base_for) -> str:

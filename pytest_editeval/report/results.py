@@ -37,6 +37,7 @@ class ScopeResult(BaseModel):
     errors: int
     missing: int
     error_rate: float
+    missing_rate: float = 0.0
 
 
 class SampleResult(BaseModel):
@@ -61,6 +62,7 @@ class SampleResult(BaseModel):
 class JudgeInfo(BaseModel):
     model: str
     host: str
+    endpoint: Optional[str] = None  # scheme, host, port and path; never credentials or query values
 
 
 class ThresholdResult(BaseModel):
@@ -72,8 +74,9 @@ class ThresholdResult(BaseModel):
 
 class GateInfo(BaseModel):
     evaluated: bool
-    passed: bool
+    passed: Optional[bool]  # null when the gate was not evaluated
     reason: Optional[str]
+    failures: list[str] = []  # what failed the gate besides thresholds (rows without an edited image)
     thresholds: list[ThresholdResult]
 
 
@@ -91,8 +94,11 @@ class RunResults(BaseModel):
     protocol: str
     model: str
     judge: JudgeInfo
-    complete: bool
+    complete: bool  # every selected row ran, none is missing its edited image, and the run was not stopped
     expected_rows: int
+    rows_ran: Optional[int] = None
+    allow_missing: bool = False  # rows without an edited image were passed over (--editeval-allow-missing)
+    stopped: Optional[str] = None  # why the run stopped early (a fatal judge or set-up error)
     samples: list[SampleResult]
     missing: list[str]
     aggregates: dict[str, ScopeResult]
@@ -108,17 +114,21 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
         macro={m: MetricResult(**scope.macro[m].to_dict()) for m in METRICS},
         micro={m: MetricResult(**scope.micro[m].to_dict()) for m in METRICS},
         num=scope.num, errors=scope.errors, missing=scope.missing, error_rate=scope.error_rate,
+        missing_rate=scope.missing_rate,
     )
 
 
 def build_results(*, benchmark: str, language: str, protocol: str, model: str, judge_model: str,
                   judge_host: str, verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
-                  complete: bool, meta: dict | None = None, comparison: dict | None = None) -> RunResults:
+                  complete: bool, meta: dict | None = None, comparison: dict | None = None,
+                  judge_endpoint: str | None = None, allow_missing: bool = False,
+                  stopped: str | None = None) -> RunResults:
     return RunResults(
         meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
         benchmark=benchmark, language=language, protocol=protocol, model=model,
-        judge=JudgeInfo(model=judge_model, host=judge_host),
-        complete=complete, expected_rows=aggregates.expected_rows,
+        judge=JudgeInfo(model=judge_model, host=judge_host, endpoint=judge_endpoint),
+        complete=complete, expected_rows=aggregates.expected_rows, rows_ran=aggregates.seen_rows,
+        allow_missing=allow_missing, stopped=stopped,
         samples=[SampleResult(**v.to_record()) for v in verdicts if v.status != "missing"],
         missing=[v.id for v in verdicts if v.status == "missing"],
         aggregates={"full": _scope(aggregates.full), "intersection": _scope(aggregates.intersection)},

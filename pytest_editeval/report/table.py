@@ -104,20 +104,23 @@ def render_counts(aggregates: Aggregates) -> str:
 
 
 def render_gate(gate: GateResult) -> list[tuple[str, bool]]:
-    """(line, is_failure) pairs: one per threshold, then the verdict."""
+    """(line, is_failure) pairs: one per threshold, one per other failure (missing rows), then the verdict."""
     lines: list[tuple[str, bool]] = []
     for o in gate.outcomes:
         actual = "no scored rows" if o.actual is None else f"{o.actual:.4f}"
         mark = "PASS" if o.passed else "FAIL"
         lines.append((f"{mark} {o.threshold.expression}: actual {actual} (n={o.n})",
                       gate.evaluated and not o.passed))
-    if not gate.outcomes:
+    for failure in gate.failures:
+        lines.append((f"FAIL {failure}", True))
+    if not gate.outcomes and not gate.failures:
         return lines
     if not gate.evaluated:
         lines.append((f"editeval gate NOT APPLIED: {gate.reason}", False))
     elif gate.passed:
         lines.append(("editeval gate PASSED", False))
     else:
-        failed = sum(not o.passed for o in gate.outcomes)
-        lines.append((f"editeval gate FAILED: {failed} of {len(gate.outcomes)} thresholds missed", True))
+        missed = sum(not o.passed for o in gate.outcomes)
+        causes = ([f"{missed} of {len(gate.outcomes)} thresholds missed"] if missed else []) + list(gate.failures)
+        lines.append((f"editeval gate FAILED: {'; '.join(causes)}", True))
     return lines

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..dataset import GEDIT_SUBSETS
@@ -50,8 +50,10 @@ REAL_COUNTS = dict(zip(GEDIT_SUBSETS, (40, 40, 40, 40, 70, 60, 60, 57, 60, 99, 4
 
 def make_gedit_dataset(root: Path, *, rows_per_subset: int | dict = 2, languages=("en", "cn"), subsets=GEDIT_SUBSETS,
                        size: tuple[int, int] = (32, 32), shards: int = 2, fmt: str = "parquet",
-                       row_group_size: int = 16, noise: int = 0, columns_to_drop=()) -> list[GeditRow]:
-    """Write `root/data/train-0000i-of-0000N.{parquet,arrow}` and return the rows in file order."""
+                       row_group_size: int = 16, noise: int = 0, columns_to_drop=(),
+                       overrides: dict[int, dict] | None = None) -> list[GeditRow]:
+    """Write `root/data/train-0000i-of-0000N.{parquet,arrow}` and return the rows in file order.
+    `overrides`: row index -> fields to replace (e.g. {"key": "../../x"}), for datasets with hostile rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -65,7 +67,8 @@ def make_gedit_dataset(root: Path, *, rows_per_subset: int | dict = 2, languages
                 obj, color = OBJECTS[(i + s_index) % len(OBJECTS)], COLORS[i % len(COLORS)]
                 instruction = CN_VERBS[language].format(obj=obj, color=color) + f" #{subset}-{i}"
                 width, height = size if i % 3 else (size[0] * 2, size[1])  # mixed source sizes
-                rows.append(GeditRow(key, subset, instruction, language, i % 4 != 3, width, height))
+                row = GeditRow(key, subset, instruction, language, i % 4 != 3, width, height)
+                rows.append(replace(row, **(overrides or {}).get(len(rows), {})))
                 images.append(_png(width, height, (40 + 20 * s_index, 10 * i % 255, 128), noise, seed=len(rows),
                                    mark=len(rows)))
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -93,6 +96,23 @@ def make_gedit_dataset(root: Path, *, rows_per_subset: int | dict = 2, languages
             with pa.OSFile(str(name), "wb") as sink, pa.ipc.new_stream(sink, part.schema) as writer:
                 writer.write_table(part)
     return rows
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid greyscale PNG of width x height black pixels that compresses to a few hundred KB: a
+    decompression bomb (20000 x 20000 is 400 MB decoded from about 400 KB). Written without decoding it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte 0, then one byte a pixel
+    parts = [compressor.compress(row) for _ in range(height)]
+    idat = b"".join(parts) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def edited_red(row: GeditRow) -> int:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ class JudgeCall:
     text_first: bool
     body: dict
     authorized: bool
+    path: str = "/v1/chat/completions"  # the request's path and query, as received
 
     @property
     def images(self) -> list[bytes]:
@@ -41,7 +43,7 @@ class JudgeCall:
 
 @dataclass
 class Fault:
-    kind: str  # status | hang | drop | garbage | reply
+    kind: str  # status | hang | drop | garbage | reply (a reply text) | body (a raw HTTP body, e.g. huge)
     status: int = 500
     headers: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -117,7 +119,8 @@ class JudgeServer:
             self._server.server_close()
             self._server = None
 
-    def handle(self, body: dict, authorized: bool) -> tuple[int, dict, bytes, float, bool]:
+    def handle(self, body: dict, authorized: bool, path: str = "/v1/chat/completions"
+               ) -> tuple[int, dict, bytes, float, bool]:
         """(status, headers, payload, delay, drop) for one request."""
         content = body["messages"][0]["content"]
         texts = [p["text"] for p in content if p.get("type") == "text"]
@@ -125,7 +128,7 @@ class JudgeServer:
         images = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
         aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
         instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
-        call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized)
+        call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized, path)
         with self.lock:
             if self.first_request_at is None:
                 self.first_request_at = time.perf_counter()
@@ -143,6 +146,8 @@ class JudgeServer:
                 return 0, {}, b"", delay, True
             if fault.kind == "garbage":
                 return 200, {}, b"<html>bad gateway</html>", delay, False
+            if fault.kind == "body":
+                return 200, {}, fault.text.encode(), delay, False
         text = fault.text if fault is not None and fault.kind == "reply" else self.reply(self.scores(call), call)
         payload = {"id": "cmpl-test", "object": "chat.completion", "model": body.get("model"),
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -171,12 +176,15 @@ def _make_handler(judge: JudgeServer):
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            # OpenAI's layout, and Azure's (/v1/deployments/NAME/chat/completions?api-version=...)
+            route = self.path.split("?", 1)[0].rstrip("/")
+            if not re.fullmatch(r"/v1(/deployments/[^/]+)?/chat/completions", route):
                 self._send(404, {}, b'{"error": "not found"}')
                 return
-            authorized = self.headers.get("authorization") == f"Bearer {judge.api_key}"
+            authorized = (self.headers.get("authorization") == f"Bearer {judge.api_key}"
+                          or self.headers.get("api-key") == judge.api_key)
             try:
-                status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized)
+                status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized, self.path)
             except Exception as exc:  # a malformed request is the client's bug: say so loudly
                 self._send(400, {}, json.dumps({"error": repr(exc)}).encode())
                 return

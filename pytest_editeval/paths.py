@@ -1,0 +1,46 @@
+"""Names and paths that come from outside (dataset keys, task types, file names in a user's JSONL): what makes
+one unsafe to use as a file name, and whether a path stays inside the folder it belongs to.
+
+Dataset fields become file names in the model-mode output layout, so a key of `../../x` or `/tmp/x` would
+write outside the output folder. Such a row is an error row with the reason; it never becomes a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+MAX_NAME_BYTES = 200
+
+
+def unsafe_name_reason(value: object) -> str | None:
+    """Why `value` cannot be one path component (a file or folder name), or None when it can."""
+    if not isinstance(value, str) or not value:
+        return "is empty or not text"
+    if "/" in value or "\\" in value:
+        return "contains a path separator"
+    if ".." in value:
+        return "contains '..'"
+    if value.startswith("."):
+        return "starts with a dot"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "contains a NUL or control character"
+    if len(value.encode("utf-8", errors="replace")) > MAX_NAME_BYTES:
+        return f"is over {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """An untrusted value as it may be printed: repr() escapes control characters, and it is shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def stand_in_name(kind: str, value: object) -> str:
+    """A safe, stable name for an unsafe value (test ids, file names): kind plus a hash of the value."""
+    return f"bad-{kind}-{hashlib.sha256(repr(value).encode()).hexdigest()[:12]}"
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, with every symlink resolved, lies within `root` (also resolved)."""
+    return path.resolve().is_relative_to(root.resolve())

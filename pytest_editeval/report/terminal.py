@@ -1,0 +1,100 @@
+"""The editeval section of pytest's terminal summary, as (line, style) pairs (pure rendering).
+
+Order: a fatal stop first (one line), then the table, the row counts, what is missing or partial, the judge
+and cache counters, generation, the comparison, the files written, and the gate's verdict last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .table import render_comparison, render_counts, render_gate, render_table
+
+RED = {"red": True}
+RED_BOLD = {"red": True, "bold": True}
+YELLOW = {"yellow": True}
+YELLOW_BOLD = {"yellow": True, "bold": True}
+PLAIN: dict = {}
+SHOWN_IDS = 3
+
+
+@dataclass
+class SummaryFacts:
+    title: str
+    model: str
+    dataset: str
+    outcome: object  # session.Outcome
+    stopped: str | None = None
+    stopped_code: int | None = None
+    no_items: bool = False
+    allow_missing: bool = False
+    missing_origin: str = ""
+    counts: list[dict] | None = None  # judge and cache counters, one dict per process (xdist workers too)
+    output_dir: str | None = None
+    baseline: object = None
+    baseline_name: str | None = None
+    compare_skipped: str | None = None
+    written: list[str] = field(default_factory=list)
+    still_running: list[str] = field(default_factory=list)
+
+
+def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
+    outcome = f.outcome
+    agg = outcome.aggregates
+    lines: list[tuple[str, dict]] = []
+    if f.stopped:
+        lines.append((f"editeval STOPPED (exit {f.stopped_code}): {f.stopped}", RED_BOLD))
+    if f.no_items:
+        lines.append(("no benchmark rows were collected: the collection arguments exclude the benchmark; run pytest "
+                      "without path arguments, or in the folder you want", YELLOW))
+    if agg.seen_rows:
+        baseline = f.baseline.model_dump()["aggregates"] if f.baseline is not None else None
+        lines.append((render_table(agg, f.model, f.dataset, baseline), PLAIN))
+    lines.append((render_counts(agg), RED if agg.full.errors else PLAIN))
+    lines.extend(_missing_lines(f))
+    if f.stopped:
+        lines.append((f"{agg.seen_rows} of {agg.expected_rows} benchmark rows ran before the stop", RED))
+    elif not outcome.all_ran:
+        lines.append((f"PARTIAL RUN: {agg.seen_rows} of {agg.expected_rows} benchmark rows ran (-k, --lf, -x, "
+                      "deselection or an interruption)", YELLOW_BOLD))
+    if f.counts:
+        total = {k: sum(c[k] for c in f.counts) for k in ("requests", "hits", "misses", "corrupt", "shared")}
+        corrupt = f", {total['corrupt']} corrupt entries recomputed" if total["corrupt"] else ""
+        shared = f" ({total['shared']} answers passed between xdist workers)" if total["shared"] else ""
+        lines.append((f"judge requests: {total['requests']}; cache: {total['hits']} hits, {total['misses']} computed"
+                      f"{corrupt}{shared}", PLAIN))
+        for message in sorted({m for c in f.counts for m in c["write_errors"]}):
+            lines.append((f"editeval cache: {message}", RED))
+        if f.output_dir is not None:
+            generated = sum(c["generated"] for c in f.counts)
+            cached = sum(c["from_cache"] for c in f.counts)
+            lines.append((f"generated {generated} images ({cached} from the cache), saved under {f.output_dir} "
+                          "(edits.jsonl there re-judges them in image mode)", PLAIN))
+    if f.compare_skipped:
+        lines.append((f.compare_skipped, YELLOW))
+    if f.baseline is not None:
+        for line, failed in render_comparison(outcome.deltas, outcome.compare_outcomes, f.baseline_name,
+                                              outcome.gate.evaluated):
+            lines.append((line, RED if failed else {"green": True} if line.startswith("PASS") else PLAIN))
+    for line in f.written:
+        lines.append((line, YELLOW if "NOT saved" in line or "kept as it was" in line else PLAIN))
+    if f.still_running:
+        lines.append((f"editeval: threads still running after the stop: {', '.join(f.still_running)}", RED))
+    for line, failed in render_gate(outcome.gate):
+        style = {"red": failed, "green": line.startswith(("PASS", "editeval gate PASSED")),
+                 "yellow": not failed and "NOT APPLIED" in line, "bold": line.startswith("editeval gate")}
+        lines.append((line, style))
+    return lines
+
+
+def _missing_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
+    missing = [v.id for v in f.outcome.verdicts if v.status == "missing"]
+    if not missing:
+        return []
+    where = f" in {f.missing_origin}" if f.missing_origin else ""
+    shown = ", ".join(missing[:SHOWN_IDS]) + (f" and {len(missing) - SHOWN_IDS} more" if len(missing) > SHOWN_IDS else "")
+    what = f"{len(missing)} of {f.outcome.aggregates.seen_rows} selected rows have no edited image{where} ({shown})"
+    if f.allow_missing:
+        return [(f"missing: {what}; the others are scored without them (--editeval-allow-missing)", YELLOW)]
+    return [(f"MISSING: {what}: they fail the gate; give their images, or pass --editeval-allow-missing to score "
+             "the rows that exist", RED_BOLD)]
