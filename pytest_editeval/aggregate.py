@@ -1,18 +1,25 @@
-"""Aggregation of per-sample verdicts into per-subset, macro and micro means (pure functions).
+"""Aggregation of per-row verdicts, generic over a benchmark's metrics, scopes and groups (pure functions).
 
-Official GEdit-Bench headline = macro: the unweighted mean of the per-subset (task type) means. EvalScope's
-OVERALL = micro: the mean over all scored rows. Both are computed, for the full set and for the Intersection
-rows. Errored and missing rows are counted, never scored. Sums use math.fsum so that the result does not
-depend on the order in which rows finished.
+For each scope (GEdit: the full set and the Intersection rows) and metric:
+- per subset: the mean over the subset's rows that have the metric;
+- macro: the unweighted mean of the subset means (GEdit's official headline; ImgEdit's type mean, with the
+  subset means rounded first where the benchmark publishes them rounded);
+- micro: the mean over all rows (EvalScope's OVERALL; ImgEdit's sample mean; KRIS's Overall);
+- per group (KRIS's dimensions and knowledge types): the mean pooled over the group's rows.
+A pooled metric (KRIS's AVG) pools every metric value of the rows instead of one score per row. Errored and
+missing rows are counted, never scored. Sums use math.fsum so that results do not depend on row order.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from .verdict import METRICS, Verdict
+from .verdict import Verdict
+
+if TYPE_CHECKING:
+    from .benchmarks import Benchmark
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class MetricStats:
 
 @dataclass(frozen=True)
 class SubsetAggregate:
-    num: int
+    num: int  # rows scored
     errors: int
     missing: int
     metrics: dict[str, MetricStats]
@@ -46,6 +53,7 @@ class ScopeAggregate:
     subsets: dict[str, SubsetAggregate]
     macro: dict[str, MetricStats]
     micro: dict[str, MetricStats]
+    groups: dict[str, SubsetAggregate]
     num: int
     errors: int
     missing: int
@@ -61,13 +69,16 @@ class ScopeAggregate:
 
 @dataclass(frozen=True)
 class Aggregates:
-    full: ScopeAggregate
-    intersection: ScopeAggregate
+    scopes: dict[str, ScopeAggregate]
     expected_rows: int = 0
     seen_rows: int = 0
 
     def scope(self, name: str) -> ScopeAggregate:
-        return self.full if name == "full" else self.intersection
+        return self.scopes[name]
+
+    @property
+    def full(self) -> ScopeAggregate:
+        return next(iter(self.scopes.values()))
 
 
 def _rate(errors: int, scored: int) -> float:
@@ -90,50 +101,61 @@ def mean_stats(values: list[float]) -> MetricStats:
     return MetricStats(mean, n, math.sqrt(variance / n))
 
 
-def macro_stats(per_subset: list[MetricStats]) -> MetricStats:
-    """Unweighted mean of subset means; its standard error combines the subsets' (independent) errors."""
+def macro_stats(per_subset: list[MetricStats], decimals: int | None = None) -> MetricStats:
+    """Unweighted mean of subset means (each rounded to `decimals` first, when the benchmark publishes them
+    so); its standard error combines the subsets' (independent) errors."""
     present = [s for s in per_subset if s.mean is not None]
     if not present:
         return MetricStats(None, 0, None)
     k = len(present)
-    mean = math.fsum(s.mean for s in present) / k  # type: ignore[misc]
+    means = [round(s.mean, decimals) if decimals is not None else s.mean for s in present]  # type: ignore[arg-type]
+    mean = math.fsum(means) / k
     n = sum(s.n for s in present)
     if any(s.stderr is None for s in present):
         return MetricStats(mean, n, None)
     return MetricStats(mean, n, math.sqrt(math.fsum(s.stderr**2 for s in present)) / k)  # type: ignore[operator]
 
 
-def aggregate_scope(verdicts: list[Verdict], subset_order: Iterable[str]) -> ScopeAggregate:
+def _values(rows: list[Verdict], metric, plain: list[str]) -> list[float]:
+    """The values a metric aggregates over `rows`: one per row, or every plain metric's (pooled metrics)."""
+    if metric.pooled:
+        return [v.scores[m] for v in rows for m in plain if v.scores.get(m) is not None]
+    return [v.scores[metric.name] for v in rows if v.scores.get(metric.name) is not None]
+
+
+def _part(rows: list[Verdict], benchmark: "Benchmark") -> SubsetAggregate:
+    scored = [v for v in rows if v.status == "scored"]
+    plain = [m.name for m in benchmark.metrics if not m.pooled]
+    return SubsetAggregate(
+        num=len(scored), errors=sum(v.status == "error" for v in rows), missing=sum(v.status == "missing" for v in rows),
+        metrics={m.name: mean_stats(_values(scored, m, plain)) for m in benchmark.metrics})
+
+
+def aggregate_scope(verdicts: list[Verdict], benchmark: "Benchmark", subset_order: Iterable[str]) -> ScopeAggregate:
     by_subset: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_subset.setdefault(v.subset, []).append(v)
+    subset_order = list(subset_order)
     order = [s for s in subset_order if s in by_subset] + sorted(set(by_subset) - set(subset_order))
-    subsets: dict[str, SubsetAggregate] = {}
-    for name in order:
-        rows = by_subset[name]
-        scored = [v for v in rows if v.status == "scored"]
-        subsets[name] = SubsetAggregate(
-            num=len(scored),
-            errors=sum(v.status == "error" for v in rows),
-            missing=sum(v.status == "missing" for v in rows),
-            metrics={m: mean_stats([v.metric(m) for v in scored]) for m in METRICS},  # type: ignore[misc]
-        )
-    all_scored = [v for v in verdicts if v.status == "scored"]
+    subsets = {name: _part(by_subset[name], benchmark) for name in order}
+    groups = {g.name: _part([v for s in g.subsets for v in by_subset.get(s, [])], benchmark)
+              for g in benchmark.groups if any(s in by_subset for s in g.subsets)}
+    whole = _part(verdicts, benchmark)
     return ScopeAggregate(
         subsets=subsets,
-        macro={m: macro_stats([s.metrics[m] for s in subsets.values()]) for m in METRICS},
-        micro={m: mean_stats([v.metric(m) for v in all_scored]) for m in METRICS},  # type: ignore[misc]
-        num=len(all_scored),
-        errors=sum(s.errors for s in subsets.values()),
-        missing=sum(s.missing for s in subsets.values()),
+        macro={m.name: macro_stats([s.metrics[m.name] for s in subsets.values()], benchmark.subset_decimals)
+               for m in benchmark.metrics},
+        micro=whole.metrics, groups=groups,
+        num=whole.num, errors=whole.errors, missing=whole.missing,
     )
 
 
-def aggregate(verdicts: list[Verdict], subset_order: Iterable[str], expected_rows: int) -> Aggregates:
+def aggregate(verdicts: list[Verdict], benchmark: "Benchmark", subset_order: Iterable[str],
+              expected_rows: int) -> Aggregates:
     subset_order = list(subset_order)
     return Aggregates(
-        full=aggregate_scope(verdicts, subset_order),
-        intersection=aggregate_scope([v for v in verdicts if v.intersection], subset_order),
+        scopes={scope.name: aggregate_scope([v for v in verdicts if v.has(scope.tag)], benchmark, subset_order)
+                for scope in benchmark.scopes},
         expected_rows=expected_rows,
         seen_rows=len(verdicts),
     )

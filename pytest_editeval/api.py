@@ -7,14 +7,15 @@
         assert not editeval_result.errors
 
 A score is a float that prints its n and spread, so a failed assertion reads
-`assert 6.412 [overall, macro: n=20, stderr 0.231] >= 7.0`.
+`assert 6.412 [overall, macro: n=20, stderr 0.231] >= 7.0`. Metric names (and their aliases) are the chosen
+benchmark's; `subset=` also takes a group (KRIS's dimensions and knowledge types).
 """
 
 from __future__ import annotations
 
 import math
 
-from .gate import COUNT_METRICS, METRIC_ALIASES
+from .gate import COUNT_METRICS
 from .verdict import Verdict
 
 
@@ -38,35 +39,48 @@ class Score(float):
 class EditEvalResult:
     """The outcome of one benchmark slice: scores, errors and per-row verdicts."""
 
-    def __init__(self, outcome, scope: str = "full") -> None:
+    def __init__(self, outcome, benchmark, scope: str | None = None) -> None:
         self._outcome = outcome
-        self._scope = scope
+        self._benchmark = benchmark
+        self._scope = scope or benchmark.scopes[0].name
 
-    def score(self, metric: str = "overall", subset: str | None = None, averaging: str = "macro") -> Score:
-        name = METRIC_ALIASES.get(metric)
+    def score(self, metric: str | None = None, subset: str | None = None, averaging: str | None = None) -> Score:
+        benchmark = self._benchmark
+        metric = metric or benchmark.headline_metric
+        name = benchmark.metric_aliases().get(metric)
         if name is None or name in COUNT_METRICS:
-            raise ValueError(f"unknown metric {metric!r}: use semantic_consistency, perceptual_quality or overall "
-                             "(error_rate is a property; missing rows are .missing)")
+            raise ValueError(f"unknown metric {metric!r}: {benchmark.name} has "
+                             f"{', '.join(m.name for m in benchmark.metrics)} (error_rate is a property; missing "
+                             "rows are .missing)")
         scope = self._outcome.aggregates.scope(self._scope)
-        prefix = "intersection " if self._scope == "intersection" else ""
+        prefix = "" if self._scope == benchmark.scopes[0].name else f"{self._scope} "
         if subset is not None:
-            if subset not in scope.subsets:
-                raise ValueError(f"subset {subset!r} is not in this result: it has {', '.join(scope.subsets)}")
-            stats = scope.subsets[subset].metrics[name]
+            part = scope.subsets.get(subset) or scope.groups.get(subset)
+            if part is None:
+                raise ValueError(f"subset {subset!r} is not in this result: it has "
+                                 + ", ".join([*scope.subsets, *scope.groups]))
+            stats = part.metrics[name]
             return Score(stats.mean, label=f"{prefix}{name}[{subset}]", n=stats.n, stderr=stats.stderr)
+        averaging = averaging or benchmark.default_averaging
         if averaging not in ("macro", "micro"):
-            raise ValueError("averaging is 'macro' (official) or 'micro'")
+            raise ValueError("averaging is 'macro' (mean of subset means) or 'micro' (mean over rows)")
         stats = getattr(scope, averaging)[name]
         return Score(stats.mean, label=f"{prefix}{name}, {averaging}", n=stats.n, stderr=stats.stderr)
 
+    def scoped(self, scope: str) -> EditEvalResult:
+        """The same result restricted to another scope of the benchmark (GEdit: "intersection")."""
+        if scope not in self._outcome.aggregates.scopes:
+            raise ValueError(f"scope {scope!r} is not in this result: it has {', '.join(self._outcome.aggregates.scopes)}")
+        return EditEvalResult(self._outcome, self._benchmark, scope)
+
     @property
     def intersection(self) -> EditEvalResult:
-        return EditEvalResult(self._outcome, "intersection")
+        return self.scoped("intersection")
 
     @property
     def samples(self) -> list[Verdict]:
-        rows = self._outcome.verdicts
-        return [v for v in rows if v.intersection] if self._scope == "intersection" else list(rows)
+        tag = self._benchmark.scope(self._scope).tag
+        return [v for v in self._outcome.verdicts if v.has(tag)]
 
     @property
     def errors(self) -> list[Verdict]:
@@ -82,4 +96,4 @@ class EditEvalResult:
         return self._outcome.aggregates.scope(self._scope).error_rate
 
     def __repr__(self) -> str:
-        return f"<EditEvalResult {self.score('overall')!r}, {len(self.errors)} errors>"
+        return f"<EditEvalResult {self.score()!r}, {len(self.errors)} errors>"

@@ -59,8 +59,9 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
 
     from tabulate import tabulate
 
-    from .compare import compare_runs
-    from .report.table import METRIC_LABELS, render_comparison
+    from . import benchmarks
+    from .compare import compare_runs, resolve_compare_gate
+    from .report.table import render_comparison
     from .runs import load_run
 
     try:
@@ -72,18 +73,33 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
         # Before 0.2 the order was NEW BASELINE; a reversed pair usually means an old script.
         print(f"note: {baseline_name} is newer than {new_name}; the order is BASELINE NEW (like diff) since "
               "pytest-editeval 0.2. Use --baseline to name the baseline explicitly.", file=sys.stderr)
-    subsets = list(current.aggregates["full"].subsets)
-    deltas, outcomes = compare_runs([s.model_dump() for s in current.samples],
-                                    [s.model_dump() for s in baseline.samples], args.compare_fail, subsets)
+    try:
+        benchmark = benchmarks.get(current.benchmark, Path(args.rootdir))
+        full = benchmark.scopes[0].name
+        subsets = list(current.aggregates[full].subsets)
+        gates = [resolve_compare_gate(g, benchmark, subsets) for g in args.compare_fail]
+    except (InputError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metrics = [m for m in benchmark.metrics if not m.pooled]
+    labels = {m.name: m.label for m in metrics}
+    averaging = benchmark.default_averaging
+    deltas, outcomes = compare_runs(current.sample_records(), baseline.sample_records(), gates, subsets,
+                                    [m.name for m in metrics], averaging)
     fmt = lambda v, sign="": "-" if v is None else f"{v:{sign}.3f}"  # noqa: E731
-    rows = [[METRIC_LABELS[d.metric], d.subset or "OVERALL (macro)", d.n, fmt(d.baseline), fmt(d.current),
-             fmt(d.delta, "+"), "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
-            for d in sorted(deltas, key=lambda d: (list(METRIC_LABELS).index(d.metric), d.subset is None))]
+    order = [m.name for m in metrics]
+    rows = [[labels[d.metric], d.subset or f"OVERALL ({benchmark.averaging_labels[averaging]})", d.n,
+             fmt(d.baseline), fmt(d.current), fmt(d.delta, "+"),
+             "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
+            for d in sorted(deltas, key=lambda d: (order.index(d.metric), d.subset is None))]
     print(f"{baseline.model} ({baseline_name}) -> {current.model} ({new_name}): {current.benchmark} "
           f"{current.language}, paired by row over rows both scored")
     print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],
                    tablefmt="pretty"))
-    for line, _ in render_comparison(deltas, outcomes, baseline_name, True):
+    if baseline.judge.model != current.judge.model:
+        print(f"WARNING: {baseline_name} was judged by {baseline.judge.model} and {new_name} by "
+              f"{current.judge.model}: judges score on different scales", file=sys.stderr)
+    for line, _ in render_comparison(deltas, outcomes, baseline_name, True, labels):
         print(line)
     return 1 if any(not o.passed for o in outcomes) else 0
 

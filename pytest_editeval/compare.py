@@ -1,4 +1,4 @@
-"""Comparison with a saved baseline run (pure functions).
+"""Comparison with a saved baseline run (pure functions), generic over the benchmark's metrics.
 
 Rows are paired by key over the rows both runs scored, so that a changed error rate or a partial run cannot
 masquerade as a quality change. Each difference comes with a 95% bootstrap confidence interval (rows
@@ -6,8 +6,8 @@ resampled within each subset, seeded, so the interval is reproducible) and n, so
 noise from a real regression.
 
 Compare gates:  METRIC[\\[SUBSET\\]]:DELTA   e.g. `overall:-0.2` fails when the headline drops by more than 0.2,
-`overall[text_change]:-0.5` when that subset's mean does. Without a subset the headline is the macro mean
-(unweighted over subsets), as the official GEdit-Bench average.
+`overall[text_change]:-0.5` when that subset's mean does. Without a subset the headline is averaged as the
+benchmark's default (GEdit: macro, unweighted over subsets, as the official average; KRIS: micro, over rows).
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from .gate import COUNT_METRICS, METRIC_ALIASES
-from .verdict import METRICS
+from .gate import COUNT_METRICS
 
-_COMPARE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?:\[(?P<subset>[^\[\]]+)\])?\s*:\s*(?P<delta>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*$")
+if TYPE_CHECKING:
+    from .benchmarks import Benchmark
+
+_COMPARE = re.compile(r"^\s*(?P<metric>[a-z_]+)(?:\[(?P<subset>[^\[\]]+)\])?\s*:\s*(?P<delta>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*$",
+                      re.IGNORECASE)
 BOOTSTRAP_ITERATIONS = 2000
 
 
@@ -58,23 +62,36 @@ def parse_compare_gate(text: str) -> CompareGate:
     match = _COMPARE.match(text)
     if not match:
         raise ValueError(f"malformed compare gate {text!r}: expected e.g. 'overall:-0.2' or 'overall[text_change]:-0.5'")
-    metric = METRIC_ALIASES.get(match["metric"])
-    if metric is None or metric in COUNT_METRICS:
-        raise ValueError(f"unknown metric {match['metric']!r} in compare gate {text!r}: use "
-                         "semantic_consistency, perceptual_quality or overall (sc, pq, o)")
-    return CompareGate(text.strip(), metric, match["subset"].strip() if match["subset"] else None,
+    if match["metric"].lower() in COUNT_METRICS:
+        raise ValueError(f"compare gate {text!r}: {match['metric']} is a rate, not a score; gate it with a threshold")
+    return CompareGate(text.strip(), match["metric"].lower(), match["subset"].strip() if match["subset"] else None,
                        float(match["delta"]))
 
 
+def resolve_compare_gate(gate: CompareGate, benchmark: "Benchmark", known_subsets) -> CompareGate:
+    aliases = benchmark.metric_aliases()
+    metric = aliases.get(gate.metric)
+    if metric is None:
+        raise ValueError(f"unknown metric {gate.metric!r} in compare gate {gate.expression!r}: {benchmark.name} "
+                         f"has {', '.join(sorted(aliases))}")
+    if gate.subset is not None and gate.subset not in known_subsets:
+        raise ValueError(f"unknown subset {gate.subset!r} in compare gate {gate.expression!r}: known subsets are "
+                         + ", ".join(known_subsets))
+    return replace(gate, metric=metric)
+
+
 def _pairs(current: list[dict], baseline: list[dict], metric: str, subset: str | None) -> dict[str, list]:
-    """subset -> [(current, baseline)] for the rows both runs scored."""
+    """subset -> [(current, baseline)] for the rows both runs scored on this metric."""
     base = {s["key"]: s for s in baseline if s.get("status") == "scored"}
     out: dict[str, list] = {}
     for row in current:
         other = base.get(row["key"])
         if row.get("status") != "scored" or other is None or (subset and row["subset"] != subset):
             continue
-        out.setdefault(row["subset"], []).append((row[metric], other[metric]))
+        mine, theirs = row["scores"].get(metric), other["scores"].get(metric)
+        if mine is None or theirs is None:
+            continue
+        out.setdefault(row["subset"], []).append((mine, theirs))
     return out
 
 
@@ -82,31 +99,38 @@ def _macro(groups: list[list[float]]) -> float:
     return math.fsum(math.fsum(g) / len(g) for g in groups) / len(groups)
 
 
+def _micro(groups: list[list[float]]) -> float:
+    values = [v for g in groups for v in g]
+    return math.fsum(values) / len(values)
+
+
 def paired_delta(current: list[dict], baseline: list[dict], metric: str, subset: str | None = None,
-                 seed: int = 0) -> PairedDelta:
+                 averaging: str = "macro", seed: int = 0) -> PairedDelta:
     pairs = _pairs(current, baseline, metric, subset)
     n = sum(len(v) for v in pairs.values())
     if not n:
         return PairedDelta(metric, subset, 0, None, None, None, None, None)
+    mean = _macro if averaging == "macro" else _micro
     groups = list(pairs.values())
-    cur = _macro([[c for c, _ in g] for g in groups])
-    base = _macro([[b for _, b in g] for g in groups])
+    cur = mean([[c for c, _ in g] for g in groups])
+    base = mean([[b for _, b in g] for g in groups])
     deltas = [[c - b for c, b in g] for g in groups]
     rnd = random.Random(seed)
-    samples = sorted(_macro([[d[rnd.randrange(len(d))] for _ in d] for d in deltas])
+    samples = sorted(mean([[d[rnd.randrange(len(d))] for _ in d] for d in deltas])
                      for _ in range(BOOTSTRAP_ITERATIONS))
     low = samples[int(0.025 * BOOTSTRAP_ITERATIONS)]
     high = samples[int(0.975 * BOOTSTRAP_ITERATIONS) - 1]
     return PairedDelta(metric, subset, n, cur, base, cur - base, low, high)
 
 
-def compare_runs(current: list[dict], baseline: list[dict], gates: list[CompareGate],
-                 subsets: list[str]) -> tuple[list[PairedDelta], list[CompareOutcome]]:
-    """Headline and per-subset paired deltas of the three metrics, and the gates' outcomes."""
-    deltas = [paired_delta(current, baseline, m) for m in METRICS]
-    deltas += [paired_delta(current, baseline, m, s) for s in subsets for m in METRICS]
+def compare_runs(current: list[dict], baseline: list[dict], gates: list[CompareGate], subsets: list[str],
+                 metrics: list[str], averaging: str = "macro") -> tuple[list[PairedDelta], list[CompareOutcome]]:
+    """Headline and per-subset paired deltas of every metric, and the gates' outcomes. Rows are records with
+    `key`, `subset`, `status` and `scores` (results schema 2)."""
+    deltas = [paired_delta(current, baseline, m, averaging=averaging) for m in metrics]
+    deltas += [paired_delta(current, baseline, m, s, averaging=averaging) for s in subsets for m in metrics]
     outcomes = []
     for gate in gates:
-        delta = paired_delta(current, baseline, gate.metric, gate.subset)
+        delta = paired_delta(current, baseline, gate.metric, gate.subset, averaging=averaging)
         outcomes.append(CompareOutcome(gate, delta, delta.delta is not None and delta.delta >= gate.max_drop))
     return deltas, outcomes

@@ -1,9 +1,10 @@
 """Image mode: edited images the user generated elsewhere, mapped to benchmark keys and checked up front.
 
 Two inputs are accepted:
-- a JSONL of {"id": key, "image_path": path}; relative paths are relative to the JSONL file (so a results
-  folder can be moved or uploaded as a CI artifact and still be read);
-- a folder in the official layout fullset/{task_type}/{language}/{key}.png (`{key}_SRCIMG.png` ignored).
+- a JSONL of {"id": key, "image_path": path}, any benchmark; relative paths are relative to the JSONL file (so a
+  results folder can be moved or uploaded as a CI artifact and still be read) and must stay inside its folder;
+- a folder in the benchmark's official output layout (GEdit: fullset/{task_type}/{language}/{key}.png; ImgEdit:
+  {key}.png; KRIS: {category}/{id}.jpg or .png), read by the benchmark module.
 
 Every problem is found before any test runs and reported as one line naming the file, line, id or path.
 """
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .dataset import Sample
+from .dataset import Row
 from .errors import InputError
 from .paths import is_inside, shown
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,19 @@ class EditedImages:
         return folder.name if folder.name != "fullset" else folder.parent.name
 
 
-def load_edited_images(spec: str, all_keys: set[str], language_keys: set[str], selected: Iterable[Sample],
-                       language: str) -> EditedImages:
-    """`all_keys`: every key of the dataset; `language_keys`: the keys of the run's language."""
+def load_edited_images(spec: str, benchmark, rows: list[Row], selected: Iterable[Row], language: str) -> EditedImages:
+    """`rows`: every row of the dataset (any language); `selected`: the rows this run evaluates."""
     origin = Path(spec).expanduser()
     if not origin.exists():
         raise InputError(f"--editeval-images {spec}: no such file or folder")
     origin = origin.resolve()
-    paths = _from_folder(origin, all_keys, language) if origin.is_dir() else _from_jsonl(origin, all_keys)
-    if not paths.keys() & language_keys:
+    all_keys = {row.key for row in rows}
+    language_rows = [row for row in rows if row.language == language]
+    if origin.is_dir():
+        paths = benchmark.edited_in_folder(origin, language_rows, language)
+    else:
+        paths = _from_jsonl(origin, all_keys)
+    if not paths.keys() & {row.key for row in language_rows}:
         # An empty JSONL, or images of the other language: nothing to evaluate is a mistake, not a result.
         found = f"its {len(paths)} image(s) belong to no" if paths else "it holds no image for any"
         raise InputError(f"--editeval-images {spec}: {found} {language!r} row of the benchmark; check the file, "
@@ -89,28 +93,6 @@ def _from_jsonl(path: Path, all_keys: set[str]) -> dict[str, Path]:
     return paths
 
 
-def _from_folder(root: Path, all_keys: set[str], language: str) -> dict[str, Path]:
-    fullset = root if root.name == "fullset" else root / "fullset"
-    if not fullset.is_dir():
-        raise InputError(
-            f"--editeval-images {root}: a folder must hold the official layout "
-            "fullset/{task_type}/{language}/{key}.png (or pass a JSONL of {\"id\", \"image_path\"})"
-        )
-    paths: dict[str, Path] = {}
-    for image in sorted(fullset.glob(f"*/{language}/*")):
-        if image.suffix.lower() not in IMAGE_SUFFIXES or image.stem.endswith("_SRCIMG"):
-            continue
-        if image.stem not in all_keys:
-            raise InputError(f"{image}: {image.stem!r} is not a key of the benchmark dataset")
-        if image.stem in paths:
-            raise InputError(f"{image}: key {image.stem!r} appears twice (also {paths[image.stem]})")
-        if not is_inside(image, root):
-            raise InputError(f"{image} is a link that leads outside {root}: the official layout must hold the "
-                             "images themselves (or pass a JSONL with absolute paths)")
-        paths[image.stem] = image
-    return paths
-
-
 # File signatures of the image formats Pillow decodes for us; checked without importing or decoding anything.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
@@ -119,7 +101,7 @@ def _looks_like_image(head: bytes) -> bool:
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def _check_readable(paths: dict[str, Path], selected: Iterable[Sample], origin: Path) -> None:
+def _check_readable(paths: dict[str, Path], selected: Iterable[Row], origin: Path) -> None:
     """Check each selected image's file signature: a text file named .png is caught now, before any test
     runs; an image truncated further in fails its own row when it is decoded."""
     for sample in selected:

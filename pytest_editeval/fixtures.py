@@ -32,9 +32,9 @@ def editeval_pipeline(request):
     Override it in your conftest.py with any callable `(image, instruction, seed) -> PIL.Image` for models
     that are not diffusers pipelines (give it an `editeval_identity` dict to have its images cached)."""
     plugin = request.config.stash.get(PLUGIN_KEY, None)
-    if plugin is None or plugin.settings.generation is None or not plugin.settings.generation.model:
+    if plugin is None or plugin.run.generation is None or not plugin.run.generation.model:
         raise pytest.UsageError("editeval_pipeline needs --editeval-model (or override this fixture)")
-    editor = plugin.load_editor()
+    editor = plugin.run.load_editor()
     yield editor
     editor.release()
 
@@ -50,7 +50,8 @@ def editeval_result(request):
 
     marker = request.node.get_closest_marker("editeval")
     if marker is None:
-        pytest.fail("editeval_result needs @pytest.mark.editeval(benchmark='gedit', ...) on the test", pytrace=False)
+        pytest.fail("editeval_result needs @pytest.mark.editeval(benchmark='gedit', ...) on the test (or imgedit, "
+                    "kris, a declared benchmark)", pytrace=False)
     key = json.dumps(marker.kwargs, sort_keys=True, default=str)
     slices = request.config.stash.setdefault(SLICES_KEY, {})
     if key not in slices:
@@ -73,4 +74,4 @@ def editeval_judge(request):
 @pytest.fixture
 def editeval_source_image(request, editeval_sample):
     """The current row's source image (`input_image`, RGB), for tests that edit it themselves."""
-    return request.config.stash[PLUGIN_KEY].source_image(editeval_sample)
+    return request.config.stash[PLUGIN_KEY].run.source_image(editeval_sample)

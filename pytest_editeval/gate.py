@@ -1,11 +1,17 @@
-"""Threshold expressions and the quality gate (pure functions).
+"""Threshold expressions and the gate (pure functions), generic over the benchmark's metrics, scopes and groups.
 
-Grammar:  [full.|intersection.][macro.|micro.]METRIC[\\[SUBSET\\]] OP NUMBER
-  METRIC  semantic_consistency | perceptual_quality | overall | error_rate | missing_rate   (aliases: sc, pq, o)
+Grammar:  [SCOPE.][macro.|micro.]METRIC[\\[SUBSET_OR_GROUP\\]] OP NUMBER
+  SCOPE   one of the benchmark's scopes (GEdit: full, intersection; default full)
+  METRIC  one of the benchmark's metrics or their aliases (GEdit: semantic_consistency | perceptual_quality |
+          overall, aliases sc, pq, o), or error_rate | missing_rate
   OP      >= > <= < ==
 Examples: overall>=7.0, sc[color_alter]>=6.5, intersection.overall>7, micro.pq>=7, error_rate<=0.02.
-Without a subset, METRIC is the macro (official) mean unless `micro.` is given.
-error_rate = rows whose judging failed / rows judged; missing_rate = rows without an edited image / rows selected.
+Without a subset, METRIC is the benchmark's default mean (GEdit: macro, the official) unless `macro.`/`micro.`
+is given. error_rate = rows whose judging failed / rows judged; missing_rate = rows without an edited image /
+rows selected.
+
+An expression is parsed for its form when the option is read (argparse) and resolved against the chosen
+benchmark at configure time (metric, scope, subset or group names), both before any test runs.
 
 Besides the thresholds, a selected row without an edited image fails the gate unless missing rows are allowed
 (--editeval-allow-missing): a checkpoint that produced images for 2 of 44 rows must not pass on those 2.
@@ -15,19 +21,16 @@ from __future__ import annotations
 
 import operator
 import re
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .aggregate import Aggregates
 
-METRIC_ALIASES = {
-    "semantic_consistency": "semantic_consistency", "sc": "semantic_consistency",
-    "perceptual_quality": "perceptual_quality", "pq": "perceptual_quality",
-    "overall": "overall", "o": "overall",
-    "error_rate": "error_rate",
-    "missing_rate": "missing_rate",
-}
+if TYPE_CHECKING:
+    from .benchmarks import Benchmark
+
 COUNT_METRICS = ("error_rate", "missing_rate")  # rates of rows, not means of scores
+AVERAGINGS = ("macro", "micro")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
 }
@@ -39,7 +42,7 @@ _EXPRESSION = re.compile(
     \s*(?P<op>>=|<=|==|>|<)\s*
     (?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+))
     \s*$""",
-    re.VERBOSE,
+    re.VERBOSE | re.IGNORECASE,
 )
 
 
@@ -49,9 +52,10 @@ class Threshold:
     metric: str
     op: str
     value: float
-    subset: str | None = None
-    scope: str = "full"  # full | intersection
-    averaging: str = "macro"  # macro | micro (ignored for a single subset)
+    subset: str | None = None  # a subset or a group
+    scope: str = "full"
+    averaging: str | None = None  # macro | micro; None until resolved (the benchmark's default)
+    prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,56 +84,57 @@ class GateResult:
 
 
 def parse_threshold(text: str) -> Threshold:
-    """Parse one expression; raises ValueError with a message that shows the accepted form."""
+    """Parse one expression's form; raises ValueError with a message that shows the accepted form."""
     match = _EXPRESSION.match(text)
     if not match:
         raise ValueError(
             f"malformed threshold {text!r}: expected e.g. 'overall>=7.0', 'sc[color_alter]>=6.5', "
             "'intersection.micro.pq>7' or 'error_rate<=0.02'"
         )
-    scope, averaging = "full", "macro"
-    for prefix in filter(None, match["prefixes"].split(".")):
-        if prefix in ("full", "intersection"):
-            scope = prefix
-        elif prefix in ("macro", "micro"):
-            averaging = prefix
-        else:
-            raise ValueError(
-                f"unknown prefix {prefix!r} in threshold {text!r}: use full., intersection., macro. or micro."
-            )
-    metric = METRIC_ALIASES.get(match["metric"])
-    if metric is None:
-        raise ValueError(
-            f"unknown metric {match['metric']!r} in threshold {text!r}: use one of "
-            + ", ".join(sorted(METRIC_ALIASES))
-        )
     return Threshold(
-        expression=text.strip(), metric=metric, op=match["op"], value=float(match["value"]),
-        subset=match["subset"].strip() if match["subset"] else None, scope=scope, averaging=averaging,
+        expression=text.strip(), metric=match["metric"].lower(), op=match["op"], value=float(match["value"]),
+        subset=match["subset"].strip() if match["subset"] else None,
+        prefixes=tuple(p.lower() for p in filter(None, match["prefixes"].split("."))),
     )
 
 
-def check_subsets(thresholds: Iterable[Threshold], known_subsets: Iterable[str]) -> None:
-    known = list(known_subsets)
-    for t in thresholds:
-        if t.subset is not None and t.subset not in known:
-            raise ValueError(
-                f"unknown subset {t.subset!r} in threshold {t.expression!r}: known subsets are "
-                + ", ".join(known)
-            )
+def resolve_threshold(t: Threshold, benchmark: "Benchmark", known_subsets: Iterable[str],
+                      what: str = "threshold") -> Threshold:
+    """The threshold with its names checked against the benchmark and the run's subsets (ValueError: one line
+    that lists what is accepted)."""
+    scopes = [s.name for s in benchmark.scopes]
+    scope, averaging = scopes[0], None
+    for prefix in t.prefixes:
+        if prefix in scopes:
+            scope = prefix
+        elif prefix in AVERAGINGS:
+            averaging = prefix
+        else:
+            raise ValueError(f"unknown prefix {prefix!r} in {what} {t.expression!r}: use "
+                             + ", ".join(f"{p}." for p in [*scopes, *AVERAGINGS]))
+    aliases = benchmark.metric_aliases()
+    metric = t.metric if t.metric in COUNT_METRICS else aliases.get(t.metric)
+    if metric is None:
+        raise ValueError(f"unknown metric {t.metric!r} in {what} {t.expression!r}: {benchmark.name} has "
+                         + ", ".join(sorted([*aliases, *COUNT_METRICS])))
+    known = [*known_subsets, *benchmark.group_names()]
+    if t.subset is not None and t.subset not in known:
+        raise ValueError(f"unknown subset {t.subset!r} in {what} {t.expression!r}: known subsets are "
+                         + ", ".join(known))
+    return replace(t, metric=metric, scope=scope, averaging=averaging or benchmark.default_averaging)
 
 
 def actual_value(t: Threshold, aggregates: Aggregates) -> tuple[float | None, int]:
     scope = aggregates.scope(t.scope)
     if t.subset is not None:
-        sub = scope.subsets.get(t.subset)
-        if sub is None:
+        part = scope.subsets.get(t.subset) or scope.groups.get(t.subset)
+        if part is None:
             return None, 0
         if t.metric == "error_rate":
-            return sub.error_rate, sub.num + sub.errors
+            return part.error_rate, part.num + part.errors
         if t.metric == "missing_rate":
-            return sub.missing_rate, sub.num + sub.errors + sub.missing
-        stats = sub.metrics[t.metric]
+            return part.missing_rate, part.num + part.errors + part.missing
+        stats = part.metrics[t.metric]
         return stats.mean, stats.n
     if t.metric == "error_rate":
         return scope.error_rate, scope.num + scope.errors

@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cache import Cache, cache_key, file_identity, memoised_sha256, write_atomic
-from .dataset import Sample, SourceImages
+from .dataset import ImageStore, Row
 from .errors import CacheWriteError, EditEvalError, InputError, SampleError
 from .images import decode_rgb
 
 PRECISIONS = ("float32", "float16", "bfloat16")
 # Pipelines whose __call__ takes a single prompt: batch size 1 whatever is asked.
 ONE_PROMPT_PER_CALL = {"QwenImageEditPlusPipeline"}
+# Pipelines that take a list of input images for one prompt (KRIS-Bench's multi-reference and temporal rows).
+MULTI_IMAGE_PIPELINES = {"QwenImageEditPlusPipeline"}
 # Arguments the plugin passes itself; a generation config must not set them.
 RESERVED_ARGUMENTS = {"image", "prompt", "generator"}
 OOM_ADVICE = ("lower --editeval-batch-size, use --editeval-precision bfloat16, --editeval-cpu-offload, or "
@@ -169,6 +171,7 @@ class DiffusersEditor:
         self.config = config
         self.device = device
         self.max_batch = 1 if class_name in ONE_PROMPT_PER_CALL else None
+        self.editeval_multi_image = class_name in MULTI_IMAGE_PIPELINES
         self._interrupted = False
 
     def edit_batch(self, images: list, instructions: list[str], seeds: list[int]) -> list:
@@ -264,13 +267,15 @@ def check_generation_config(pipe: Any, class_name: str, config: dict) -> None:
 
 # ---- the producer --------------------------------------------------------------------------------------
 class ImageProducer:
-    """Generates the selected rows' edited images in item order, in a background thread."""
+    """Generates the selected rows' edited images in item order, in a background thread, and saves each in the
+    benchmark's official output layout (and in the cache)."""
 
-    def __init__(self, samples: list[Sample], sources: SourceImages, cache: Cache, output_dir: Path,
+    def __init__(self, rows: list[Row], images: ImageStore, benchmark, cache: Cache, output_dir: Path,
                  seed: int, batch_size: int, identity: dict | None, stop: threading.Event,
                  max_pixels: int) -> None:
-        self.samples = samples
-        self.sources = sources
+        self.rows = rows
+        self.images = images
+        self.benchmark = benchmark
         self.cache = cache
         self.output_dir = output_dir
         self.seed = seed
@@ -278,8 +283,8 @@ class ImageProducer:
         self.identity = identity  # None: a custom editor without an identity, whose images are not cached
         self.stop = stop
         self.max_pixels = max_pixels
-        self.futures: dict[str, Future] = {s.id: Future() for s in samples}
-        self.pending: list[Sample] = []
+        self.futures: dict[str, Future] = {r.id: Future() for r in rows}
+        self.pending: list[Row] = []
         self.generated = 0
         self._thread: threading.Thread | None = None
         self._editor: Callable | None = None
@@ -292,30 +297,32 @@ class ImageProducer:
         self.resolve_cached(pending)
 
     # which rows still need the GPU
-    def resolve_cached(self, samples: list[Sample] | None = None) -> None:
-        for sample in self.samples if samples is None else samples:
-            path = self._from_cache(sample) if self.identity is not None else None
+    def resolve_cached(self, rows: list[Row] | None = None) -> None:
+        for row in self.rows if rows is None else rows:
+            path = self._from_cache(row) if self.identity is not None else None
             if path is not None:
-                self._settle(sample, path)
+                self._settle(row, path)
             else:
-                self.pending.append(sample)
+                self.pending.append(row)
 
-    def _key(self, sample: Sample, source_sha256: str) -> str:
+    def _key(self, row: Row) -> str:
         return cache_key({"kind": "generated-image", **(self.identity or {}), "seed": self.seed,
-                          "row_seed": row_seed(self.seed, sample.key), "key": sample.key,
-                          "source_sha256": source_sha256})
+                          "row_seed": row_seed(self.seed, row.key), "key": row.key,
+                          "source_sha256": self._input_digests(row)})
 
-    def _source_sha(self, sample: Sample) -> str:
-        return memoised_sha256(self.cache, self.sources.identity(sample), lambda: self.sources.read(sample))[0]
+    def _input_digests(self, row: Row) -> str | list[str]:
+        digests = [memoised_sha256(self.cache, self.images.identity(locator), lambda locator=locator:
+                                   self.images.read(locator))[0] for locator in row.inputs]
+        return digests[0] if len(digests) == 1 else digests
 
-    def _from_cache(self, sample: Sample) -> Path | None:
-        entry = self.cache.lookup("generated", self._key(sample, self._source_sha(sample)))
+    def _from_cache(self, row: Row) -> Path | None:
+        entry = self.cache.lookup("generated", self._key(row))
         if entry is None:
             return None
         png = self.cache.root / "generated" / entry["file"] if self.cache.root else None
         if png is None or not png.is_file() or hashlib.sha256(png.read_bytes()).hexdigest() != entry["png_sha256"]:
             return None  # image file lost or damaged: generate again
-        return self._publish(sample, png.read_bytes())
+        return self._publish(row, png.read_bytes())
 
     # generation
     @property
@@ -328,9 +335,9 @@ class ImageProducer:
             self._thread = threading.Thread(target=self._run, args=(editor,), name="editeval-generate", daemon=True)
             self._thread.start()
 
-    def _settle(self, sample: Sample, path: Path | None = None, error: str | None = None) -> bool:
+    def _settle(self, row: Row, path: Path | None = None, error: str | None = None) -> bool:
         """Give a row its image or its error, once: a row failed by a stop is not revived by a late save."""
-        future = self.futures[sample.id]
+        future = self.futures[row.id]
         with self._settle_lock:
             if future.done():
                 return False
@@ -341,8 +348,8 @@ class ImageProducer:
             return True
 
     def fail_pending(self, message: str) -> None:
-        for sample in self.pending:
-            self._settle(sample, error=message)
+        for row in self.pending:
+            self._settle(row, error=message)
 
     def request_stop(self) -> None:
         """Stop generating: rows not generated yet fail now (their judge threads are released at once) and a
@@ -360,43 +367,48 @@ class ImageProducer:
             return not self._thread.is_alive()
         return True
 
-    def result(self, sample: Sample) -> Path:
-        return self.futures[sample.id].result()
+    def result(self, row: Row) -> Path:
+        return self.futures[row.id].result()
 
     def _run(self, editor: Callable) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         todo = list(self.pending)
         max_batch = min(self.batch_size, getattr(editor, "max_batch", None) or self.batch_size)
+        takes_lists = bool(getattr(editor, "editeval_multi_image", False))
         try:
             # The GPU loop only calls the pipeline: the next batch's sources are read and decoded while the
             # current one is generated, and PNGs are encoded and written beside it, so the GPU never waits.
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers, \
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="editeval-prefetch") as prefetch:
-                upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
+                upcoming = prefetch.submit(self._next_batch, todo, max_batch, takes_lists) if todo else None
                 while upcoming is not None and not self.stop.is_set():
                     batch = upcoming.result()
                     # `todo` is only touched by the prefetch thread from here until its result is taken.
-                    upcoming = prefetch.submit(self._next_batch, todo, max_batch) if todo else None
+                    upcoming = prefetch.submit(self._next_batch, todo, max_batch, takes_lists) if todo else None
                     outputs = self._generate(editor, batch) if batch else None
                     if outputs is not None:
                         savers.submit(self._save_all, batch, outputs)
         finally:  # whatever happened, no row is left waiting for an image that will never come
             self.fail_pending("generation stopped before this row")
 
-    def _next_batch(self, todo: list[Sample], size: int) -> list[tuple[Sample, Any]]:
+    def _next_batch(self, todo: list[Row], size: int, takes_lists: bool) -> list[tuple[Row, Any]]:
         """The next row plus up to size-1 later rows (within a short window) whose source has its size. A row
-        whose source cannot be decoded fails here, alone."""
-        batch: list[tuple[Sample, Any]] = []
+        whose sources cannot be decoded, or that has several inputs for an editor that takes one, fails here,
+        alone; a row with several inputs is a batch of its own."""
+        batch: list[tuple[Row, Any]] = []
         while todo and not batch:
             first = todo.pop(0)
-            first_image = self._source_rgb(first)
+            first_image = self._inputs(first, takes_lists)
             if first_image is not None:
                 batch.append((first, first_image))
         index = 0
-        while batch and len(batch) < size and index < min(len(todo), 8 * size):
+        while batch and not isinstance(batch[0][1], list) and len(batch) < size and index < min(len(todo), 8 * size):
             candidate = todo[index]
-            image = self._source_rgb(candidate)
+            if len(candidate.inputs) != 1:
+                index += 1
+                continue
+            image = self._inputs(candidate, takes_lists)
             if image is None:
                 todo.pop(index)
             elif image.size == batch[0][1].size:
@@ -406,82 +418,99 @@ class ImageProducer:
                 index += 1
         return batch
 
-    def _source_rgb(self, sample: Sample):
-        """The row's source as RGB (several pipelines take a 4-channel input for latents), or None after
-        failing the row with the reason."""
-        try:
-            return decode_rgb(self.sources.read(sample), f"source image of {sample.id}", self.max_pixels)
-        except (SampleError, InputError) as exc:
-            self._settle(sample, error=str(exc))
+    def _inputs(self, row: Row, takes_lists: bool):
+        """The row's input image as RGB (several pipelines take a 4-channel input for latents), or the list of
+        them for a row with several; None after failing the row with the reason."""
+        if len(row.inputs) > 1 and not takes_lists:
+            self._settle(row, error=f"this row has {len(row.inputs)} input images and the editor takes one; use a "
+                                    "pipeline that takes a list of images (QwenImageEditPlusPipeline) or a custom "
+                                    "editor with editeval_multi_image = True")
             return None
+        try:
+            decoded = [decode_rgb(self.images.read(locator), f"input image {i + 1} of {row.id}", self.max_pixels)
+                       for i, locator in enumerate(row.inputs)]
+        except (SampleError, InputError) as exc:
+            self._settle(row, error=str(exc))
+            return None
+        return decoded if len(decoded) > 1 else decoded[0]
 
-    def _generate(self, editor: Callable, batch: list[tuple[Sample, Any]]) -> list | None:
+    def _generate(self, editor: Callable, batch: list[tuple[Row, Any]]) -> list | None:
         """The batch's edited images, or None when the call failed (each row then fails with the reason)."""
-        samples = [s for s, _ in batch]
-        seeds = [row_seed(self.seed, s.key) for s in samples]
+        rows = [r for r, _ in batch]
+        seeds = [row_seed(self.seed, r.key) for r in rows]
         try:
             if hasattr(editor, "edit_batch"):
-                outputs = editor.edit_batch([img for _, img in batch], [s.instruction for s in samples], seeds)
-            else:  # any callable (image, instruction, seed) -> PIL.Image
-                outputs = [editor(img, s.instruction, seed) for (s, img), seed in zip(batch, seeds)]
+                outputs = editor.edit_batch([img for _, img in batch], [r.instruction for r in rows], seeds)
+            else:  # any callable (image or images, instruction, seed) -> PIL.Image
+                outputs = [editor(img, r.instruction, seed) for (r, img), seed in zip(batch, seeds)]
         except GenerationInterrupted:  # stopped mid-call: its images are incomplete and never saved
             message = "generation stopped before this row"
         except Exception as exc:  # the run goes on: each row of the batch is an error with the reason
             message = _generation_failure(exc)
         else:
             return outputs
-        for sample in samples:
-            self._settle(sample, error=message)
+        for row in rows:
+            self._settle(row, error=message)
         return None
 
-    def _save_all(self, batch: list[tuple[Sample, Any]], outputs: list) -> None:
-        for index, (sample, source) in enumerate(batch):
+    def _save_all(self, batch: list[tuple[Row, Any]], outputs: list) -> None:
+        for index, (row, source) in enumerate(batch):
             output = outputs[index] if index < len(outputs) else None
             if not hasattr(output, "save"):
-                self._settle(sample, error=f"the pipeline returned no image for this row (got {type(output).__name__})")
+                self._settle(row, error=f"the pipeline returned no image for this row (got {type(output).__name__})")
                 continue
             try:
                 png = _png_bytes(output)
-                path = self._store(sample, png, source)
+                path = self._store(row, png, source)
             except Exception as exc:  # a full disk, an image mode PNG cannot hold: this row fails, the run goes on
-                self._settle(sample, error=f"cannot save the edited image: {type(exc).__name__}: {exc}")
+                self._settle(row, error=f"cannot save the edited image: {type(exc).__name__}: {exc}")
                 continue
-            if self._settle(sample, path):
+            if self._settle(row, path):
                 self.generated += 1
 
-    def _store(self, sample: Sample, png: bytes, source) -> Path:
+    def _store(self, row: Row, png: bytes, source) -> Path:
         if self.identity is not None and self.cache.root is not None:
             name = f"{hashlib.sha256(png).hexdigest()}.png"
             target = self.cache.root / "generated" / name[:2] / name
             write_atomic(target, png)
             try:
-                self.cache.put("generated", self._key(sample, self._source_sha(sample)),
-                               {"file": f"{name[:2]}/{name}", "png_sha256": name[:-4]})
+                self.cache.put("generated", self._key(row), {"file": f"{name[:2]}/{name}", "png_sha256": name[:-4]})
             except CacheWriteError:
                 pass
-        path = self._publish(sample, png)
-        src = path.with_name(f"{sample.key}_SRCIMG.png")
-        if not src.exists():
-            write_atomic(src, _png_bytes(source))
+        path = self._publish(row, png)
+        copy = self.benchmark.source_copy_path(row)
+        if copy is not None and not isinstance(source, list):
+            target = self._inside(row, copy)
+            if not target.exists():
+                write_atomic(target, _png_bytes(source))
         return path
 
-    def _publish(self, sample: Sample, png: bytes) -> Path:
-        """The official layout: fullset/{task_type}/{language}/{key}.png. Keys and task types come from the
-        dataset and were checked when it was read; the path is checked again here, where a file is written."""
-        path = self.output_dir / "fullset" / sample.subset / sample.language / f"{sample.key}.png"
+    def _inside(self, row: Row, relative: Path) -> Path:
+        """A path of the output layout. Its parts come from the dataset and were checked when it was read; it is
+        checked again here, where a file is written."""
+        path = self.output_dir / relative
         if not path.resolve().is_relative_to(self.output_dir.resolve()):
-            raise SampleError(f"row {sample.id!r} would write outside {self.output_dir}")
+            raise SampleError(f"row {row.id!r} would write outside {self.output_dir}")
+        return path
+
+    def _publish(self, row: Row, png: bytes) -> Path:
+        path = self._inside(row, self.benchmark.output_path(row))
         if not path.is_file() or path.read_bytes() != png:
             write_atomic(path, png)
         return path
 
-    def write_jsonl(self, language: str) -> Path | None:
-        """edits.jsonl of every image in the output layout for this language: image mode accepts it."""
-        fullset = self.output_dir / "fullset"
-        if not fullset.is_dir():
+    def write_jsonl(self, rows: list[Row]) -> Path | None:
+        """edits.jsonl of every image of `rows` (the run's language) found in the output layout, this run's and
+        earlier ones': image mode accepts it."""
+        lines = []
+        for row in rows:
+            if row.problem is not None:
+                continue
+            relative = self.benchmark.output_path(row)
+            if (self.output_dir / relative).is_file():
+                lines.append(json.dumps({"id": row.key, "image_path": relative.as_posix()}))
+        if not lines and not self.output_dir.is_dir():
             return None
-        lines = [json.dumps({"id": p.stem, "image_path": p.relative_to(self.output_dir).as_posix()})
-                 for p in sorted(fullset.glob(f"*/{language}/*.png")) if not p.stem.endswith("_SRCIMG")]
         jsonl = self.output_dir / "edits.jsonl"
         write_atomic(jsonl, ("\n".join(lines) + "\n").encode() if lines else b"")
         return jsonl

@@ -18,11 +18,13 @@ HUBS = tuple(HUB_NAMES)
 DATA_PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "*.md"]
 
 
-EXAMPLE_IDS = {"dataset": "stepfun-ai/GEdit-Bench", "model": "Qwen/Qwen-Image-Edit"}
+EXAMPLE_IDS = {"dataset": "stepfun-ai/GEdit-Bench", "model": "Qwen/Qwen-Image-Edit"}  # in one-line errors
 
 
-def resolve_dataset(spec: str, hub: str, offline: bool) -> Path:
-    return resolve(spec, hub, "dataset", offline=offline, allow_patterns=DATA_PATTERNS)
+def resolve_dataset(spec: str, hub: str, offline: bool, allow_patterns: list[str] | None = None) -> Path:
+    """A dataset's local folder (or file). `allow_patterns`: the only files fetched from the hub (default: the
+    data and metadata files of a Parquet/Arrow dataset)."""
+    return resolve(spec, hub, "dataset", offline=offline, allow_patterns=allow_patterns or DATA_PATTERNS)
 
 
 def resolve(spec: str, hub: str, repo_type: str, *, revision: str | None = None, offline: bool = False,

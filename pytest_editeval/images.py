@@ -48,3 +48,54 @@ def decode_rgb(data: bytes, what: str, max_pixels: int):
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+# ---- preparation recipes: how an image's bytes are turned into what the judge is sent -------------------------
+# A recipe's name goes into the cache key of every answer it produced: change the bytes a recipe sends, and
+# rename it (a -v2), so that answers to other bytes are never reused.
+RAW = "raw"  # the bytes as stored (still checked against the pixel cap, on the header)
+RGB_JPEG75 = "rgb-jpeg75"  # RGB, JPEG at Pillow's default quality (75): GEdit's official recipe
+RGB_JPEG75_AT_INPUT_SIZE = "rgb-jpeg75-at-input-size"  # ... resized (bicubic) to the row's first input first
+RGB_JPEG85 = "rgb-jpeg85"  # RGB, JPEG quality 85: KRIS-Bench's temporal script
+RECIPES = (RAW, RGB_JPEG75, RGB_JPEG75_AT_INPUT_SIZE, RGB_JPEG85)
+NEEDS_INPUT_SIZE = (RGB_JPEG75_AT_INPUT_SIZE,)
+
+
+def prepare(recipe: str, data: bytes, what: str, max_pixels: int, input_size=None) -> bytes:
+    """The bytes a judge is sent for one image. `input_size()` gives the row's first input's size (only the
+    resizing recipe asks for it)."""
+    if recipe == RAW:
+        open_checked(data, what, max_pixels).close()
+        return data
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown image recipe {recipe!r}")
+    from PIL import Image
+
+    image = decode_rgb(data, what, max_pixels)
+    if recipe == RGB_JPEG75_AT_INPUT_SIZE:
+        size = input_size()
+        if image.size != size:
+            image = image.resize(size, Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    if recipe == RGB_JPEG85:
+        image.save(buf, format="JPEG", quality=85)
+    else:
+        image.save(buf, format="JPEG")  # Pillow's default quality (75), as the official GEdit scorer does
+    return buf.getvalue()
+
+
+def image_size(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:
+    with open_checked(data, what, max_pixels) as image:
+        return image.size
+
+
+def sniff_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    return "application/octet-stream"

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from .hub import HUBS
 
-BENCHMARKS = ("gedit",)
+BUILTIN_BENCHMARKS = ("gedit", "imgedit", "kris")  # plus entry points and [tool.editeval.benchmarks.*] tables
 # A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
 # raw photos up to about 12 MP): one hostile 13000 x 13000 PNG would cost 0.5 GB decoded.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -147,14 +147,14 @@ class Option:
 
 
 OPTIONS = [
-    Option("benchmark", "benchmark to evaluate (turns the plugin on): " + ", ".join(BENCHMARKS),
-           _choice("benchmark", BENCHMARKS), metavar="NAME"),
-    Option("dataset", "hub id (default stepfun-ai/GEdit-Bench) or a local folder of Parquet/Arrow files",
-           metavar="ID_OR_DIR"),
-    Option("hub", "hub to download the dataset from: modelscope (default) or huggingface",
+    Option("benchmark", "benchmark to evaluate (turns the plugin on): " + ", ".join(BUILTIN_BENCHMARKS)
+           + ", a package's, or one declared in [tool.editeval.benchmarks.NAME] of pyproject.toml", metavar="NAME"),
+    Option("dataset", "hub id or local path of the benchmark's data (default: the benchmark's own, e.g. "
+           "stepfun-ai/GEdit-Bench)", metavar="ID_OR_PATH"),
+    Option("hub", "hub to download the dataset from: modelscope or huggingface (default: the benchmark's)",
            _choice("hub", HUBS)),
     Option("offline", "use the hub's local cache only, no network", None, flag=True),
-    Option("language", "instruction language: en (default) or cn", _choice("language", ("en", "cn"))),
+    Option("language", "instruction language (GEdit: en or cn; default: the benchmark's first)", metavar="LANG"),
     Option("subsets", "comma-separated task types to evaluate (default: all)", _subset_list, metavar="A,B"),
     Option("limit", "evaluate only the first N rows of each subset", _number(int, 1), metavar="N"),
     Option("images", "edited images: a JSONL of {id, image_path} or a folder fullset/{task}/{lang}/{key}.png",
@@ -191,13 +191,14 @@ OPTIONS = [
            "appended to its path, a query (?api-version=...) is kept", _url, metavar="URL"),
     Option("judge-allow-http", "allow a plain http:// judge URL to a host that is not this machine (the key then "
            "travels in clear)", None, flag=True),
-    Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default gpt-4.1)", metavar="NAME"),
+    Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default: the benchmark's, e.g. gpt-4.1)",
+           metavar="NAME"),
     Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),
     Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
-    Option("judge-max-tokens", "max_tokens sent to the judge (default: 1400 official, 4096 evalscope)",
-           _number(int, 1), metavar="N"),
-    Option("judge-temperature", "temperature sent to the judge (default: none official, 0.0 evalscope)",
-           _number(float, 0), metavar="T"),
+    Option("judge-max-tokens", "max_tokens sent to the judge (default: the protocol's; GEdit 1400 official, "
+           "4096 evalscope)", _number(int, 1), metavar="N"),
+    Option("judge-temperature", "temperature sent to the judge (default: the protocol's; GEdit none official, 0.0 "
+           "evalscope)", _number(float, 0), metavar="T"),
     Option("judge-retries", "retries of a failed judge request (default 5)", _number(int, 0), metavar="N"),
     Option("judge-parse-retries", "re-asks when a reply has no readable score (default 2)", _number(int, 0),
            metavar="N"),
@@ -205,7 +206,11 @@ OPTIONS = [
            _number(float, 0), metavar="S"),
     Option("row-deadline", "seconds one row may spend on the judge, retries included (default 900)",
            _number(float, 0, False), metavar="S"),
-    Option("protocol", "judging recipe: official (default) or evalscope", _choice("protocol", ("official", "evalscope"))),
+    Option("protocol", "judging recipe of the benchmark (default official; GEdit also evalscope)", metavar="NAME"),
+    Option("judge-prompts", "ImgEdit: the judge prompt JSON to use instead of the download's "
+           "Benchmark/singleturn/judge_prompt.json", metavar="FILE"),
+    Option("kris-fix-anomaly", "KRIS: judge anomaly_correction rows with their own template and hint (fixes an "
+           "upstream bug that every published number carries; said in the results)", None, flag=True),
     Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0', 'sc[color_alter]>=6.5', "
            "'error_rate<=0.02' (rows whose judging failed / rows judged), 'missing_rate<=0.05' (selected rows without "
            "an edited image / selected rows)", _threshold, repeat=True, metavar="EXPR"),

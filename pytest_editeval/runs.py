@@ -32,11 +32,12 @@ def package_versions() -> dict[str, str]:
 
 
 def run_metadata(name: str | None, *, model: str, revision: str | None, protocol: str, judge_model: str,
-                 seed: int | None, model_digest: str | None = None) -> dict:
+                 seed: int | None, model_digest: str | None = None, benchmark: str | None = None) -> dict:
     """`model_digest`: the SHA-256 of the pipeline folder's files (model mode), which names the exact weights
     even when the revision was a branch."""
     return {
-        "name": name, "model": model, "revision": revision, "model_digest": model_digest, "protocol": protocol,
+        "name": name, "benchmark": benchmark, "model": model, "revision": revision, "model_digest": model_digest,
+        "protocol": protocol,
         "judge_model": judge_model, "seed": seed, "versions": package_versions(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }
@@ -50,7 +51,7 @@ def load_run(name_or_path: str, rootpath: Path):
     """A saved run (RunResults), from a path or a name saved under .editeval/runs/."""
     from pydantic import ValidationError
 
-    from .report.results import RunResults
+    from .report.results import read_results
 
     path = Path(name_or_path).expanduser()
     if not path.is_file():
@@ -60,17 +61,16 @@ def load_run(name_or_path: str, rootpath: Path):
         raise RunNotFound(f"no saved run {name_or_path!r} (looked for {path}); saved runs: "
                           + (", ".join(saved) if saved else "none (make one with --editeval-save NAME)"))
     try:
-        return RunResults.model_validate_json(path.read_bytes())
+        return read_results(path.read_bytes())
     except ValidationError as exc:
         first = exc.errors()[0]
-        if first.get("type") == "json_invalid":
-            raise InputError(f"cannot read saved run {path}: not valid JSON ({first.get('msg', '')})") from None
         where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
         raise InputError(f"{path} is not a saved run of pytest-editeval ({where}: {first.get('msg', 'invalid')}); "
                          "pass a file written by --editeval-save or --editeval-json") from None
-    except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:200]
-        raise InputError(f"cannot read saved run {path}: {reason}") from None
+    except ValueError as exc:  # not JSON at all
+        raise InputError(f"cannot read saved run {path}: not valid JSON ({str(exc).splitlines()[0][:160]})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read saved run {path}: {exc.strerror or exc}") from None
 
 
 def holds_scored_rows(path: Path) -> int:

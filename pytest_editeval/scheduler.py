@@ -20,7 +20,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Callable, Iterable
 
 from .cache import DEFERRED
-from .dataset import Sample
+from .dataset import Row
 from .errors import JudgeFatalError
 from .verdict import Verdict
 
@@ -41,41 +41,41 @@ class Scheduler:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, samples: Iterable[Sample]) -> None:
-        for sample in samples:
-            if sample.id not in self._futures:
+    def submit(self, rows: Iterable[Row]) -> None:
+        for row in rows:
+            if row.id not in self._futures:
                 future: Future = Future()
-                self._futures[sample.id] = future
-                self._queue.put((sample, future))
+                self._futures[row.id] = future
+                self._queue.put((row, future))
 
     def _work(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
-            sample, future = job
+            row, future = job
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(self._run(sample))
+                future.set_result(self._run(row))
             except BaseException as exc:  # delivered to the item that waits for this row
                 future.set_exception(exc)
 
-    def _run(self, sample: Sample):
+    def _run(self, row: Row):
         if self.fatal is not None or self._stop.is_set():
             return None
         try:
             # Speculative work never blocks on another process's lock: it moves on to the next row.
-            return self._evaluate(sample, blocking=False)
+            return self._evaluate(row, blocking=False)
         except JudgeFatalError as exc:
             self.fatal = exc
             self._stop.set()
             raise
 
-    def result(self, sample: Sample) -> Verdict:
+    def result(self, row: Row) -> Verdict:
         """This row's verdict; waits for the pool, or judges it here if it was never queued or another
         process held it. Raises JudgeFatalError when the judge cannot serve the run."""
-        future = self._futures.get(sample.id)
+        future = self._futures.get(row.id)
         verdict = None
         if future is not None:
             try:
@@ -85,7 +85,7 @@ class Scheduler:
         if self.fatal is not None:
             raise self.fatal
         if verdict is None or verdict is DEFERRED:
-            verdict = self._evaluate(sample, blocking=True)
+            verdict = self._evaluate(row, blocking=True)
         return verdict  # type: ignore[return-value]
 
     def shutdown(self, interrupt: Callable[[], None] | None = None, timeout: float = JOIN_TIMEOUT_S) -> list[str]:

@@ -20,18 +20,12 @@ from .judges.settings import JudgeSettings, cleartext_problem
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 URL_VARIABLE = "EDITEVAL_JUDGE_URL"
 MODEL_VARIABLE = "EDITEVAL_JUDGE_MODEL"
-DEFAULT_DATASET = "stepfun-ai/GEdit-Bench"
-DEFAULT_JUDGE_MODEL = "gpt-4.1"
-PROTOCOL_DEFAULTS = {  # (max_tokens, temperature): what each reference implementation sends
-    "official": (1400, None),
-    "evalscope": (4096, 0.0),
-}
 
 
 @dataclass(frozen=True)
 class RunSettings:
     benchmark: str
-    dataset: str
+    dataset: str  # a hub id or a local path; the benchmark's own default when not given
     hub: str
     offline: bool
     language: str
@@ -50,6 +44,8 @@ class RunSettings:
     compare: str | None
     compare_gates: list
     compare_missing: str  # error | skip: what a --editeval-compare baseline that does not exist does
+    judge_prompts: Path | None  # ImgEdit: a judge prompt file other than the download's own
+    kris_fix_anomaly: bool  # KRIS: judge anomaly_correction with its own template (an upstream bug, fixed)
     cache_dir: Path | None
     refresh: bool
     workers: int
@@ -71,20 +67,30 @@ def environment(config) -> dict[str, str]:
     return merged
 
 
-def resolve(config, *, need_judge: bool = True) -> RunSettings:
+def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = None) -> RunSettings:
+    """The run's settings; defaults that depend on the benchmark (dataset, hub, language, protocol, judge model
+    and request parameters) come from the chosen benchmark's declarations."""
+    from . import benchmarks
+
     try:
         get = lambda name: options.value(config, name)  # noqa: E731
-        protocol = get("protocol") or "official"
+        name = benchmark_name or get("benchmark")
+        benchmark = benchmarks.get(name, Path(config.rootpath))
+        protocol = benchmark.protocol(get("protocol")).name
+        language = get("language") or benchmark.languages[0]
+        if language not in benchmark.languages:
+            raise InputError(f"unknown language {language!r}: known languages are "
+                             + ", ".join(benchmark.languages) + f" ({name})")
         env = environment(config)
-        judge = _judge_settings(get, env, protocol) if need_judge else None
+        judge = _judge_settings(get, env, benchmark, protocol) if need_judge else None
         cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
         json_path = get("json")
         return RunSettings(
-            benchmark=get("benchmark"),
-            dataset=get("dataset") or DEFAULT_DATASET,
-            hub=get("hub") or "modelscope",
+            benchmark=name,
+            dataset=get("dataset") or benchmark.default_dataset,
+            hub=get("hub") or benchmark.default_hub,
             offline=bool(get("offline")),
-            language=get("language") or "en",
+            language=language,
             subsets=get("subsets"),
             limit=get("limit"),
             images=get("images"),
@@ -100,6 +106,8 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
             compare=get("compare"),
             compare_gates=get("compare-fail") or [],
             compare_missing=get("compare-missing") or "error",
+            judge_prompts=Path(get("judge-prompts")).expanduser() if get("judge-prompts") else None,
+            kris_fix_anomaly=bool(get("kris-fix-anomaly")),
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             refresh=bool(get("refresh")),
             workers=get("judge-workers") or 8,
@@ -111,7 +119,7 @@ def resolve(config, *, need_judge: bool = True) -> RunSettings:
         raise InputError(str(exc)) from None
 
 
-def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
+def _judge_settings(get, env: dict[str, str], benchmark, protocol_name: str) -> JudgeSettings:
     url = get("judge-url") or env.get(URL_VARIABLE)
     if not url:
         raise InputError(f"no judge URL: pass --editeval-judge-url (an OpenAI-compatible base URL) or set {URL_VARIABLE}")
@@ -127,13 +135,14 @@ def _judge_settings(get, env: dict[str, str], protocol: str) -> JudgeSettings:
     if not key:
         raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
                          "(use any non-empty value for a local server that needs none)")
-    max_tokens, temperature = PROTOCOL_DEFAULTS[protocol]
+    protocol = benchmark.protocol(protocol_name)  # what the reference implementation sends
+    max_tokens, temperature = protocol.max_tokens, protocol.temperature
     given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout",
                                           "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
     pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
     return JudgeSettings(
         url=url,
-        model=get("judge-model") or env.get(MODEL_VARIABLE) or DEFAULT_JUDGE_MODEL,
+        model=get("judge-model") or env.get(MODEL_VARIABLE) or benchmark.default_judge_model,
         api_key=key,
         timeout_s=pick("judge-timeout", 120.0),
         max_tokens=pick("judge-max-tokens", max_tokens),

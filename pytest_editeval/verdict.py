@@ -1,24 +1,17 @@
-"""The per-sample verdict: what one benchmark row scored, as a plain JSON-able record.
+"""The per-row verdict: what one benchmark row scored, as a plain JSON-able record.
 
-Pure functions only. The record travels on pytest's TestReport (and through pytest-xdist), lands in the JSON
-results and feeds the aggregation, so it holds only str, float, bool, list and None.
+Generic over benchmarks: `scores` maps each of the benchmark's metrics to its value (None where the judge never
+gave one readably), and `answers` keeps what the judge said to each question (the values read, its reasoning,
+the reply itself, capped). The record travels on pytest's TestReport (and through pytest-xdist), lands in the
+JSON results and feeds the aggregation, so it holds only str, float, bool, list, dict and None.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-METRICS = ("semantic_consistency", "perceptual_quality", "overall")
 Status = Literal["scored", "error", "missing"]
-
-
-def row_scores(sc_scores: list[float], pq_scores: list[float]) -> tuple[float, float, float]:
-    """GEdit-Bench's per-row formula: SC = min(SC list), PQ = min(PQ list), O = sqrt(SC * PQ)."""
-    sc = float(min(sc_scores))
-    pq = float(min(pq_scores))
-    return sc, pq, math.sqrt(sc * pq)
 
 
 @dataclass(frozen=True)
@@ -27,39 +20,30 @@ class Verdict:
     key: str
     subset: str
     language: str
-    intersection: bool
+    tags: list[str]
     status: Status
     error: str | None = None
-    semantic_consistency: float | None = None
-    perceptual_quality: float | None = None
-    overall: float | None = None
-    sc_scores: list[float] | None = None
-    pq_scores: list[float] | None = None
-    sc_reasoning: str | None = None
-    pq_reasoning: str | None = None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    answers: dict[str, dict] = field(default_factory=dict)  # question -> {"values", "reasoning", "reply"}
     # Where the edited image came from (a path); lets reports show it without re-reading the run.
     edited_image: str | None = field(default=None, compare=False)
     instruction: str | None = None
 
     @classmethod
-    def scored(cls, sample: Any, sc: "JudgedAspect", pq: "JudgedAspect", edited_image: str | None) -> Verdict:
-        s, p, o = row_scores(sc.scores, pq.scores)
-        return cls(
-            **_identity(sample), status="scored", semantic_consistency=s, perceptual_quality=p, overall=o,
-            sc_scores=list(sc.scores), pq_scores=list(pq.scores),
-            sc_reasoning=sc.reasoning, pq_reasoning=pq.reasoning, edited_image=edited_image,
-        )
+    def scored(cls, row: Any, scores: dict[str, float | None], answers: dict[str, dict],
+               edited_image: str | None) -> Verdict:
+        return cls(**_identity(row), status="scored", scores=dict(scores), answers=answers, edited_image=edited_image)
 
     @classmethod
-    def failed(cls, sample: Any, error: str, edited_image: str | None = None) -> Verdict:
-        return cls(**_identity(sample), status="error", error=error, edited_image=edited_image)
+    def failed(cls, row: Any, error: str, edited_image: str | None = None) -> Verdict:
+        return cls(**_identity(row), status="error", error=error, edited_image=edited_image)
 
     @classmethod
-    def missing(cls, sample: Any, reason: str) -> Verdict:
-        return cls(**_identity(sample), status="missing", error=reason)
+    def missing(cls, row: Any, reason: str) -> Verdict:
+        return cls(**_identity(row), status="missing", error=reason)
 
     def to_record(self) -> dict[str, Any]:
-        # A shallow copy is enough (lists are copied on creation) and far cheaper than dataclasses.asdict.
+        # A shallow copy is enough (containers are built fresh for each verdict) and far cheaper than asdict.
         return dict(self.__dict__)
 
     @classmethod
@@ -67,19 +51,12 @@ class Verdict:
         return cls(**record)
 
     def metric(self, name: str) -> float | None:
-        return getattr(self, name)
+        return self.scores.get(name)
+
+    def has(self, tag: str | None) -> bool:
+        return tag is None or tag in self.tags
 
 
-@dataclass(frozen=True)
-class JudgedAspect:
-    """One judge question answered: the score list it returned and its reasoning."""
-
-    scores: list[float]
-    reasoning: str | None
-
-
-def _identity(sample: Any) -> dict[str, Any]:
-    return {
-        "id": sample.id, "key": sample.key, "subset": sample.subset,
-        "language": sample.language, "intersection": sample.intersection, "instruction": sample.instruction,
-    }
+def _identity(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "key": row.key, "subset": row.subset, "language": row.language,
+            "tags": sorted(row.tags), "instruction": row.instruction}

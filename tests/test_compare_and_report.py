@@ -10,35 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval.compare import paired_delta, parse_compare_gate
+from pytest_editeval.benchmarks.gedit import GEDIT
+from pytest_editeval.compare import paired_delta, parse_compare_gate, resolve_compare_gate
 from pytest_editeval.testing.judge_server import rule_scores
 
 from .conftest import output_of
 
 
 def _row(key, subset, overall, status="scored"):
-    return {"key": key, "subset": subset, "status": status, "overall": overall,
-            "semantic_consistency": overall, "perceptual_quality": overall}
+    return {"key": key, "subset": subset, "status": status,
+            "scores": {"overall": overall, "semantic_consistency": overall, "perceptual_quality": overall}}
+
+
+def _gate(text):
+    return resolve_compare_gate(parse_compare_gate(text), GEDIT, ["text_change", "color_alter"])
 
 
 def test_compare_gate_expressions():
-    gate = parse_compare_gate("overall[text_change]:-0.5")
+    gate = _gate("overall[text_change]:-0.5")
     assert (gate.metric, gate.subset, gate.max_drop) == ("overall", "text_change", -0.5)
-    assert parse_compare_gate("sc:-0.2").metric == "semantic_consistency"
-    for bad in ("overall-0.2", "error_rate:-1", "quality:-1", "overall:x"):
+    assert _gate("sc:-0.2").metric == "semantic_consistency"
+    for bad in ("overall-0.2", "error_rate:-1", "quality:-1", "overall:x", "o[colour]:-1"):
         with pytest.raises(ValueError):
-            parse_compare_gate(bad)
+            _gate(bad)
 
 
 def test_paired_delta_pairs_rows_both_scored_and_gives_a_bootstrap_interval():
     base = [_row(f"k{i}", "a" if i < 6 else "b", 5.0 + (i % 3)) for i in range(12)]
-    current = [_row(r["key"], r["subset"], r["overall"] - 1.0) for r in base]
+    current = [_row(r["key"], r["subset"], r["scores"]["overall"] - 1.0) for r in base]
     current[0]["status"] = "error"  # unpaired: excluded from both sides
     current.append(_row("new", "a", 10.0))  # not in the baseline: excluded
     d = paired_delta(current, base, "overall")
     assert d.n == 11 and d.delta == pytest.approx(-1.0)
     assert d.ci_low == pytest.approx(-1.0) and d.ci_high == pytest.approx(-1.0)  # a constant shift has no noise
-    noisy = [_row(r["key"], r["subset"], r["overall"] + (0.5 if i % 2 else -0.7)) for i, r in enumerate(base)]
+    noisy = [_row(r["key"], r["subset"], r["scores"]["overall"] + (0.5 if i % 2 else -0.7)) for i, r in enumerate(base)]
     d = paired_delta(noisy, base, "overall")
     assert d.ci_low < d.delta < d.ci_high and d.ci_low < 0
     assert paired_delta(noisy, base, "overall") == d  # seeded: reproducible
@@ -219,7 +224,7 @@ def test_own_parametrized_test_with_sample_judge_and_source_fixtures(run, pytest
         def test_my_model(editeval_sample, editeval_source_image, editeval_judge):
             edited = Image.new("RGB", editeval_source_image.size, (37, 90, 160))
             verdict = editeval_judge(editeval_sample, edited)
-            assert verdict.status == "scored" and verdict.overall is not None
+            assert verdict.status == "scored" and verdict.metric("overall") is not None
     """)
     result = run("-k", "test_my_model and color_alter")
     result.assert_outcomes(passed=4, deselected=84)

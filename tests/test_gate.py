@@ -1,9 +1,17 @@
 import pytest
 
-from pytest_editeval.aggregate import aggregate
-from pytest_editeval.dataset import GEDIT_SUBSETS, Sample
-from pytest_editeval.gate import check_subsets, evaluate_gate, parse_threshold
-from pytest_editeval.verdict import JudgedAspect, Verdict
+from pytest_editeval.benchmarks.gedit import GEDIT
+from pytest_editeval.benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
+from pytest_editeval.gate import evaluate_gate, resolve_threshold
+from pytest_editeval.gate import parse_threshold as parse_form
+from pytest_editeval.verdict import Verdict
+
+from .rows import aggregate_gedit, gedit_row, scored
+
+
+def parse_threshold(text):
+    """Parsed for its form, then resolved against GEdit-Bench, as a run does before any test."""
+    return resolve_threshold(parse_form(text), GEDIT, GEDIT_SUBSETS)
 
 
 @pytest.mark.parametrize("text, metric, op, value, subset, scope, averaging", [
@@ -32,17 +40,16 @@ def test_malformed(text, message):
 
 def test_unknown_subset_is_rejected():
     with pytest.raises(ValueError, match="unknown subset 'colour'"):
-        check_subsets([parse_threshold("sc[colour]>=1")], GEDIT_SUBSETS)
+        parse_threshold("sc[colour]>=1")
 
 
 def _sample(i, subset):
-    return Sample(f"k{i}", subset, "en", "x", True, 0, i)
+    return gedit_row(i, subset)
 
 
 def _agg(values):
-    verdicts = [Verdict.scored(Sample(f"k{i}", s, "en", "x", True, 0, i), JudgedAspect([v], None),
-                               JudgedAspect([v], None), None) for i, (s, v) in enumerate(values)]
-    return aggregate(verdicts, GEDIT_SUBSETS, expected_rows=len(values))
+    verdicts = [scored(i, s, v, v) for i, (s, v) in enumerate(values)]
+    return aggregate_gedit(verdicts, expected_rows=len(values))
 
 
 def test_gate_pass_fail_and_actual_values():
@@ -73,10 +80,9 @@ def test_partial_runs_are_not_gated_unless_asked():
 
 def test_missing_rows_fail_the_gate_unless_allowed_and_have_a_rate():
     rows = [("color_alter", 8), ("color_alter", 7), ("text_change", 6), ("text_change", 5)]
-    verdicts = [Verdict.scored(_sample(i, s), JudgedAspect([v], None), JudgedAspect([v], None), None)
-                for i, (s, v) in enumerate(rows[:2])]
+    verdicts = [scored(i, s, v, v) for i, (s, v) in enumerate(rows[:2])]
     verdicts += [Verdict.missing(_sample(i + 2, s), "no edited image") for i, (s, _) in enumerate(rows[2:])]
-    agg = aggregate(verdicts, GEDIT_SUBSETS, expected_rows=4)
+    agg = aggregate_gedit(verdicts, expected_rows=4)
     thresholds = [parse_threshold("overall>=0"), parse_threshold("missing_rate<=0.5"),
                   parse_threshold("missing_rate[text_change]<=0.5"), parse_threshold("error_rate<=0")]
     failed = evaluate_gate(thresholds, agg, all_ran=True)

@@ -5,12 +5,12 @@ import time
 import pytest
 
 from pytest_editeval.errors import JudgeFatalError, SampleError
-from pytest_editeval.judges.client import JudgeClient
-from pytest_editeval.judges.protocol import RowImages, requests_for_row
+from pytest_editeval.judges.openai_http import JudgeClient
 from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import Fault
 
+from .rows import ask, requests_for_row
 from .test_judge_requests import _png
 
 KEY = "sk-client-test"
@@ -29,15 +29,15 @@ def _client(server, **overrides):
 
 
 def _request(protocol="official"):
-    return requests_for_row(protocol, "make the car red", RowImages.from_bytes(_png((16, 16)), _png((16, 16))))[0]
+    return requests_for_row(protocol, "make the car red", (_png((16, 16)), _png((16, 16))))[0]
 
 
 def test_official_request_parameters(server):
-    parsed, raw = _client(server).ask(_request())
+    parsed, raw = ask(_client(server), _request())
     body = server.calls[0].body
     assert body["model"] == "judge-x" and body["max_tokens"] == 1400 and "temperature" not in body
     assert server.calls[0].authorized and server.calls[0].text_first
-    assert parsed.scores and raw.startswith("{")
+    assert parsed.values and raw.startswith("{")
 
 
 @pytest.mark.parametrize("fault", [
@@ -46,36 +46,36 @@ def test_official_request_parameters(server):
 ])
 def test_transient_faults_are_retried(server, fault):
     server.faults.extend([fault, fault])
-    parsed, _ = _client(server, timeout_s=0.5).ask(_request())
-    assert parsed.scores
+    parsed, _ = ask(_client(server, timeout_s=0.5), _request())
+    assert parsed.values
     assert server.count == 3
 
 
 def test_retry_after_is_honoured(server):
     server.faults.append(Fault("status", 429, headers={"Retry-After": "1"}))
     start = time.monotonic()
-    _client(server).ask(_request())
+    ask(_client(server), _request())
     assert time.monotonic() - start >= 0.95
 
 
 def test_retries_are_bounded_and_become_a_row_error(server):
     server.faults.extend([Fault("status", 503)] * 10)
     with pytest.raises(SampleError, match=r"failed after 4 attempts: HTTP 503"):
-        _client(server).ask(_request())
+        ask(_client(server), _request())
     assert server.count == 4
 
 
 def test_wrong_key_stops_at_once(server):
     client = JudgeClient(JudgeSettings(url=server.url, model="m", api_key="wrong", backoff_s=0.01))
     with pytest.raises(JudgeFatalError, match=r"HTTP 401 from http://127\.0\.0\.1:\d+/v1/chat/completions") as info:
-        client.ask(_request())
+        ask(client, _request())
     assert info.value.usage and server.count == 1
     assert "wrong" not in str(info.value)
 
 
 def test_wrong_url_is_a_404_that_stops_at_once(server):
     with pytest.raises(JudgeFatalError, match=r"HTTP 404 .*/v1/wrong/chat/completions \(model 'judge-x'\)"):
-        _client(server, url=server.url + "/wrong").ask(_request())
+        ask(_client(server, url=server.url + "/wrong"), _request())
     assert server.count == 0  # the server's router answered 404 before recording a call
 
 
@@ -85,7 +85,7 @@ def test_unreachable_judge_is_fatal_quickly():
     client = JudgeClient(JudgeSettings(url=f"http://127.0.0.1:{port}/v1", model="m", api_key="k", backoff_s=0.01))
     start = time.monotonic()
     with pytest.raises(JudgeFatalError, match="judge unreachable") as info:
-        client.ask(_request())
+        ask(client, _request())
     assert not info.value.usage
     assert time.monotonic() - start < 5
 
@@ -93,20 +93,20 @@ def test_unreachable_judge_is_fatal_quickly():
 def test_unreadable_reply_is_re_asked_then_an_error(server):
     server.faults.extend([Fault("reply", text="I'd rather not say.")] * 3)
     with pytest.raises(SampleError, match="unreadable after 3 attempts"):
-        _client(server, parse_retries=2).ask(_request())
+        ask(_client(server, parse_retries=2), _request())
     assert server.count == 3
 
 
 def test_unreadable_then_readable_reply(server):
     server.faults.append(Fault("reply", text='{"score": [42, 1]}'))
-    parsed, _ = _client(server).ask(_request())
-    assert parsed.scores and server.count == 2
+    parsed, _ = ask(_client(server), _request())
+    assert parsed.values and server.count == 2
 
 
 def test_content_filter_400_is_a_row_error_not_retried(server):
     server.faults.append(Fault("status", 400))
     with pytest.raises(SampleError, match="HTTP 400"):
-        _client(server).ask(_request())
+        ask(_client(server), _request())
     assert server.count == 1
 
 
@@ -114,12 +114,12 @@ def test_row_deadline_bounds_a_hanging_judge(server):
     server.faults.extend([Fault("hang", seconds=5)] * 5)
     start = time.monotonic()
     with pytest.raises(SampleError):
-        _client(server, timeout_s=0.3, retries=10, row_deadline_s=1.0).ask(_request())
+        ask(_client(server, timeout_s=0.3, retries=10, row_deadline_s=1.0), _request())
     assert time.monotonic() - start < 2.5
 
 
 def test_evalscope_defaults_are_sent_when_configured(server):
-    _client(server, max_tokens=4096, temperature=0.0).ask(_request("evalscope"))
+    ask(_client(server, max_tokens=4096, temperature=0.0), _request("evalscope"))
     body = server.calls[0].body
     assert body["max_tokens"] == 4096 and body["temperature"] == 0.0
     assert not server.calls[0].text_first

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pytest_editeval.judges.prompts import load_prompts
-from pytest_editeval.judges.protocol import RowImages, requests_for_row
+from pytest_editeval.benchmarks.viescore import load_prompts
+
+from .rows import requests_for_row
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gedit" / "viescore_prompts.json"
 SC_SHA = "8f529562c2f89f8db51a3f7cc4d487686f676909c21010b67b0e65ec78150de5"
@@ -52,7 +53,7 @@ def _decode(url):
 
 
 def test_official_protocol_text_first_jpeg_resized_to_source():
-    images = RowImages.from_bytes(_png((64, 32)), _png((100, 77), mode="RGBA"))
+    images = (_png((64, 32)), _png((100, 77), mode="RGBA"))
     sc, pq = requests_for_row("official", "make it red", images)
     content = sc.content()
     assert [p["type"] for p in content] == ["text", "image_url", "image_url"]
@@ -69,7 +70,7 @@ def test_official_protocol_text_first_jpeg_resized_to_source():
 
 def test_official_jpeg_is_pillow_default_quality():
     source = _png((48, 48))
-    images = RowImages.from_bytes(source, source)
+    images = (source, source)
     url = requests_for_row("official", "x", images)[1].content()[1]["image_url"]["url"]
     expected = io.BytesIO()
     Image.open(io.BytesIO(source)).convert("RGB").save(expected, format="JPEG", quality=75)
@@ -77,18 +78,18 @@ def test_official_jpeg_is_pillow_default_quality():
 
 
 def test_evalscope_protocol_images_first_as_stored():
-    images = RowImages.from_bytes(_png((64, 32)), _png((100, 77)))
+    images = (_png((64, 32)), _png((100, 77)))
     sc, pq = requests_for_row("evalscope", "make it red", images)
     content = sc.content()
     assert [p["type"] for p in content] == ["image_url", "image_url", "text"]
-    assert content[0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(images.source).decode()
-    assert content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(images.edited).decode()
+    assert content[0]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(images[0]).decode()
+    assert content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(images[1]).decode()
     assert [p["type"] for p in pq.content()] == ["image_url", "text"]
 
 
 def test_request_identity_changes_with_what_is_sent_only():
-    a = RowImages.from_bytes(_png((8, 8)), _png((8, 8), (1, 2, 3)))
-    b = RowImages.from_bytes(_png((8, 8)), _png((8, 8), (1, 2, 4)))
+    a = (_png((8, 8)), _png((8, 8), (1, 2, 3)))
+    b = (_png((8, 8)), _png((8, 8), (1, 2, 4)))
     sc_a, pq_a = requests_for_row("official", "x", a)
     sc_b, _ = requests_for_row("official", "x", b)
     assert sc_a.identity() != sc_b.identity()
@@ -96,7 +97,7 @@ def test_request_identity_changes_with_what_is_sent_only():
     assert sc_a.identity() != requests_for_row("official", "y", a)[0].identity()
     assert sc_a.identity() != requests_for_row("evalscope", "x", a)[0].identity()
     # PQ sends only the edited image, but resized to the source's size: the source is part of its identity
-    assert len(pq_a.identity()["images_sha256"]) == 2
-    other_source = RowImages.from_bytes(_png((16, 8)), _png((8, 8), (1, 2, 3)))
+    assert "input_sha256" in pq_a.identity()["parts"][1]
+    other_source = (_png((16, 8)), _png((8, 8), (1, 2, 3)))
     assert requests_for_row("official", "x", other_source)[1].identity() != pq_a.identity()
-    assert len(requests_for_row("evalscope", "x", a)[1].identity()["images_sha256"]) == 1
+    assert "input_sha256" not in requests_for_row("evalscope", "x", a)[1].identity()["parts"][0]

@@ -66,7 +66,7 @@ def test_end_to_end_layout_and_re_judging_in_image_mode(model_run, run, judge, t
     again = tmp_path / "image-mode.json"
     rejudged = run(f"--editeval-json={again}", *SLICE, images=out / "edits.jsonl", cache_dir=tmp_path / "c2")
     assert rejudged.ret == 0
-    scores = lambda path: {s["id"]: (s["semantic_consistency"], s["perceptual_quality"])  # noqa: E731
+    scores = lambda path: {s["id"]: (s["scores"]["semantic_consistency"], s["scores"]["perceptual_quality"])  # noqa: E731
                            for s in json.loads(path.read_text())["samples"]}
     assert scores(results) == scores(again)
 

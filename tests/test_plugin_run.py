@@ -21,10 +21,12 @@ def test_official_scores_are_exact(run, judge, en_rows, tmp_path):
     for row in en_rows:
         sc, pq, o = expected_row(row)
         sample = by_key[row.key]
-        assert (sample["semantic_consistency"], sample["perceptual_quality"]) == (sc, pq)
-        assert sample["overall"] == pytest.approx(o, abs=1e-12)
+        scores = sample["scores"]
+        assert (scores["semantic_consistency"], scores["perceptual_quality"]) == (sc, pq)
+        assert scores["overall"] == pytest.approx(o, abs=1e-12)
         assert sample["id"] == f"en-{row.task_type}-{row.key}" and sample["status"] == "scored"
-        assert sample["intersection"] == row.intersection and sample["sc_reasoning"]
+        assert ("intersection" in sample["tags"]) == row.intersection
+        assert sample["answers"]["semantic_consistency"]["reasoning"]
     macro, micro = expected_headline(en_rows)
     full = data["aggregates"]["full"]
     for i, metric in enumerate(("semantic_consistency", "perceptual_quality", "overall")):
@@ -141,9 +143,10 @@ def test_unreadable_replies_are_errors_counted_and_excluded(run, judge, tmp_path
         "FAILED editeval_gedit::test_edit[[]en-color_alter-*"])
     data = json.loads(out.read_text())
     errors = [s for s in data["samples"] if s["status"] == "error"]
-    assert len(errors) == 4 and all(s["overall"] is None and "unreadable" in s["error"] for s in errors)
+    assert len(errors) == 4 and all(not s["scores"] and "unreadable" in s["error"] for s in errors)
     assert data["aggregates"]["full"]["num"] == 40 and "color_alter" in data["aggregates"]["full"]["subsets"]
-    assert data["aggregates"]["full"]["subsets"]["color_alter"]["overall"]["mean"] is None
+    assert data["aggregates"]["full"]["subsets"]["color_alter"]["metrics"]["overall"]["mean"] is None
+    assert data["schema_version"] == 2
 
 
 def test_exit_first_stops_and_is_partial(run, judge):

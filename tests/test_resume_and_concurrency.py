@@ -48,7 +48,7 @@ def _wait_for_calls(judge, n, timeout=30):
 
 def _entries(cache):
     """Judge answers stored (the cache also memoises image digests under digests/)."""
-    return len(list((cache / "verdicts").rglob("*.json")))
+    return len(list((cache / "answers").rglob("*.json")))
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_refresh_recomputes_and_no_cache_neither_reads_nor_writes(run, judge, tm
 def test_corrupt_cache_entries_are_recomputed_in_a_run(run, judge, tmp_path, reference):
     cache = tmp_path / "cache"
     run()
-    damaged = sorted((cache / "verdicts").rglob("*.json"))[:5] + sorted((cache / "digests").rglob("*.json"))[:3]
+    damaged = sorted((cache / "answers").rglob("*.json"))[:5] + sorted((cache / "digests").rglob("*.json"))[:3]
     for path in damaged:
         path.write_text(path.read_text()[:30])
     judge.calls.clear()
@@ -108,7 +108,7 @@ def test_sigkill_then_resume_repeats_no_finished_work(tmp_path, gedit, edits, ju
     stored = _entries(cache)
     assert 0 < stored < 2 * ROWS and not out.exists()
     reader = Cache(cache)  # every entry the killed run left is whole: the cache's own checksum accepts it
-    assert all(reader.get("verdicts", p.stem) is not None for p in (cache / "verdicts").rglob("*.json"))
+    assert all(reader.get("answers", p.stem) is not None for p in (cache / "answers").rglob("*.json"))
     assert reader.corrupt == 0
     time.sleep(0.3)  # a request sent just before the kill must reach the judge's count before it is cleared
     judge.calls.clear()

@@ -3,9 +3,19 @@ import random
 
 import pytest
 
-from pytest_editeval.aggregate import aggregate, macro_stats, mean_stats
-from pytest_editeval.dataset import GEDIT_SUBSETS, Sample
-from pytest_editeval.verdict import JudgedAspect, Verdict, row_scores
+from pytest_editeval.aggregate import macro_stats, mean_stats
+from pytest_editeval.benchmarks import Parsed
+from pytest_editeval.benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
+from pytest_editeval.benchmarks.viescore import score_row
+from pytest_editeval.verdict import Verdict
+
+from .rows import aggregate_gedit, gedit_row
+from .rows import scored as _scored
+
+
+def row_scores(sc, pq):
+    scores = score_row({"semantic_consistency": Parsed(sc), "perceptual_quality": Parsed(pq)})
+    return scores["semantic_consistency"], scores["perceptual_quality"], scores["overall"]
 
 
 def test_row_formula_is_min_then_geometric_mean():
@@ -15,12 +25,12 @@ def test_row_formula_is_min_then_geometric_mean():
 
 
 def _sample(i, subset, intersection=True):
-    return Sample(key=f"k{i}", subset=subset, language="en", instruction="x", intersection=intersection,
-                  shard=0, row=i)
+    return gedit_row(i, subset, intersection)
 
 
-def _scored(i, subset, sc, pq, intersection=True):
-    return Verdict.scored(_sample(i, subset, intersection), JudgedAspect([sc], None), JudgedAspect([pq], None), None)
+def aggregate(verdicts, subsets, expected_rows):
+    assert list(subsets) == list(GEDIT_SUBSETS)
+    return aggregate_gedit(verdicts, expected_rows)
 
 
 def test_macro_is_unweighted_mean_of_subset_means_and_micro_is_sample_weighted():
@@ -46,7 +56,7 @@ def test_errors_and_missing_are_counted_not_scored():
 def test_intersection_scope_only_holds_intersection_rows():
     verdicts = [_scored(0, "color_alter", 8, 8, True), _scored(1, "color_alter", 2, 2, False)]
     agg = aggregate(verdicts, GEDIT_SUBSETS, expected_rows=2)
-    assert agg.intersection.macro["overall"].mean == 8.0
+    assert agg.scope('intersection').macro["overall"].mean == 8.0
     assert agg.full.macro["overall"].mean == 5.0
 
 

@@ -255,7 +255,7 @@ def test_huge_replies_are_capped_everywhere(run, judge, tmp_path):
     result = run("-k", "color_alter", f"--editeval-json={out}", "--editeval-judge-retries=0", cache_dir=cache)
     text = output_of(result)
     assert "judge answer larger than 4 MiB: not read" in text
-    entries = list((cache / "verdicts").rglob("*.json"))
+    entries = list((cache / "answers").rglob("*.json"))
     assert entries and all(p.stat().st_size < 80_000 for p in entries)
     replies = [json.loads(p.read_text())["payload"]["reply"] for p in entries]
     assert all("[reply cut: first 64 KiB of 300,0" in r for r in replies)
@@ -361,7 +361,7 @@ def test_html_report_spells_out_metrics_thresholds_and_the_recipe(run, tmp_path)
     text = html.read_text()
     assert "Semantic Consistency (SC)" in text and "Perceptual Quality (PQ)" in text and "Overall (O)" in text
     assert "FAIL overall&gt;=9: actual" in text and "(n=44)" in text
-    assert "How the scores are computed" in text and "sqrt(SC &times; PQ)" in text
+    assert "How the scores are computed" in text and "O = sqrt(SC x PQ)" in text
 
 
 def test_a_custom_editors_identity_names_the_model(run, pytester, tmp_path):

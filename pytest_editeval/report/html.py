@@ -1,11 +1,12 @@
 """The HTML report (`--editeval-html`): one self-contained file that opens from disk or a CI artifact, with no
 server and nothing fetched (no CDN script, font or image). Pure rendering apart from thumbnail encoding.
 
-Sections: the result table; score distributions per subset (SVG histograms of SC, PQ and O); a gallery of
-rows (source and edited thumbnails, instruction, scores, the judge's reasoning), filterable by subset and
-sortable by score, also from the URL (`report.html#subset=color_alter&sort=overall-asc`); errors with their
-reason; and, with a baseline, both runs side by side per row with the score difference. Everything that
-comes from the dataset, the judge or the user is escaped: judge text is untrusted input.
+Generic over the benchmark's metrics. Sections: the gate; the result table; score distributions per subset
+(SVG histograms of every metric over its range); a gallery of rows (source and edited thumbnails, instruction,
+scores, the judge's reasoning per question), filterable by subset and sortable by any metric, also from the
+URL (`report.html#subset=color_alter&sort=overall-asc`); how the scores are computed; missing rows; errors
+with their reason; and, with a baseline, both runs side by side per row with the headline's difference.
+Everything that comes from the dataset, the judge or the user is escaped: judge text is untrusted input.
 """
 
 from __future__ import annotations
@@ -16,25 +17,8 @@ from html import escape
 from pathlib import Path
 from typing import Callable
 
-from ..verdict import METRICS
 
 THUMBNAIL = 160  # px, longest side: a 606-row report stays a few MB
-SHORT = {"semantic_consistency": "SC", "perceptual_quality": "PQ", "overall": "O"}
-LABELS = {"semantic_consistency": "Semantic Consistency", "perceptual_quality": "Perceptual Quality",
-          "overall": "Overall"}
-HOW_SCORED = """<h2>How the scores are computed</h2><ul>
-<li><b>Semantic Consistency (SC)</b>: the judge sees the instruction, the source and the edited image and answers two
-0-10 scores (editing success, over-editing); SC is the lower of the two.</li>
-<li><b>Perceptual Quality (PQ)</b>: the judge sees the edited image only and answers two 0-10 scores (naturalness,
-artifacts); PQ is the lower of the two.</li>
-<li><b>Overall (O)</b>: the geometric mean sqrt(SC &times; PQ) of the row.</li>
-<li>A subset's score is the mean over its scored rows. <b>macro</b> (the official headline under the official
-protocol) is the unweighted mean of the subset means; <b>micro</b> is the mean over all scored rows.
-<b>Intersection</b> rows are those every compared model of the benchmark's paper edited.</li>
-<li>Rows whose judging failed are errors: counted, shown, and left out of every mean (never scored 0).
-<code>error_rate</code> = errors / rows judged; <code>missing_rate</code> = rows without an edited image / rows
-selected.</li></ul>"""
-
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:28px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
@@ -98,47 +82,57 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int) ->
     return out
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _fmt(value, decimals: int = 3) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
 
 
-def _histogram(values: list[float], title: str) -> str:
-    """An inline SVG histogram of 0..10 scores in 11 one-point bins."""
-    bins = [0] * 11
+def _histogram(values: list[float], title: str, low: float, high: float) -> str:
+    """An inline SVG histogram of scores over the metric's range: one bin per point up to 10 points wide
+    (0..10, 1..5), else 10 equal bins (0..100)."""
+    span = high - low
+    count = int(span) + 1 if span <= 10 else 10
+    width_of_bin = span / (count - 1) if span <= 10 else span / count
+    bins = [0] * count
     for v in values:
-        bins[min(10, max(0, int(round(v))))] += 1
+        index = round((v - low) / width_of_bin) if span <= 10 else int((v - low) / width_of_bin)
+        bins[min(count - 1, max(0, index))] += 1
     top = max(bins) or 1
     width, height = 14, 60
     bars = "".join(
         f'<rect x="{i * width}" y="{height - h}" width="{width - 2}" height="{h}" fill="#4a74c9">'
-        f"<title>{i}: {count}</title></rect>"
-        for i, count in enumerate(bins) for h in [round(height * count / top)])
-    labels = f'<text x="0" y="{height + 11}">0</text><text x="{10 * width}" y="{height + 11}">10</text>'
+        f"<title>{low + i * width_of_bin:g}: {n}</title></rect>"
+        for i, n in enumerate(bins) for h in [round(height * n / top)])
+    labels = (f'<text x="0" y="{height + 11}">{low:g}</text>'
+              f'<text x="{(count - 1) * width}" y="{height + 11}">{high:g}</text>')
     return (f'<div class="hist"><div>{escape(title)} (n={len(values)})</div>'
-            f'<svg width="{11 * width}" height="{height + 14}" role="img">{bars}{labels}</svg></div>')
+            f'<svg width="{max(count, 4) * width + 10}" height="{height + 14}" role="img">{bars}{labels}</svg></div>')
 
 
-def render_report(results, baseline=None, thumbs: dict | None = None) -> str:
+def render_report(results, benchmark, baseline=None, thumbs: dict | None = None) -> str:
     thumbs = thumbs or {}
+    metrics = benchmark.metrics
+    full = benchmark.scopes[0].name
     scored = [s for s in results.samples if s.status == "scored"]
     errors = [s for s in results.samples if s.status == "error"]
-    subsets = list(results.aggregates["full"].subsets)
+    subsets = list(results.aggregates[full].subsets)
     base_rows = {s.key: s for s in baseline.samples} if baseline is not None else {}
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>editeval: {escape(results.model)}</title>"
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
-             f"<h1>{escape(results.benchmark)} ({escape(results.language)}): {escape(results.model)}</h1>",
+             f"<h1>{escape(benchmark.title or results.benchmark)} ({escape(results.language)}): "
+             f"{escape(results.model)}</h1>",
              f"<p>protocol {escape(results.protocol)}, judge {escape(results.judge.model)} at "
              f"{escape(results.judge.host)}; {len(scored)} scored, {len(errors)} errors, "
              f"{len(results.missing)} missing; {_completeness(results)}</p>"]
     parts.append(_gate_section(results))
-    parts.append(_table_section(results, baseline))
+    parts.append(_table_section(results, benchmark, baseline))
     parts.append("<h2>Score distributions</h2>")
     for name in ["all", *subsets]:
         rows = scored if name == "all" else [s for s in scored if s.subset == name]
-        parts.append(f"<div class='subset-hists'><b>{escape(name)}</b><br>"
-                     + "".join(_histogram([getattr(s, m) for s in rows], SHORT[m]) for m in METRICS) + "</div>")
-    parts.append(_gallery(results, subsets, thumbs, base_rows))
-    parts.append(HOW_SCORED)
+        parts.append(f"<div class='subset-hists'><b>{escape(name)}</b><br>" + "".join(
+            _histogram([s.scores[m.name] for s in rows if s.scores.get(m.name) is not None], m.short, m.low, m.high)
+            for m in metrics if not m.pooled) + "</div>")
+    parts.append(_gallery(results, benchmark, subsets, thumbs, base_rows))
+    parts.append(_how_scored(results, benchmark))
     if results.missing:
         parts.append(f"<h2>Missing edited images ({len(results.missing)})</h2><ul id='missing'>"
                      + "".join(f"<li>{escape(row_id)}</li>" for row_id in results.missing) + "</ul>")
@@ -147,6 +141,25 @@ def render_report(results, baseline=None, thumbs: dict | None = None) -> str:
             f"<li><b>{escape(s.id)}</b>: {escape(s.error or '')}</li>" for s in errors) + "</ul>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _how_scored(results, benchmark) -> str:
+    items = [f"<li><b>{escape(m.label)} ({escape(m.short)})</b>: {m.low:g} to {m.high:g}"
+             + (", pooled over every metric value of the rows" if m.pooled else "") + "</li>" for m in benchmark.metrics]
+    items.append(f"<li>Per row: {escape(benchmark.row_formula)}.</li>")
+    items.append("<li>A subset's score is the mean over its scored rows. <b>macro</b> is the unweighted mean of the "
+                 "subset means; <b>micro</b> is the mean over all scored rows"
+                 + (f"; groups ({escape(', '.join(benchmark.group_names()))}) pool their subsets' rows"
+                    if benchmark.groups else "")
+                 + f". The headline is {escape(benchmark.info()['headline'])}.</li>")
+    if len(benchmark.scopes) > 1:
+        items.append("<li>" + "; ".join(f"<b>{escape(s.label)}</b>: rows tagged {escape(s.tag)}" for s in
+                                         benchmark.scopes[1:]) + " (GEdit: the rows every compared model of the "
+                     "benchmark's paper edited).</li>")
+    items.append("<li>Rows whose judging failed are errors: counted, shown, and left out of every mean (never "
+                 "scored 0). <code>error_rate</code> = errors / rows judged; <code>missing_rate</code> = rows "
+                 "without an edited image / rows selected.</li>")
+    return f"<h2>How the scores are computed</h2><ul>{''.join(items)}</ul>"
 
 
 def _completeness(results) -> str:
@@ -168,73 +181,83 @@ def _gate_section(results) -> str:
         lines += [f"<li class='{'pass' if g['passed'] else 'fail'}'>{'PASS' if g['passed'] else 'FAIL'} compare "
                   f"{escape(g['expression'])}: {_fmt(g['delta'])} (95% CI {_fmt(g['ci_low'])} to "
                   f"{_fmt(g['ci_high'])}, n={g['n']})</li>" for g in results.comparison.gates]
+        lines += [f"<li class='fail'>{escape(w)}</li>" for w in results.comparison.warnings]
     verdict = ("not applied: " + escape(results.gate.reason or "")) if not results.gate.evaluated else (
         "PASSED" if results.gate.passed and all(g["passed"] for g in (results.comparison.gates if results.comparison else []))
         else "FAILED")
     return f"<h2>Gate: {verdict}</h2><ul>{''.join(lines)}</ul>"
 
 
-def _table_section(results, baseline) -> str:
-    full = results.aggregates["full"]
-    inter = results.aggregates["intersection"]
+def _table_section(results, benchmark, baseline) -> str:
+    metrics = benchmark.metrics
     base = baseline.aggregates if baseline is not None else None
     head = "<tr><th class='l'>Subset</th><th>Num</th>" + "".join(
-        f"<th>{LABELS[m]} ({SHORT[m]})</th>" + (f"<th>{SHORT[m]} baseline</th><th>&Delta;</th>" if base else "")
-        for m in METRICS)
-    rows = []
+        f"<th>{escape(m.label)} ({escape(m.short)})</th>"
+        + (f"<th>{escape(m.short)} baseline</th><th>&Delta;</th>" if base else "") for m in metrics)
 
-    def cells(stats_for, base_for) -> str:
+    def cells(current, previous) -> str:
         out = ""
-        for m in METRICS:
-            value = stats_for(m)
-            out += f"<td>{_fmt(value)}</td>"
+        for m in metrics:
+            value = current.get(m.name)
+            value = value.mean if value is not None else None
+            out += f"<td>{_fmt(value, m.decimals)}</td>"
             if base:
-                b = base_for(m)
+                b = previous.get(m.name) if previous else None
+                b = b.mean if b is not None else None
                 delta = None if value is None or b is None else value - b
                 css = "" if delta is None else ("delta-neg" if delta < 0 else "delta-pos")
-                out += f"<td>{_fmt(b)}</td><td class='{css}'>{'-' if delta is None else f'{delta:+.3f}'}</td>"
+                out += (f"<td>{_fmt(b, m.decimals)}</td><td class='{css}'>"
+                        f"{'-' if delta is None else f'{delta:+.{m.decimals}f}'}</td>")
         return out
 
-    for name, sub in full.subsets.items():
-        b = base["full"].subsets.get(name) if base else None
-        rows.append(f"<tr><td class='l'>{escape(name)}</td><td>{sub.num}</td>"
-                    + cells(lambda m, sub=sub: getattr(sub, m).mean, lambda m, b=b: getattr(b, m).mean if b else None)
-                    + "</tr>")
-    for label, scope, key, avg in (("OVERALL (macro)", full, "full", "macro"), ("OVERALL (micro)", full, "full", "micro"),
-                                   ("INTERSECTION (macro)", inter, "intersection", "macro"),
-                                   ("INTERSECTION (micro)", inter, "intersection", "micro")):
-        rows.append(f"<tr><th class='l'>{label}</th><td>{scope.num}</td>"
-                    + cells(lambda m, scope=scope, avg=avg: getattr(scope, avg)[m].mean,
-                            lambda m, key=key, avg=avg: getattr(base[key], avg)[m].mean if base else None)
-                    + "</tr>")
+    full = benchmark.scopes[0].name
+    rows = []
+    for kind in ("subsets", "groups"):
+        for name, part in getattr(results.aggregates[full], kind).items():
+            other = getattr(base[full], kind).get(name) if base and full in base else None
+            rows.append(f"<tr><td class='l'>{escape(name)}</td><td>{part.num}</td>"
+                        + cells(part.metrics, other.metrics if other else None) + "</tr>")
+    for scope in benchmark.scopes:
+        agg = results.aggregates.get(scope.name)
+        if agg is None:
+            continue
+        for averaging in benchmark.table_averagings:
+            other = getattr(base[scope.name], averaging) if base and scope.name in base else None
+            rows.append(f"<tr><th class='l'>{escape(scope.label)} ({escape(benchmark.averaging_labels[averaging])})"
+                        f"</th><td>{agg.num}</td>" + cells(getattr(agg, averaging), other) + "</tr>")
     return f"<h2>Results</h2><table id='results'>{head}</tr>{''.join(rows)}</table>"
 
 
-def _gallery(results, subsets, thumbs, base_rows) -> str:
+def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
+    metrics = benchmark.metrics
+    headline = benchmark.metric(benchmark.headline_metric)
     options = "".join(f"<option value='{escape(s)}'>{escape(s)}</option>" for s in subsets)
-    sorts = "".join(f"<option value='{k}-{d}'>{label} {'high first' if d == 'desc' else 'low first'}</option>"
-                    for k, label in (("overall", "Overall"), ("sc", "SC"), ("pq", "PQ"),
-                                     *((("delta", "Delta vs baseline"),) if base_rows else ()))
-                    for d in ("desc", "asc"))
+    keys = [(headline.name, headline.label), *((m.name, m.short) for m in metrics if m is not headline),
+            *((("delta", "Delta vs baseline"),) if base_rows else ())]
+    sorts = "".join(f"<option value='{k}-{d}'>{escape(label)} {'high first' if d == 'desc' else 'low first'}</option>"
+                    for k, label in keys for d in ("desc", "asc"))
     header = ("<tr><th class='l'>Row</th><th>Source</th><th>Edited</th><th class='l'>Instruction</th>"
-              "<th>SC</th><th>PQ</th><th>O</th>" + ("<th>O baseline</th><th>&Delta;</th>" if base_rows else "")
+              + "".join(f"<th>{escape(m.short)}</th>" for m in metrics)
+              + (f"<th>{escape(headline.short)} baseline</th><th>&Delta;</th>" if base_rows else "")
               + "<th class='l'>Judge reasoning</th></tr>")
     rows = []
     for order, s in enumerate(results.samples):
         src, edited = thumbs.get(s.id, ("", ""))
         base = base_rows.get(s.key)
-        delta = (s.overall - base.overall) if base and s.overall is not None and base.overall is not None else None
-        data = (f"data-subset='{escape(s.subset)}' data-order='{order}' data-overall='{_num(s.overall)}' "
-                f"data-sc='{_num(s.semantic_consistency)}' data-pq='{_num(s.perceptual_quality)}' "
-                f"data-delta='{_num(delta)}' data-status='{escape(s.status)}'")
-        why = (f"SC: {escape(s.sc_reasoning or '')}<br>PQ: {escape(s.pq_reasoning or '')}" if s.status == "scored"
+        value, before = s.scores.get(headline.name), (base.scores.get(headline.name) if base else None)
+        delta = value - before if value is not None and before is not None else None
+        data = (f"data-subset='{escape(s.subset)}' data-order='{order}' "
+                + "".join(f"data-{m.name}='{_num(s.scores.get(m.name))}' " for m in metrics)
+                + f"data-delta='{_num(delta)}' data-status='{escape(s.status)}'")
+        why = ("<br>".join(f"{escape(name)}: {escape(str(answer.get('reasoning') or ''))}"
+                           for name, answer in s.answers.items()) if s.status == "scored"
                else f"<span class='fail'>error: {escape(s.error or '')}</span>")
         img = lambda url: f"<img src='{url}' alt=''>" if url else "-"  # noqa: E731 - urls are data: URLs we made
         rows.append(
             f"<tr {data}><td class='l'>{escape(s.id)}</td><td>{img(src)}</td><td>{img(edited)}</td>"
-            f"<td class='l'>{escape(_instruction(s))}</td><td>{_fmt(s.semantic_consistency)}</td>"
-            f"<td>{_fmt(s.perceptual_quality)}</td><td>{_fmt(s.overall)}</td>"
-            + (f"<td>{_fmt(base.overall if base else None)}</td><td>{'-' if delta is None else f'{delta:+.3f}'}</td>"
+            f"<td class='l'>{escape(s.instruction or '')}</td>"
+            + "".join(f"<td>{_fmt(s.scores.get(m.name), m.decimals)}</td>" for m in metrics)
+            + (f"<td>{_fmt(before, headline.decimals)}</td><td>{'-' if delta is None else f'{delta:+.3f}'}</td>"
                if base_rows else "")
             + f"<td class='why'>{why}</td></tr>")
     return ("<h2>Gallery</h2><div class='controls'>Subset <select id='subset'><option value='all'>all</option>"
@@ -244,7 +267,3 @@ def _gallery(results, subsets, thumbs, base_rows) -> str:
 
 def _num(value) -> str:
     return "" if value is None else f"{value:.6f}"
-
-
-def _instruction(sample) -> str:
-    return sample.instruction or ""

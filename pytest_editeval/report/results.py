@@ -1,17 +1,23 @@
-"""The JSON results file (`--editeval-json`), as pydantic models: one schema for writing and for reading
-back (baselines, `pytest-editeval compare`). Never holds the API key: the judge is named by model and host."""
+"""The JSON results file (`--editeval-json`), as pydantic models: one schema for writing and for reading back
+(baselines, `pytest-editeval compare`). Never holds the API key: the judge is named by model and endpoint.
+
+Schema 2 is generic over benchmarks: a sample carries `scores` {metric: value} and the judge's `answers` per
+question; aggregates keep {mean, n, stderr} per metric, per subset, group and scope. Files of schema 1 (GEdit's
+three named metrics as fields) are upgraded when read, so saved runs of 0.1 still serve as baselines.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import BaseModel
 
-from ..aggregate import Aggregates, ScopeAggregate
+from ..aggregate import Aggregates, ScopeAggregate, SubsetAggregate
 from ..gate import GateResult
-from ..verdict import METRICS, Verdict
+from ..verdict import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+V1_METRICS = ("semantic_consistency", "perceptual_quality", "overall")
 
 
 class MetricResult(BaseModel):
@@ -24,13 +30,12 @@ class SubsetResult(BaseModel):
     num: int
     errors: int
     missing: int
-    semantic_consistency: MetricResult
-    perceptual_quality: MetricResult
-    overall: MetricResult
+    metrics: dict[str, MetricResult]
 
 
 class ScopeResult(BaseModel):
     subsets: dict[str, SubsetResult]
+    groups: dict[str, SubsetResult] = {}
     macro: dict[str, MetricResult]
     micro: dict[str, MetricResult]
     num: int
@@ -45,16 +50,11 @@ class SampleResult(BaseModel):
     key: str
     subset: str
     language: str
-    intersection: bool
+    tags: list[str] = []
     status: str
     error: Optional[str] = None
-    semantic_consistency: Optional[float] = None
-    perceptual_quality: Optional[float] = None
-    overall: Optional[float] = None
-    sc_scores: Optional[list[float]] = None
-    pq_scores: Optional[list[float]] = None
-    sc_reasoning: Optional[str] = None
-    pq_reasoning: Optional[str] = None
+    scores: dict[str, Optional[float]] = {}
+    answers: dict[str, dict[str, Any]] = {}
     edited_image: Optional[str] = None
     instruction: Optional[str] = None
 
@@ -84,12 +84,23 @@ class Comparison(BaseModel):
     baseline: dict  # the baseline's meta (name, model, ...)
     deltas: list[dict]  # paired deltas: metric, subset, n, current, baseline, delta, ci_low, ci_high
     gates: list[dict]  # expression, delta, ci_low, ci_high, n, passed
+    warnings: list[str] = []
+
+
+class BenchmarkInfo(BaseModel):
+    """What the numbers mean: the benchmark's metrics, how a row is scored, the options that changed it."""
+    title: str = ""
+    metrics: list[dict] = []
+    headline: str = ""
+    row_formula: str = ""
+    options: dict[str, Any] = {}
 
 
 class RunResults(BaseModel):
     schema_version: int = SCHEMA_VERSION
     meta: dict = {}
     benchmark: str
+    benchmark_info: BenchmarkInfo = BenchmarkInfo()
     language: str
     protocol: str
     model: str
@@ -105,14 +116,21 @@ class RunResults(BaseModel):
     gate: GateInfo
     comparison: Optional[Comparison] = None
 
+    def sample_records(self) -> list[dict]:
+        return [s.model_dump() for s in self.samples]
+
+
+def _part(part: SubsetAggregate) -> SubsetResult:
+    return SubsetResult(num=part.num, errors=part.errors, missing=part.missing,
+                        metrics={m: MetricResult(**s.to_dict()) for m, s in part.metrics.items()})
+
 
 def _scope(scope: ScopeAggregate) -> ScopeResult:
     return ScopeResult(
-        subsets={name: SubsetResult(num=s.num, errors=s.errors, missing=s.missing,
-                                    **{m: MetricResult(**s.metrics[m].to_dict()) for m in METRICS})
-                 for name, s in scope.subsets.items()},
-        macro={m: MetricResult(**scope.macro[m].to_dict()) for m in METRICS},
-        micro={m: MetricResult(**scope.micro[m].to_dict()) for m in METRICS},
+        subsets={name: _part(s) for name, s in scope.subsets.items()},
+        groups={name: _part(g) for name, g in scope.groups.items()},
+        macro={m: MetricResult(**s.to_dict()) for m, s in scope.macro.items()},
+        micro={m: MetricResult(**s.to_dict()) for m, s in scope.micro.items()},
         num=scope.num, errors=scope.errors, missing=scope.missing, error_rate=scope.error_rate,
         missing_rate=scope.missing_rate,
     )
@@ -122,15 +140,57 @@ def build_results(*, benchmark: str, language: str, protocol: str, model: str, j
                   judge_host: str, verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
                   complete: bool, meta: dict | None = None, comparison: dict | None = None,
                   judge_endpoint: str | None = None, allow_missing: bool = False,
-                  stopped: str | None = None) -> RunResults:
+                  stopped: str | None = None, benchmark_info: dict | None = None) -> RunResults:
     return RunResults(
         meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
-        benchmark=benchmark, language=language, protocol=protocol, model=model,
+        benchmark=benchmark, benchmark_info=BenchmarkInfo(**(benchmark_info or {})), language=language,
+        protocol=protocol, model=model,
         judge=JudgeInfo(model=judge_model, host=judge_host, endpoint=judge_endpoint),
         complete=complete, expected_rows=aggregates.expected_rows, rows_ran=aggregates.seen_rows,
         allow_missing=allow_missing, stopped=stopped,
         samples=[SampleResult(**v.to_record()) for v in verdicts if v.status != "missing"],
         missing=[v.id for v in verdicts if v.status == "missing"],
-        aggregates={"full": _scope(aggregates.full), "intersection": _scope(aggregates.intersection)},
+        aggregates={name: _scope(scope) for name, scope in aggregates.scopes.items()},
         gate=GateInfo(**gate.to_dict()),
     )
+
+
+def read_results(data: bytes | str) -> RunResults:
+    """A results file of any schema version, as the current model (schema 1 is upgraded)."""
+    import json
+
+    raw = json.loads(data)
+    if isinstance(raw, dict) and raw.get("schema_version", 1) == 1 and "samples" in raw:
+        raw = upgrade_v1(raw)
+    return RunResults.model_validate(raw)
+
+
+def upgrade_v1(raw: dict) -> dict:
+    """Schema 1 (GEdit only: metrics as named fields, reasoning per aspect) to schema 2."""
+    raw = dict(raw, schema_version=SCHEMA_VERSION)
+    samples = []
+    for sample in raw.get("samples", []):
+        sample = dict(sample)
+        sample["scores"] = {m: sample.pop(m, None) for m in V1_METRICS}
+        answers = {}
+        for aspect, short in (("semantic_consistency", "sc"), ("perceptual_quality", "pq")):
+            values, reasoning = sample.pop(f"{short}_scores", None), sample.pop(f"{short}_reasoning", None)
+            if values is not None:
+                answers[aspect] = {"values": values, "reasoning": reasoning}
+        sample["answers"] = answers
+        sample["tags"] = ["intersection"] if sample.pop("intersection", False) else []
+        samples.append(sample)
+    raw["samples"] = samples
+    scopes = {}
+    for name, scope in (raw.get("aggregates") or {}).items():
+        scope = dict(scope)
+        scope["subsets"] = {s: {"num": v.get("num", 0), "errors": v.get("errors", 0), "missing": v.get("missing", 0),
+                                "metrics": {m: v[m] for m in V1_METRICS if m in v}}
+                            for s, v in (scope.get("subsets") or {}).items()}
+        scopes[name] = scope
+    raw["aggregates"] = scopes
+    gate = dict(raw.get("gate") or {})
+    if gate and not gate.get("evaluated"):
+        gate["passed"] = None
+    raw["gate"] = gate
+    return raw

@@ -1,98 +1,129 @@
-"""The result table in EvalScope's shape (pure rendering).
+"""The result table (pure rendering), generic over the benchmark's metrics, scopes and groups.
 
-Columns Model | Dataset | Metric | Subset | Num | Score; per metric one row per subset, then the headline rows:
-OVERALL (macro) is the official GEdit-Bench average (unweighted mean of subset means), OVERALL (micro) is
-EvalScope's sample-weighted mean, then the same two for the Intersection rows. Scores use 3 decimals, as the
-official scorer prints them.
+Long layout (EvalScope's shape, GEdit): Model | Dataset | Metric | Subset | Num | Score; per metric one row per
+subset, then one per group, then the headline rows of each scope and averaging (GEdit: OVERALL (macro) is the
+official average, OVERALL (micro) EvalScope's, then the same for the Intersection rows).
+Wide layout (KRIS-Bench's published table): Model | Dataset | Subset | Num | one column per metric; subsets, then
+groups (dimensions, knowledge types), then the headline rows.
+Scores use the metric's decimals, as its official scorer prints them.
 """
 
 from __future__ import annotations
 
-from ..aggregate import Aggregates, MetricStats, ScopeAggregate
+from typing import TYPE_CHECKING
+
+from ..aggregate import Aggregates, MetricStats
 from ..gate import GateResult
 
-METRIC_LABELS = {
-    "semantic_consistency": "Semantic Consistency",
-    "perceptual_quality": "Perceptual Quality",
-    "overall": "Overall",
-}
+if TYPE_CHECKING:
+    from ..benchmarks import Benchmark
 
 
-def _score(stats: MetricStats) -> str:
-    return "-" if stats.mean is None else f"{stats.mean:.3f}"
+def _fmt(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
 
 
-def _baseline_value(baseline: dict | None, scope: str, averaging_or_subset: str, metric: str,
-                    subset: bool) -> float | None:
-    """A mean from a saved run's `aggregates` (plain dict), or None when it has no such row."""
+def _baseline_mean(baseline: dict | None, scope: str, kind: str, name: str | None, metric: str) -> float | None:
+    """A mean from a saved run's `aggregates` (plain dict): kind is subsets, groups, macro or micro."""
     if baseline is None:
         return None
     part = baseline.get(scope, {})
-    if subset:
-        entry = part.get("subsets", {}).get(averaging_or_subset)
-        return entry[metric]["mean"] if entry else None
-    return part.get(averaging_or_subset, {}).get(metric, {}).get("mean")
+    if kind in ("subsets", "groups"):
+        entry = part.get(kind, {}).get(name)
+        stats = entry["metrics"].get(metric) if entry else None
+    else:
+        stats = part.get(kind, {}).get(metric)
+    return stats["mean"] if stats else None
 
 
-def _with_baseline(row: list[object], current: float | None, base: float | None) -> list[object]:
-    delta = "-" if current is None or base is None else f"{current - base:+.3f}"
-    return [*row, "-" if base is None else f"{base:.3f}", delta]
+def _lines(aggregates: Aggregates, benchmark: "Benchmark") -> list[tuple[str, str, str | None, str, object]]:
+    """(label, scope, name, kind, part) for every row of the table, in order: subsets, groups, headlines."""
+    full_name = benchmark.scopes[0].name
+    full = aggregates.scope(full_name)
+    lines = [(name, full_name, name, "subsets", part) for name, part in full.subsets.items()]
+    lines += [(name, full_name, name, "groups", part) for name, part in full.groups.items()]
+    for scope in benchmark.scopes:
+        agg = aggregates.scope(scope.name)
+        for averaging in benchmark.table_averagings:
+            label = f"{scope.label} ({benchmark.averaging_labels[averaging]})"
+            lines.append((label, scope.name, None, averaging, agg))
+    return lines
 
 
-def table_rows(aggregates: Aggregates, model: str, dataset: str, baseline: dict | None = None) -> list[list[object]]:
+def _stats(kind: str, part, metric: str) -> tuple[MetricStats, int]:
+    if kind in ("subsets", "groups"):
+        return part.metrics[metric], part.num
+    return getattr(part, kind)[metric], part.num
+
+
+def table_rows(aggregates: Aggregates, benchmark: "Benchmark", model: str, dataset: str,
+               baseline: dict | None = None) -> list[list[object]]:
     rows: list[list[object]] = []
-    headline: list[tuple[str, ScopeAggregate, str]] = [
-        ("OVERALL (macro)", aggregates.full, "macro"),
-        ("OVERALL (micro)", aggregates.full, "micro"),
-        ("INTERSECTION (macro)", aggregates.intersection, "macro"),
-        ("INTERSECTION (micro)", aggregates.intersection, "micro"),
-    ]
-    for metric, label in METRIC_LABELS.items():
-        for name, subset in aggregates.full.subsets.items():
-            stats = subset.metrics[metric]
-            row = [model, dataset, label, name, subset.num, _score(stats)]
-            if baseline is not None:
-                row = _with_baseline(row, stats.mean, _baseline_value(baseline, "full", name, metric, True))
+    lines = _lines(aggregates, benchmark)
+    if benchmark.table_layout == "wide":
+        shown_for = {g.name: g.metrics for g in benchmark.groups}
+        for label, scope, name, kind, part in lines:
+            row: list[object] = [model, dataset, label, part.num]
+            for metric in benchmark.metrics:
+                stats, _ = _stats(kind, part, metric.name)
+                only = shown_for.get(name) if kind == "groups" else None
+                cell = "" if only is not None and metric.name not in only else _fmt(stats.mean, metric.decimals)
+                base = _baseline_mean(baseline, scope, kind, name, metric.name)
+                if cell and baseline is not None and stats.mean is not None and base is not None:
+                    cell += f" ({stats.mean - base:+.{metric.decimals}f})"
+                row.append(cell)
             rows.append(row)
-        for row_label, scope, averaging in headline:
-            stats = getattr(scope, averaging)[metric]
-            row = [model, dataset, label, row_label, scope.num, _score(stats)]
+        return rows
+    for metric in benchmark.metrics:
+        for label, scope, name, kind, part in lines:
+            stats, num = _stats(kind, part, metric.name)
+            if stats.n == 0 and kind == "groups":
+                continue  # a group without this metric (KRIS's KP outside the knowledge dimensions)
+            row = [model, dataset, metric.label, label, num, _fmt(stats.mean, metric.decimals)]
             if baseline is not None:
-                scope_name = "full" if scope is aggregates.full else "intersection"
-                row = _with_baseline(row, stats.mean, _baseline_value(baseline, scope_name, averaging, metric, False))
+                base = _baseline_mean(baseline, scope, kind, name, metric.name)
+                delta = "-" if stats.mean is None or base is None else f"{stats.mean - base:+.{metric.decimals}f}"
+                row += [_fmt(base, metric.decimals), delta]
             rows.append(row)
     return rows
 
 
-def render_table(aggregates: Aggregates, model: str, dataset: str, baseline: dict | None = None) -> str:
+def render_table(aggregates: Aggregates, benchmark: "Benchmark", model: str, dataset: str,
+                 baseline: dict | None = None) -> str:
     from tabulate import tabulate
 
-    headers = ["Model", "Dataset", "Metric", "Subset", "Num", "Score"]
-    align = ["left", "left", "left", "left", "right", "right"]
-    if baseline is not None:
-        headers += ["Baseline", "Delta"]
-        align += ["right", "right"]
-    return tabulate(table_rows(aggregates, model, dataset, baseline), headers=headers, tablefmt="pretty",
+    if benchmark.table_layout == "wide":
+        headers = ["Model", "Dataset", "Subset", "Num", *(m.short for m in benchmark.metrics)]
+        align = ["left", "left", "left", "right", *("right" for _ in benchmark.metrics)]
+    else:
+        headers = ["Model", "Dataset", "Metric", "Subset", "Num", "Score"]
+        align = ["left", "left", "left", "left", "right", "right"]
+        if baseline is not None:
+            headers += ["Baseline", "Delta"]
+            align += ["right", "right"]
+    return tabulate(table_rows(aggregates, benchmark, model, dataset, baseline), headers=headers, tablefmt="pretty",
                     colalign=align)
 
 
-def render_comparison(deltas, outcomes, baseline_name: str, evaluated: bool) -> list[tuple[str, bool]]:
+def render_comparison(deltas, outcomes, baseline_name: str, evaluated: bool, labels: dict[str, str],
+                      decimals: int = 3) -> list[tuple[str, bool]]:
     """(line, is_failure) pairs: headline paired deltas with their 95% CI, then each compare gate."""
     lines: list[tuple[str, bool]] = []
     for d in deltas:
         if d.subset is None:
-            lines.append((f"vs {baseline_name}: {METRIC_LABELS[d.metric]} {_delta(d)}", False))
+            lines.append((f"vs {baseline_name}: {labels.get(d.metric, d.metric)} {_delta(d, decimals)}", False))
     for o in outcomes:
         mark = "PASS" if o.passed else "FAIL"
-        lines.append((f"{mark} compare {o.gate.expression}: {_delta(o.delta)}", evaluated and not o.passed))
+        lines.append((f"{mark} compare {o.gate.expression}: {_delta(o.delta, decimals)}", evaluated and not o.passed))
     return lines
 
 
-def _delta(d) -> str:
+def _delta(d, decimals: int = 3) -> str:
     if d.delta is None:
         return "no row scored by both runs"
-    return (f"{d.delta:+.3f} (95% CI {d.ci_low:+.3f} to {d.ci_high:+.3f}, n={d.n} paired rows; "
-            f"{d.current:.3f} vs {d.baseline:.3f})")
+    f = f"+.{decimals}f"
+    return (f"{d.delta:{f}} (95% CI {d.ci_low:{f}} to {d.ci_high:{f}}, n={d.n} paired rows; "
+            f"{d.current:.{decimals}f} vs {d.baseline:.{decimals}f})")
 
 
 def render_counts(aggregates: Aggregates) -> str:

@@ -21,6 +21,7 @@ SHOWN_IDS = 3
 @dataclass
 class SummaryFacts:
     title: str
+    benchmark: object  # benchmarks.Benchmark
     model: str
     dataset: str
     outcome: object  # session.Outcome
@@ -36,6 +37,7 @@ class SummaryFacts:
     compare_skipped: str | None = None
     written: list[str] = field(default_factory=list)
     still_running: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the dataset's and the benchmark's, said once
 
 
 def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
@@ -44,12 +46,14 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
     lines: list[tuple[str, dict]] = []
     if f.stopped:
         lines.append((f"editeval STOPPED (exit {f.stopped_code}): {f.stopped}", RED_BOLD))
+    for warning in f.warnings:
+        lines.append((f"editeval: {warning}", YELLOW))
     if f.no_items:
         lines.append(("no benchmark rows were collected: the collection arguments exclude the benchmark; run pytest "
                       "without path arguments, or in the folder you want", YELLOW))
     if agg.seen_rows:
         baseline = f.baseline.model_dump()["aggregates"] if f.baseline is not None else None
-        lines.append((render_table(agg, f.model, f.dataset, baseline), PLAIN))
+        lines.append((render_table(agg, f.benchmark, f.model, f.dataset, baseline), PLAIN))
     lines.append((render_counts(agg), RED if agg.full.errors else PLAIN))
     lines.extend(_missing_lines(f))
     if f.stopped:
@@ -73,8 +77,11 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
     if f.compare_skipped:
         lines.append((f.compare_skipped, YELLOW))
     if f.baseline is not None:
+        for warning in outcome.compare_warnings:
+            lines.append((f"WARNING: {warning}", YELLOW_BOLD))
+        labels = {m.name: m.label for m in f.benchmark.metrics}
         for line, failed in render_comparison(outcome.deltas, outcome.compare_outcomes, f.baseline_name,
-                                              outcome.gate.evaluated):
+                                              outcome.gate.evaluated, labels):
             lines.append((line, RED if failed else {"green": True} if line.startswith("PASS") else PLAIN))
     for line in f.written:
         lines.append((line, YELLOW if "NOT saved" in line or "kept as it was" in line else PLAIN))

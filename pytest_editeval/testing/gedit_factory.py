@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..dataset import GEDIT_SUBSETS
+from ..benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
 
 CN_VERBS = {"en": "change the color of the {obj} to {color}", "cn": "把{obj}的颜色改成{color}"}
 OBJECTS = ["car", "cat", "sky", "house", "shirt", "flower", "boat"]

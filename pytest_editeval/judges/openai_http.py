@@ -1,4 +1,6 @@
-"""HTTP transport to any OpenAI-compatible chat-completions endpoint, with bounded, classified retries.
+"""The `openai` judge backend: any OpenAI-compatible chat-completions endpoint over HTTP, with bounded, classified
+retries. A question (texts and images in order) becomes one user message whose content parts keep that order;
+images travel as base64 data URLs.
 
 Faults are sorted into three kinds:
 - fatal for the run (JudgeFatalError): 401/403 wrong key, 404 wrong URL or model, a redirect (never followed:
@@ -25,8 +27,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
-from .protocol import JudgeRequest
-from .replies import ParsedReply, UnreadableReply, parse_reply
 from .settings import JudgeSettings, public_url
 
 if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
@@ -90,21 +90,11 @@ class JudgeClient:
         if client is not None:
             client.close()
 
-    def ask(self, request: JudgeRequest, deadline: float | None = None) -> tuple[ParsedReply, str]:
-        """Ask one question; re-ask (bounded) while the reply is unreadable. Returns (parsed, raw reply)."""
+    def complete(self, content: list[dict], deadline: float | None = None) -> str:
+        """The judge's reply text to one user message of `content` parts (transport retries included)."""
         deadline = deadline or time.monotonic() + self.settings.row_deadline_s
-        payload = {**self.settings.request_parameters(),
-                   "messages": [{"role": "user", "content": request.content()}]}
-        problem = ""
-        for _ in range(self.settings.parse_retries + 1):
-            text = self._complete(payload, deadline)
-            try:
-                return parse_reply(text), text
-            except UnreadableReply as exc:
-                problem = str(exc)
-        raise SampleError(
-            f"{request.aspect}: judge reply unreadable after {self.settings.parse_retries + 1} attempts ({problem})"
-        )
+        payload = {**self.settings.request_parameters(), "messages": [{"role": "user", "content": content}]}
+        return self._complete(payload, deadline)
 
     def _complete(self, payload: dict, deadline: float) -> str:
         import httpx
@@ -254,3 +244,15 @@ def _retry_after(headers: "httpx.Headers") -> float | None:
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:160]
+
+
+def render(parts: list[object], data_url) -> list[dict]:
+    """OpenAI chat content parts of a question, in its order: texts as text parts, images as data URLs
+    (`data_url(image_ref)` prepares each one)."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append({"type": "text", "text": part})
+        else:
+            out.append({"type": "image_url", "image_url": {"url": data_url(part)}})
+    return out

@@ -1,0 +1,247 @@
+"""Benchmarks as plug-ins: what a benchmark declares, and the registry that finds one by name.
+
+A benchmark is one module (gedit.py, imgedit.py, kris.py) holding a `Benchmark` subclass. It owns everything
+that is particular to it: its dataset index and images, the questions each row asks the judge (prompt texts and
+images in order), how a reply is read, the per-row formula, its metrics, scopes and groups for aggregation, its
+headline, its protocols, and its output layout. Everything generic (items, scheduling, cache, judge client,
+aggregation, gate, compare, table, HTML, JSON) works from these declarations.
+
+The registry is the only place that knows them all: built-in names map to "module:attribute" strings imported
+on first use; third-party packages add theirs through the entry-point group `pytest_editeval.benchmarks`; a
+team declares its own sets without code in `[tool.editeval.benchmarks.NAME]` of pyproject.toml (custom.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..dataset import Dataset, Row
+    from ..judges.requests import Question
+
+ENTRY_POINT_GROUP = "pytest_editeval.benchmarks"
+BUILTIN = {
+    "gedit": "pytest_editeval.benchmarks.gedit:GEDIT",
+    "imgedit": "pytest_editeval.benchmarks.imgedit:IMGEDIT",
+    "kris": "pytest_editeval.benchmarks.kris:KRIS",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-row score: its name in results and thresholds, how people read it, and its valid range."""
+
+    name: str
+    label: str  # "Semantic Consistency"
+    short: str  # "SC"
+    aliases: tuple[str, ...] = ()  # extra threshold names ("sc")
+    low: float = 0.0
+    high: float = 10.0
+    higher_is_better: bool = True
+    decimals: int = 3  # as the official scorer prints it
+    pooled: bool = False  # aggregated by pooling the row's other metric values (KRIS-Bench's AVG)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A set of rows aggregated on its own: all rows, or those carrying a tag (GEdit's Intersection)."""
+
+    name: str  # "full", "intersection": the threshold prefix
+    label: str  # "OVERALL", "INTERSECTION": the table's headline rows
+    tag: str | None = None  # rows must carry this tag; None = every row
+
+
+@dataclass(frozen=True)
+class Group:
+    """Subsets pooled together (KRIS-Bench's dimensions and knowledge types): thresholds can name it."""
+
+    name: str
+    subsets: tuple[str, ...]
+    metrics: tuple[str, ...] | None = None  # shown for these metrics only (None: all)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One judging recipe of a benchmark: what the judge is sent and how the headline is averaged."""
+
+    name: str
+    description: str
+    headline_averaging: str = "macro"  # macro (mean of subset means) or micro (mean over rows)
+    max_tokens: int | None = None  # request parameters the reference implementation sends
+    temperature: float | None = None
+
+
+@dataclass
+class Parsed:
+    """A judge reply as read by the benchmark: `values` (a score list, or {name: number or None}), the judge's
+    reasoning if it gave one, and which expected values stayed unreadable (re-asked, then kept as missing)."""
+
+    values: Any
+    reasoning: str | None = None
+    unreadable: tuple[str, ...] = ()
+
+
+class Benchmark:
+    """What every benchmark declares. Subclasses set the class attributes and implement the methods."""
+
+    name: str = ""
+    title: str = ""  # "GEdit-Bench"
+    metrics: tuple[Metric, ...] = ()
+    headline_metric: str = ""
+    scopes: tuple[Scope, ...] = (Scope("full", "OVERALL"),)
+    groups: tuple[Group, ...] = ()
+    protocols: tuple[Protocol, ...] = ()
+    languages: tuple[str, ...] = ("en",)
+    default_dataset: str = ""
+    default_hub: str = "huggingface"
+    default_judge_model: str = "gpt-4.1"
+    default_averaging: str = "macro"  # thresholds and the API without macro./micro.
+    averaging_labels: Mapping[str, str] = {"macro": "macro", "micro": "micro"}  # the table's names for them
+    subset_decimals: int | None = None  # macro means of subset means rounded to this first, as published
+    table_layout: str = "long"  # long: one row per metric and subset (EvalScope's shape); wide: metrics as columns
+    table_averagings: tuple[str, ...] = ("macro", "micro")  # the headline rows the table shows, per scope
+    row_formula: str = ""  # one line for reports: how a row's scores come from the replies
+
+    # ---- data -------------------------------------------------------------------------------------------
+    def load(self, folder: Path, options: "BenchmarkOptions") -> "Dataset":
+        """The dataset index (rows and an image store) from a local folder or file the hub code resolved."""
+        raise NotImplementedError
+
+    def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
+        """A local folder (or file) for `--editeval-dataset`: the hub download of this benchmark's files."""
+        from ..hub import resolve_dataset
+
+        return resolve_dataset(spec, hub, offline)
+
+    def subset_order(self, names) -> list[str]:
+        names = set(names)
+        known = [s for s in self.known_subsets() if s in names]
+        return known + sorted(names - set(known))
+
+    def known_subsets(self) -> tuple[str, ...]:
+        return ()
+
+    # ---- judging ----------------------------------------------------------------------------------------
+    def questions(self, row: "Row", protocol: str, context: Mapping) -> list["Question"]:
+        """The row's judge calls; `context` is what `load` put in Dataset.context (prompt templates...)."""
+        raise NotImplementedError
+
+    def parse(self, question: "Question", text: str) -> Parsed:
+        """Read one reply; raise judges.replies.UnreadableReply when nothing usable is in it (re-asked)."""
+        raise NotImplementedError
+
+    def score_row(self, row: "Row", answers: Mapping[str, Parsed]) -> dict[str, float | None]:
+        raise NotImplementedError
+
+    # ---- model mode and image mode ----------------------------------------------------------------------
+    def output_path(self, row: "Row") -> Path:
+        """Where model mode saves a row's edited image, relative to the output folder (official layout)."""
+        raise NotImplementedError
+
+    def source_copy_path(self, row: "Row") -> Path | None:
+        """Where model mode also saves the row's source image (GEdit's `_SRCIMG`), if the layout has one."""
+        return None
+
+    def edited_in_folder(self, folder: Path, rows: list["Row"], language: str) -> dict[str, Path]:
+        """Image mode from a folder in the official output layout: {row key: image path}."""
+        raise NotImplementedError
+
+    # ---- derived ----------------------------------------------------------------------------------------
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    def metric_aliases(self) -> dict[str, str]:
+        out = {}
+        for m in self.metrics:
+            out[m.name] = m.name
+            for alias in m.aliases:
+                out[alias] = m.name
+        return out
+
+    def protocol(self, name: str | None) -> Protocol:
+        if name is None:
+            return self.protocols[0]
+        for protocol in self.protocols:
+            if protocol.name == name:
+                return protocol
+        raise InputError(f"unknown protocol {name!r} for {self.name}: it has {', '.join(self.protocol_names())}")
+
+    def protocol_names(self) -> list[str]:
+        return [p.name for p in self.protocols]
+
+    def scope(self, name: str) -> Scope:
+        return next(s for s in self.scopes if s.name == name)
+
+    def group_names(self) -> list[str]:
+        return [g.name for g in self.groups]
+
+    def info(self, options: "BenchmarkOptions | None" = None) -> dict:
+        """What results files say about the benchmark, so that their numbers can be read without this code."""
+        return {"title": self.title, "row_formula": self.row_formula,
+                "headline": f"{self.headline_metric}, {self.default_averaging} mean of the {self.scopes[0].name} set",
+                "metrics": [{"name": m.name, "label": m.label, "short": m.short, "low": m.low, "high": m.high,
+                             "decimals": m.decimals, "pooled": m.pooled} for m in self.metrics],
+                "options": self.recipe_options(options) if options is not None else {}}
+
+    def recipe_options(self, options: "BenchmarkOptions") -> dict:
+        """The benchmark options that changed how rows were scored (recorded in the results)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """What the run tells a benchmark when it loads its data and builds its questions."""
+
+    language: str
+    extract_to: Path | None = None  # where an archive is unpacked (the hub cache or .editeval/)
+    judge_prompts: Path | None = None  # ImgEdit: a prompt file other than the download's own
+    kris_fix_anomaly: bool = False
+    warn: Callable[[str], None] = print
+
+
+# ---- the registry --------------------------------------------------------------------------------------------
+def known_names(rootpath: Path | None = None) -> list[str]:
+    names = list(BUILTIN) + [ep.name for ep in _entry_points() if ep.name not in BUILTIN]
+    if rootpath is not None:
+        from .custom import declared_names
+
+        names += [n for n in declared_names(rootpath) if n not in names]
+    return names
+
+
+def get(name: str, rootpath: Path | None = None) -> Benchmark:
+    """The benchmark called `name`, imported now; a usage error that lists the known names otherwise."""
+    if name in BUILTIN:
+        return _load(BUILTIN[name], name)
+    for ep in _entry_points():
+        if ep.name == name:
+            return _load(ep.value, name)
+    if rootpath is not None:
+        from .custom import declared, declared_names
+
+        if name in declared_names(rootpath):
+            return declared(name, rootpath)
+    raise InputError(f"unknown benchmark {name!r}: known benchmarks are {', '.join(known_names(rootpath))}")
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load(target: str, name: str) -> Benchmark:
+    module_name, _, attribute = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"benchmark {name!r} cannot be loaded from {target}: {exc}") from None
+    benchmark = obj() if isinstance(obj, type) else obj
+    if not isinstance(benchmark, Benchmark):
+        raise InputError(f"benchmark {name!r} ({target}) is not a pytest_editeval.benchmarks.Benchmark")
+    return benchmark

@@ -1,0 +1,214 @@
+"""A team's own benchmark, declared without code in the pyproject.toml of the rootdir:
+
+    [tool.editeval.benchmarks.acme-edits]
+    rows = "evals/acme/rows.jsonl"     # {"id", "instruction", "source_image", "subset"}, paths relative to the file
+    recipe = "viescore"                 # GEdit's SC / PQ / O questions and formula; or "imgedit":
+    # recipe = "imgedit"
+    # prompts = "evals/acme/judge_prompts.json"   # {subset or "default": template with <edit_prompt>}
+
+Then `pytest --editeval-benchmark=acme-edits --editeval-images=...` works like GEdit: items, judge, table, gate,
+cache, model mode. Rows are untrusted like any dataset's: an id that cannot name a file or an image path that
+leaves the rows file's folder makes that row an error row. A bad declaration is a usage error naming the table
+and the key.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from ..dataset import Dataset, FileImages, Row
+from ..errors import InputError
+from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason
+from . import Benchmark, BenchmarkOptions, Metric, Parsed, Protocol, viescore
+
+RECIPES = ("viescore", "imgedit")
+MAX_ROWS_BYTES = 64 << 20
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _table(rootpath: Path) -> dict:
+    path = rootpath / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    return _read(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read(path: str, _mtime: int) -> dict:
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    table = data.get("tool", {}).get("editeval", {}).get("benchmarks", {})
+    if not isinstance(table, dict):
+        raise InputError(f"[tool.editeval.benchmarks] in {path} must be a table of benchmark tables")
+    return table
+
+
+def declared_names(rootpath: Path) -> list[str]:
+    return list(_table(rootpath))
+
+
+def declared(name: str, rootpath: Path) -> Benchmark:
+    spec = _table(rootpath)[name]
+    where = f"[tool.editeval.benchmarks.{name}] in {rootpath / 'pyproject.toml'}"
+    if not isinstance(spec, dict):
+        raise InputError(f"{where} must be a table with `rows` and `recipe`")
+    unknown = sorted(set(spec) - {"rows", "recipe", "prompts", "title", "judge_model"})
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; it takes rows, recipe, prompts, title, "
+                         "judge_model")
+    rows = spec.get("rows")
+    if not isinstance(rows, str) or not rows:
+        raise InputError(f"{where}: `rows` must name a JSONL file of {{\"id\", \"instruction\", \"source_image\", "
+                         "\"subset\"}")
+    recipe = spec.get("recipe", "viescore")
+    if recipe not in RECIPES:
+        raise InputError(f"{where}: unknown recipe {recipe!r}: use {' or '.join(RECIPES)}")
+    prompts = spec.get("prompts")
+    if recipe == "imgedit" and not isinstance(prompts, str):
+        raise InputError(f"{where}: recipe \"imgedit\" needs `prompts`, a JSON file of templates by subset (or "
+                         "\"default\"), each holding <edit_prompt>")
+    cls = ViescoreSet if recipe == "viescore" else ImgeditSet
+    return cls(name, rootpath / rows, where, str(spec.get("title") or name),
+               prompts=rootpath / prompts if isinstance(prompts, str) else None,
+               judge_model=str(spec.get("judge_model") or "gpt-4.1"))
+
+
+class DeclaredSet(Benchmark):
+    """Rows from a JSONL; one scope; output layout <subset>/<id>.png."""
+
+    def __init__(self, name: str, rows_file: Path, where: str, title: str, *, prompts: Path | None,
+                 judge_model: str) -> None:
+        self.name, self.title, self.rows_file, self.where = name, title, rows_file, where
+        self.prompts_file = prompts
+        self.default_dataset = str(rows_file)
+        self.default_judge_model = judge_model
+
+    def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise InputError(f"{self.where}: rows file {path} does not exist")
+        return path
+
+    def load(self, folder: Path, options: BenchmarkOptions) -> Dataset:
+        rows = read_rows(folder, self.where)
+        return Dataset(rows=rows, images=FileImages(folder.parent), root=folder.parent,
+                       context=self.context(options))
+
+    def context(self, options: BenchmarkOptions) -> dict:
+        return {}
+
+    def output_path(self, row: Row) -> Path:
+        return Path(row.subset) / f"{row.key}.png"
+
+    def edited_in_folder(self, folder: Path, rows: list[Row], language: str) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for row in rows:
+            if row.problem is not None:
+                continue
+            for candidate in (folder / row.subset / f"{row.key}{s}" for s in IMAGE_SUFFIXES):
+                if candidate.is_file():
+                    if not is_inside(candidate, folder):
+                        raise InputError(f"{candidate} is a link that leads outside {folder}")
+                    found[row.key] = candidate
+                    break
+        return found
+
+
+class ViescoreSet(DeclaredSet):
+    metrics = viescore.METRICS
+    headline_metric = "overall"
+    protocols = viescore.PROTOCOLS
+    row_formula = viescore.ROW_FORMULA
+
+    def questions(self, row: Row, protocol: str, context: Mapping):
+        return viescore.questions(row.instruction, protocol)
+
+    def parse(self, question, text: str) -> Parsed:
+        return viescore.parse(text)
+
+    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
+        return viescore.score_row(answers)
+
+
+class ImgeditSet(DeclaredSet):
+    metrics = (Metric("score", "Score", "S", low=1.0, high=5.0, decimals=2),)
+    headline_metric = "score"
+    protocols = (Protocol("official", "ImgEdit-Bench's: one call, raw bytes labelled PNG"),)
+    averaging_labels = {"macro": "subset mean", "micro": "sample mean"}
+    subset_decimals = 2
+    row_formula = "mean of the reply's '<Label>: <1-5>' lines, rounded to 2 decimals"
+
+    def context(self, options: BenchmarkOptions) -> dict:
+        from . import imgedit_official as official
+
+        path = options.judge_prompts or self.prompts_file
+        data, _ = official._read_json_object(path, f"{self.where}: prompts file", rows=False)
+        return {"prompts": {k: official.checked_template(v, f"{self.where}: prompts file {path}, template {k!r}")
+                            for k, v in data.items()}}
+
+    def questions(self, row: Row, protocol: str, context: Mapping):
+        from . import imgedit_official as official
+
+        prompts = context["prompts"]
+        template = prompts.get(row.subset, prompts.get("default"))
+        if template is None:
+            raise InputError(f"{self.where}: no judge template for subset {row.subset!r} (and no \"default\")")
+        return [official.question(official.ImgEditRow(row.key, row.subset, row.instruction, row.inputs[0], None),
+                                  template)]
+
+    def parse(self, question, text: str) -> Parsed:
+        from . import imgedit_official as official
+
+        return Parsed(values=official.parse_official(text))
+
+    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
+        from . import imgedit_official as official
+
+        return {"score": official.row_score(answers["score"].values)}
+
+
+def read_rows(path: Path, where: str) -> list[Row]:
+    """The JSONL's rows: {"id", "instruction", "source_image", "subset"}. A malformed line is a usage error
+    (it is the team's own file); an unsafe value makes its row an error row."""
+    if path.stat().st_size > MAX_ROWS_BYTES:
+        raise InputError(f"{where}: rows file {path} is over {MAX_ROWS_BYTES >> 20} MiB")
+    rows, seen = [], set()
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not valid JSON ({exc.args[0]}); each line is "
+                             '{"id", "instruction", "source_image", "subset"}') from None
+        if not isinstance(entry, dict) or not all(k in entry for k in ("id", "instruction", "source_image")):
+            raise InputError(f"{path}:{number}: needs id, instruction and source_image (and a subset)")
+        key, subset = str(entry["id"]), str(entry.get("subset") or "all")
+        if key in seen:
+            raise InputError(f"{path}:{number}: id {key!r} appears twice")
+        seen.add(key)
+        problem = None
+        for what, value in (("id", key), ("subset", subset)):
+            reason = unsafe_name_reason(value)
+            if reason and problem is None:
+                problem = f"{what} {shown(value)} {reason}: it cannot name a file, so this row is not evaluated"
+        image = str(entry["source_image"])
+        if problem is None and (Path(image).is_absolute() or not is_inside(path.parent / image, path.parent)):
+            problem = f"source_image {shown(image)} leads outside {path.parent}"
+        elif problem is None and not (path.parent / image).is_file():
+            problem = f"source_image {shown(image)} does not exist"
+        safe_subset = subset if unsafe_name_reason(subset) is None else stand_in_name("subset", subset)
+        safe_key = key if unsafe_name_reason(key) is None else stand_in_name("id", key)
+        rows.append(Row(id=f"{safe_subset}-{safe_key}", key=key, subset=safe_subset,
+                        instruction=str(entry["instruction"]), language=str(entry.get("language") or "en"),
+                        inputs=(image,) if problem is None else (), problem=problem))
+    if not rows:
+        raise InputError(f"{where}: rows file {path} holds no row")
+    return rows

@@ -1,0 +1,447 @@
+"""One evaluation run, without pytest's hooks: set-up, scheduling, per-row results, finishing.
+
+set-up      the benchmark, its dataset index and the selected rows; the edited images (image mode) or the
+            generation settings (model mode); thresholds and the baseline, all checked before any test runs
+scheduling  every selected row is queued for the judge ahead of the items; model mode generates ahead of it
+results     one record per row (keyed by its id), from the run's own items or from xdist workers
+finishing   every thread stopped and joined; aggregate, gate, write the JSON, the saved run and the HTML
+
+session.py hands pytest's hooks to a Run; the marker API (`editeval_result`) runs a Run of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import benchmarks
+from .aggregate import Aggregates, aggregate
+from .benchmarks import BenchmarkOptions
+from .cache import Cache, write_atomic
+from .dataset import Row, select_rows
+from .edited_images import load_edited_images
+from .errors import InputError
+from .gate import GateResult, evaluate_gate, resolve_threshold
+from .settings import RunSettings
+from .verdict import Verdict
+
+PREPARE_AHEAD_THREADS = 4
+
+
+@dataclass
+class Outcome:
+    verdicts: list[Verdict]
+    aggregates: Aggregates
+    gate: GateResult
+    complete: bool  # every selected row ran, none is missing its image, and the run was not stopped
+    all_ran: bool  # every selected row ran (not a -k / -x / Ctrl-C / stopped run)
+    stopped: str | None = None  # the fatal error that stopped the run
+    deltas: list = field(default_factory=list)  # paired differences with the baseline
+    compare_outcomes: list = field(default_factory=list)
+    compare_warnings: list = field(default_factory=list)
+
+    @property
+    def compare_failed(self) -> bool:
+        return any(not o.passed for o in self.compare_outcomes)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the gate (thresholds, missing rows, compare gates) fails the session."""
+        return self.gate.evaluated and (not self.gate.passed or self.compare_failed)
+
+
+@dataclass
+class Stop:
+    """A fatal error that stopped the run: its one line and the exit status it gives."""
+
+    message: str
+    exit_code: int
+
+
+class Run:
+    def __init__(self, config, settings: RunSettings, *, worker: dict | None = None) -> None:
+        """`worker`: the xdist workerinput of a worker process (the controller resolved the dataset already)."""
+        self.config = config
+        self.settings = settings
+        self.benchmark = benchmarks.get(settings.benchmark, Path(config.rootpath))
+        self.is_worker = worker is not None
+        self.warnings: list[str] = []
+        if worker and worker.get("editeval_dataset_dir"):
+            # The controller already resolved (downloaded) the dataset: workers must not hit the hub again.
+            self.dataset_dir = Path(worker["editeval_dataset_dir"])
+            self.fresh_after = worker.get("editeval_fresh_after")
+            self.started_at = worker.get("editeval_started_at")
+        else:
+            self.dataset_dir = self.benchmark.resolve_dataset(settings.dataset, settings.hub, settings.offline)
+            self.started_at = time.time()
+            self.fresh_after = self.started_at if settings.refresh else None
+        self.options = BenchmarkOptions(
+            language=settings.language, extract_to=Path(config.rootpath) / ".editeval" / "datasets",
+            judge_prompts=settings.judge_prompts, kris_fix_anomaly=settings.kris_fix_anomaly,
+            warn=self.warnings.append)
+        self.dataset = self.benchmark.load(self.dataset_dir, self.options)
+        self.warnings[:0] = self.dataset.warnings
+        rows = self.dataset.rows
+        self.subset_order = self.benchmark.subset_order(r.subset for r in rows if r.language == settings.language)
+        self.selected = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order)
+        self.thresholds = self._resolved(settings.thresholds, "threshold")
+        self.generation = settings.generation  # model mode when set
+        self.producer = None
+        if self.generation is None:
+            self.edited = load_edited_images(settings.images, self.benchmark, rows, self.selected, settings.language)
+            self.model_name = settings.model_name or self.edited.default_model_name
+        else:
+            self.edited = None
+            self.model_name = settings.model_name or _model_display_name(self.generation.model)
+            if self.generation.model and not config.option.collectonly:
+                self.generation.check_devices()  # before collection, before any file is written
+        self.baseline = None
+        self.compare_skipped: str | None = None
+        if settings.compare:
+            from .runs import RunNotFound, load_run
+
+            try:
+                self.baseline = load_run(settings.compare, config.rootpath)
+            except RunNotFound as exc:
+                if settings.compare_missing != "skip":
+                    raise
+                self.compare_skipped = f"{exc}; comparison skipped (--editeval-compare-missing=skip)"
+        self.compare_gates = self._resolved_compare_gates(settings.compare_gates)
+        if settings.compare_gates and self.baseline is None and self.compare_skipped is None:
+            raise InputError("--editeval-compare-fail needs a baseline: add --editeval-compare NAME_OR_PATH")
+        self.position = {r.id: i for i, r in enumerate(self.selected)}
+        self.records: dict[str, dict] = {}  # row id -> record: one per row, however many tests look at it
+        self.stop = threading.Event()
+        self.scheduler = None
+        self.client = None
+        self.cache: Cache | None = None
+        self.stopped: Stop | None = None
+        self.custom_editor = False
+        self.written: list[str] = []  # "what: where" lines for the summary
+        self._threads: list[threading.Thread] = []  # helper threads to join at the end
+        self.still_running: list[str] = []  # threads that did not stop when asked (said in the summary)
+        self._evaluator_parts: dict = {}
+
+    def _resolved(self, thresholds, what: str):
+        try:
+            return [resolve_threshold(t, self.benchmark, self.subset_order, what) for t in thresholds]
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    def _resolved_compare_gates(self, gates):
+        from .compare import resolve_compare_gate
+
+        try:
+            return [resolve_compare_gate(g, self.benchmark, [*self.subset_order, *self.benchmark.group_names()])
+                    for g in gates]
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    @property
+    def dataset_label(self) -> str:
+        return f"{self.benchmark.name}-{self.settings.language}"
+
+    # ---- running ----------------------------------------------------------------------------------------
+    def start(self, rows: list[Row]) -> None:
+        from .evaluation import RowEvaluator
+        from .judges.openai_http import JudgeClient
+        from .scheduler import Scheduler
+
+        workers = self.settings.workers
+        usable = [r for r in rows if r.problem is None]
+        if usable and usable[0].inputs:  # read the first row's image while the HTTP client is set up
+            self._spawn(self.dataset.images.read, usable[0].inputs[0], name="editeval-prefetch-first")
+        self.client = JudgeClient(self.settings.judge, stop=self.stop, max_in_flight=workers)
+        root = self.settings.cache_dir
+        self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after,
+                           shared_after=self.started_at if self.is_worker else None)
+        if self.generation is None:
+            paths, origin = self.edited.paths, self.edited.origin
+            edited_image = lambda row: paths.get(row.key)  # noqa: E731
+            where = str(origin)
+        else:
+            self.producer = self._producer(usable)
+            edited_image = self.producer.result
+            where = str(self.generation.output_dir)
+        self._evaluator_parts = dict(benchmark=self.benchmark, protocol=self.settings.protocol,
+                                     images=self.dataset.images, context=self.dataset.context,
+                                     edited_origin=where, client=self.client,
+                                     cache=self.cache, max_pixels=self.settings.max_pixels)
+        evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
+        # Each row asks its questions at once, so workers/2 rows fill the request slots; a few more rows prepare
+        # their images (CPU) meanwhile. More would only hold more decoded images in memory.
+        self.scheduler = Scheduler(evaluator.evaluate, -(-workers // 2) + PREPARE_AHEAD_THREADS, self.stop)
+        # Without a shared cache, xdist workers cannot tell who judges what: judge only one's own items.
+        if not (self.is_worker and not self.cache.enabled):
+            self.scheduler.submit(rows)
+
+    def _spawn(self, target, *args, name: str) -> None:
+        thread = threading.Thread(target=_quietly(target), args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop_threads(self) -> None:
+        """Stop and join every thread this run started, and close the judge's connections. Called when the run
+        loop ends (normally or not) and again at unconfigure; does nothing the second time."""
+        from .scheduler import JOIN_TIMEOUT_S, join_all
+
+        if self.producer is not None:
+            self.producer.request_stop()  # releases judge threads waiting for images that will not come
+        still_alive = []
+        if self.scheduler is not None:
+            still_alive += self.scheduler.shutdown(interrupt=self.client.interrupt if self.client else None)
+        if self.producer is not None and not self.producer.join(JOIN_TIMEOUT_S):
+            still_alive.append("editeval-generate")
+        still_alive += join_all(self._threads, JOIN_TIMEOUT_S)
+        if self.client is not None:
+            self.client.close()
+        if still_alive:  # said in the summary; nothing legitimate takes this long once interrupted
+            self.still_running = sorted(set(still_alive))
+
+    def _producer(self, rows: list[Row]):
+        from .generation import ImageProducer, check_model_folder, folder_identity, resolve_model
+
+        gen = self.generation
+        identity = None
+        if not self.custom_editor:
+            self.model_folder = resolve_model(gen)
+            class_name = gen.pipeline_cls or check_model_folder(self.model_folder).get("_class_name", "")
+            identity = gen.identity(folder_identity(self.model_folder, self.cache), class_name)
+        producer = ImageProducer(rows, self.dataset.images, self.benchmark, self.cache, gen.output_dir, gen.seed,
+                                 gen.batch_size, identity, self.stop, self.settings.max_pixels)
+        producer.resolve_cached()
+        return producer
+
+    def load_editor(self):
+        """The default editor: the diffusers pipeline of --editeval-model (called by the fixture)."""
+        from .generation import load_diffusers_editor, resolve_model
+
+        gen = self.generation
+        folder = getattr(self, "model_folder", None) or resolve_model(gen)
+        return load_diffusers_editor(gen, folder, gen.resolve_device())
+
+    def adopt_editor(self, editor) -> None:
+        """The editor exists (its fixture was set up): a custom one that names itself gets its images cached
+        and names the model in the table; then generation starts."""
+        identity = getattr(editor, "editeval_identity", None)
+        if self.custom_editor and identity is not None:
+            self.producer.adopt_identity(identity)
+            if not self.settings.model_name:
+                self.model_name = _identity_name(identity) or self.model_name
+        self.producer.start(editor)
+
+    @property
+    def needs_editor(self) -> bool:
+        return self.producer is not None and bool(self.producer.pending) and not self.producer.started
+
+    def result(self, row: Row) -> Verdict:
+        """This row's verdict (raises JudgeFatalError when the judge cannot serve the run)."""
+        if self.scheduler is None:
+            self.start([])
+        return self.scheduler.result(row)
+
+    def judge_image(self, row: Row, image) -> Verdict:
+        """Judge any image (PIL or a file) as the edit of `row`: the `editeval_judge` fixture."""
+        from .evaluation import RowEvaluator
+
+        if self.scheduler is None:
+            self.start([])
+        path = Path(image) if isinstance(image, (str, Path)) else self._keep_for_judging(row, image)
+        return RowEvaluator(edited_image=lambda _: path, **self._evaluator_parts).evaluate(row)
+
+    def _keep_for_judging(self, row: Row, image) -> Path:
+        import hashlib
+        import io
+
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        data = buf.getvalue()
+        folder = (self.settings.cache_dir or Path(self.config.rootpath) / ".editeval") / "judged-images"
+        # Named by hashes only: the row key is a dataset string, not a file name.
+        name = hashlib.sha256(row.id.encode()).hexdigest()[:16]
+        path = folder / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.png"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+        return path
+
+    def source_image(self, row: Row):
+        """The row's first input image as an RGB PIL image (what the editing model receives)."""
+        from .images import decode_rgb
+
+        if not row.inputs:
+            raise InputError(f"row {row.id} has no input image")
+        return decode_rgb(self.dataset.images.read(row.inputs[0]), f"input image of {row.id}",
+                          self.settings.max_pixels)
+
+    def record(self, record: dict) -> None:
+        self.records[record["id"]] = record
+
+    # ---- finishing --------------------------------------------------------------------------------------
+    def outcome(self) -> Outcome:
+        verdicts = sorted((Verdict.from_record(r) for r in self.records.values()),
+                          key=lambda v: self.position.get(v.id, len(self.position)))
+        aggregates = aggregate(verdicts, self.benchmark, self.subset_order, expected_rows=len(self.selected))
+        all_ran = {v.id for v in verdicts} >= set(self.position) and self.stopped is None
+        complete = all_ran and aggregates.full.missing == 0
+        stopped = self.stopped.message if self.stopped else None
+        gate = evaluate_gate(self.thresholds, aggregates, all_ran=all_ran, policy=self.settings.gate_policy,
+                             allow_missing=self.settings.allow_missing, stopped=stopped)
+        deltas, compare_outcomes, warnings = [], [], []
+        if self.baseline is not None:
+            from .compare import compare_runs
+
+            deltas, compare_outcomes = compare_runs(
+                [v.to_record() for v in verdicts if v.status != "missing"], self.baseline.sample_records(),
+                self.compare_gates, list(aggregates.full.subsets),
+                [m.name for m in self.benchmark.metrics if not m.pooled], self.benchmark.default_averaging)
+            warnings = self._comparability()
+        return Outcome(verdicts, aggregates, gate, complete, all_ran, stopped, deltas, compare_outcomes, warnings)
+
+    def _comparability(self) -> list[str]:
+        """Why a comparison with the baseline may not compare like with like (said, never hidden)."""
+        base, warnings = self.baseline, []
+        if base.benchmark != self.benchmark.name:
+            warnings.append(f"the baseline is a {base.benchmark} run and this is {self.benchmark.name}: "
+                            "rows are paired by key only")
+        judge = self.settings.judge
+        if judge is not None and base.judge.model != judge.model:
+            warnings.append(f"the baseline was judged by {base.judge.model}, this run by {judge.model}: "
+                            "judges score on different scales")
+        return warnings
+
+    def results(self, outcome: Outcome):
+        """The run as the pydantic results model (built only when a file is written: pydantic is slow to import)."""
+        from .report.results import build_results
+        from .runs import run_metadata
+
+        judge, gen = self.settings.judge, self.generation
+        comparison = None
+        if self.baseline is not None:
+            comparison = {
+                "baseline": self.baseline.meta or {"model": self.baseline.model},
+                "deltas": [d.to_dict() for d in outcome.deltas],
+                "gates": [{"expression": o.gate.expression, **o.delta.to_dict(), "passed": o.passed}
+                          for o in outcome.compare_outcomes],
+                "warnings": outcome.compare_warnings,
+            }
+        meta = run_metadata(self.settings.save_name, model=self.model_name, benchmark=self.benchmark.name,
+                            revision=gen.revision if gen else None, protocol=self.settings.protocol,
+                            judge_model=judge.model if judge else "", seed=gen.seed if gen else None,
+                            model_digest=((self.producer and self.producer.identity) or {}).get("model"))
+        return build_results(
+            benchmark=self.benchmark.name, benchmark_info=self.benchmark.info(self.options),
+            language=self.settings.language, protocol=self.settings.protocol,
+            model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
+            judge_endpoint=judge.public_endpoint.split("?")[0] if judge else None,
+            verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete,
+            allow_missing=self.settings.allow_missing, stopped=outcome.stopped, meta=meta, comparison=comparison)
+
+    def write_files(self, outcome: Outcome) -> None:
+        s = self.settings
+        results = self.results(outcome) if (s.json_path or s.save_name or s.html_path) else None
+        data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
+        if s.json_path is not None:
+            self._write_results(s.json_path, data, outcome)
+        if s.save_name is not None:
+            self._save_run(data, outcome)
+        if s.html_path is not None:
+            self._write_html(results)
+            self.written.append(f"HTML report written to {s.html_path}")
+        self.write_edits_jsonl()
+
+    def write_edits_jsonl(self) -> None:
+        if self.producer is not None:
+            self.producer.write_jsonl([r for r in self.dataset.rows if r.language == self.settings.language])
+
+    def _write_results(self, path: Path, data: bytes, outcome: Outcome) -> None:
+        """The results JSON; a run that stopped, or scored nothing, never replaces a file holding scored rows."""
+        from .runs import holds_scored_rows, incomplete_path
+
+        kept = holds_scored_rows(path) if (outcome.stopped or outcome.aggregates.full.num == 0) else 0
+        if kept:
+            target = incomplete_path(path)
+            write_atomic(target, data)
+            self.written.append(f"results written to {target}; {path} kept as it was (it holds {kept} scored rows "
+                                "and this run is incomplete)")
+        else:
+            write_atomic(path, data)
+            self.written.append(f"results written to {path}")
+
+    def _save_run(self, data: bytes, outcome: Outcome) -> None:
+        """--editeval-save NAME: only a complete run may become NAME (a baseline); another is NAME.incomplete."""
+        from .runs import INCOMPLETE_SUFFIX, run_path
+
+        name = self.settings.save_name
+        if outcome.complete:
+            path = run_path(self.config.rootpath, name)
+            write_atomic(path, data)
+            self.written.append(f"run saved as {name} ({path})")
+        else:
+            path = run_path(self.config.rootpath, name + INCOMPLETE_SUFFIX)
+            write_atomic(path, data)
+            self.written.append(f"run NOT saved as {name}, because it is incomplete; saved as "
+                                f"{name}{INCOMPLETE_SUFFIX} ({path}), and {name} is left as it was")
+
+    def _write_html(self, results) -> None:
+        from .report.html import render_report, thumbnails
+
+        by_id = {r.id: r for r in self.selected}
+        store = self.dataset.images
+
+        def first_input(row_id: str) -> bytes:
+            return store.read(by_id[row_id].inputs[0])
+
+        thumbs = thumbnails(results.samples, first_input, self.settings.max_pixels)
+        write_atomic(self.settings.html_path,
+                     render_report(results, self.benchmark, self.baseline, thumbs).encode("utf-8"))
+
+    def counts(self) -> dict:
+        """Judge and cache counters of this process (summed with the xdist workers' for the summary)."""
+        cache = self.cache
+        return {"requests": self.client.requests_sent if self.client else 0,
+                "hits": cache.hits if cache else 0, "misses": cache.misses if cache else 0,
+                "shared": cache.shared if cache else 0, "corrupt": cache.corrupt if cache else 0,
+                "write_errors": sorted(set(cache.write_errors)) if cache else [],
+                "generated": self.producer.generated if self.producer else 0,
+                "from_cache": (len(self.producer.rows) - len(self.producer.pending)) if self.producer else 0,
+                "started": self.client is not None}
+
+    # ---- the marker API ---------------------------------------------------------------------------------
+    def evaluate_all(self, verdict_for) -> Outcome:
+        """Judge every selected row now (no items of our own) and return the outcome."""
+        self.start(self.selected)
+        try:
+            for row in self.selected:
+                self.record(verdict_for(row).to_record())
+        finally:
+            self.stop_threads()
+            self.write_edits_jsonl()
+        return self.outcome()
+
+
+def _quietly(target):
+    """A helper thread's target whose failure is left to the code that needs its result."""
+    def run(*args):
+        try:
+            target(*args)
+        except Exception:  # noqa: BLE001 - a prefetch that failed is simply done again where it is needed
+            pass
+    return run
+
+
+def _model_display_name(model: str | None) -> str:
+    """The model's name in the table: its hub id, or its folder's name."""
+    if not model:
+        return "custom-editor"
+    local = Path(model).expanduser()
+    return local.resolve().name if local.exists() else model
+
+
+def _identity_name(identity) -> str | None:
+    if isinstance(identity, dict):
+        for key in ("name", "model"):
+            if isinstance(identity.get(key), str) and identity[key]:
+                return identity[key]
+    return None
