@@ -77,8 +77,10 @@ class Run:
             self.dataset_dir = self.benchmark.resolve_dataset(settings.dataset, settings.hub, settings.offline)
             self.started_at = time.time()
             self.fresh_after = self.started_at if settings.refresh else None
+        # An archive the user passed is unpacked under .editeval/; one from a hub, beside it in the hub's cache.
+        local = Path(settings.dataset).expanduser().exists()
         self.options = BenchmarkOptions(
-            language=settings.language, extract_to=Path(config.rootpath) / ".editeval" / "datasets",
+            language=settings.language, extract_to=Path(config.rootpath) / ".editeval" / "datasets" if local else None,
             judge_prompts=settings.judge_prompts, kris_fix_anomaly=settings.kris_fix_anomaly,
             warn=self.warnings.append)
         self.dataset = self.benchmark.load(self.dataset_dir, self.options)
@@ -90,8 +92,10 @@ class Run:
         self.generation = settings.generation  # model mode when set
         self.producer = None
         if self.generation is None:
-            self.edited = load_edited_images(settings.images, self.benchmark, rows, self.selected, settings.language)
-            self.model_name = settings.model_name or self.edited.default_model_name
+            # --collect-only needs no images (a CI job may list the items before they exist)
+            self.edited = None if config.option.collectonly else \
+                load_edited_images(settings.images, self.benchmark, rows, self.selected, settings.language)
+            self.model_name = settings.model_name or (self.edited.default_model_name if self.edited else "model")
         else:
             self.edited = None
             self.model_name = settings.model_name or _model_display_name(self.generation.model)

@@ -1,6 +1,7 @@
-"""Helpers to exercise the plugin without a network: a GEdit-shaped dataset writer, edited-image writers and
-a real OpenAI-compatible judge server on 127.0.0.1 whose answers the caller controls. Used by this project's
-tests and benchmarks; also handy to check a CI setup before paying for a real judge."""
+"""Helpers to exercise the plugin without a network: dataset writers shaped like each benchmark (gedit_factory,
+imgedit_factory, kris_factory) with edited-image writers and the loopback judge rules that score them, and a real
+OpenAI-compatible judge server on 127.0.0.1 whose answers the caller controls. Used by this project's tests and
+perf scripts; also handy to check a CI setup before paying for a real judge."""
 
 from .gedit_factory import GeditRow, edited_red, make_gedit_dataset, write_edited_images
 from .judge_server import Fault, JudgeCall, JudgeServer, json_reply, rule_scores

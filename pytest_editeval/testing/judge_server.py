@@ -50,11 +50,15 @@ class Fault:
     text: str = ""
 
 
-def _mean_red(image: bytes) -> float:
+def _mean_rgb(image: bytes) -> list[float]:
     from PIL import Image, ImageStat
 
     with Image.open(io.BytesIO(image)) as img:
-        return ImageStat.Stat(img.convert("RGB")).mean[0]
+        return ImageStat.Stat(img.convert("RGB")).mean
+
+
+def _mean_red(image: bytes) -> float:
+    return _mean_rgb(image)[0]
 
 
 def rule_scores(call: JudgeCall) -> list[float]:

@@ -208,3 +208,42 @@ def write_kris_edits(folder: Path, rows: Iterable, ext: str = "jpg", *, size: tu
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(_image_bytes(ext, (edited_red(row), 90, 160), size))
     return folder
+
+
+# --- A loopback judge for KRIS-Bench rows --------------------------------------------------------------------
+SCORE_KEYS = ("consistency_score", "quality_score", "instruction_score", "knowledge_score")
+
+
+def edited_level(red: float) -> int:
+    """The 1..5 level an edited image's red channel (see `edited_red`) stands for."""
+    return round((red - 12) / 25) % 5 + 1
+
+
+def rule_levels(level: int) -> dict[str, int]:
+    """The raw 1-5 score the loopback judge gives each metric of an edit of `level` (all different, so that a
+    metric read as another is caught)."""
+    return {"consistency_score": level, "quality_score": level, "instruction_score": max(1, level - 1),
+            "knowledge_score": min(5, level + 1)}
+
+
+def expected_scores(row) -> dict[str, float]:
+    """{vc, vq, if[, kp]} on the published 0-100 scale for a row judged by `kris_reply`."""
+    raw = rule_levels(edited_level(edited_red(row)))
+    scores = {"vc": raw["consistency_score"], "vq": raw["quality_score"], "if": raw["instruction_score"]}
+    if row.category in KP_CATEGORIES:
+        scores["kp"] = raw["knowledge_score"]
+    return {metric: (value - 1) * 25.0 for metric, value in scores.items()}
+
+
+def kris_reply(scores, call) -> str:
+    """JudgeServer `reply=`: the edited image is the one the factory paints with green 90 and blue 160; its red
+    level gives the scores; the reply is JSON with the score keys the template asks for."""
+    from .judge_server import _mean_rgb
+
+    # JPEG moves a flat colour by a level or two; a dataset image lands this close to both by chance < 0.1%.
+    edited = [rgb for rgb in map(_mean_rgb, call.images) if abs(rgb[1] - 90) <= 4 and abs(rgb[2] - 160) <= 4]
+    if not edited:
+        return "I cannot find the edited image."
+    levels = rule_levels(edited_level(min(edited, key=lambda rgb: abs(rgb[1] - 90) + abs(rgb[2] - 160))[0]))
+    answer = {key: levels[key] for key in SCORE_KEYS if key in call.prompt}
+    return json.dumps({**answer, "reasoning": "judged by rule"})

@@ -1,0 +1,267 @@
+"""What each benchmark adds beyond the shared contract (test_contract.py): ImgEdit's archive, hub and templates,
+KRIS's multi-image rows, official misreadings and anomaly fix, user-declared sets, entry points, and saved runs
+of results schema 1 still serving as baselines. Run as users run pytest, against the loopback judge."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_editeval.testing import imgedit_factory as imgedit
+from pytest_editeval.testing import kris_factory as kris
+from pytest_editeval.testing import make_gedit_dataset, write_edited_images
+
+from .conftest import API_KEY, output_of
+
+
+@pytest.fixture
+def brun(pytester, monkeypatch, judge, tmp_path):
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+
+    def _run(benchmark, *args, images=None, dataset=None, subprocess=False):
+        base = [f"--editeval-benchmark={benchmark}", f"--editeval-judge-url={judge.url}",
+                f"--editeval-cache-dir={tmp_path / 'cache'}", "--editeval-judge-backoff=0.01", "-p", "no:cacheprovider",
+                *([f"--editeval-dataset={dataset}"] if dataset else []),
+                *([f"--editeval-images={images}"] if images else [])]
+        runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+        return runner(*base, *args)
+
+    return _run
+
+
+def _imgedit_judge(judge):
+    judge.scores, judge.reply = imgedit.imgedit_rule_scores, imgedit.imgedit_reply
+
+
+# ---- ImgEdit-Bench ---------------------------------------------------------------------------------------------
+def test_imgedit_from_its_tar_extracted_once_with_old_alter_rows(brun, judge, tmp_path, pytester):
+    rows = imgedit.make_imgedit_dataset(tmp_path / "dl", rows_per_type=1, layout="tar", old_alter=True)
+    _imgedit_judge(judge)
+    edits = imgedit.write_imgedit_edits(tmp_path / "edits", rows)
+    tar = tmp_path / "dl" / "Benchmark.tar"
+    result = brun("imgedit", dataset=tar, images=edits)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=9)
+    text = output_of(result)
+    assert "'alter'" in text and "adjust" in text  # the old name is said once, and scored as adjust
+    assert "differ from the official texts (SHA-256)" in text  # the tests' templates are not the real ones
+    extracted = [p for p in (pytester.path / ".editeval" / "datasets").iterdir() if not p.name.startswith(".")]
+    assert len(extracted) == 1 and not (extracted[0] / "Benchmark" / "hard").exists()  # singleturn only
+    stamp = (extracted[0] / "Benchmark" / "singleturn" / "singleturn.json").stat().st_mtime_ns
+    assert brun("imgedit", dataset=tar, images=edits).ret == 0
+    assert (extracted[0] / "Benchmark" / "singleturn" / "singleturn.json").stat().st_mtime_ns == stamp
+
+
+def test_imgedit_hub_download_fetches_only_the_benchmark_tar(brun, judge, tmp_path, monkeypatch, hub):
+    published = tmp_path / "published"
+    rows = imgedit.make_imgedit_dataset(published, rows_per_type=1, layout="tar")
+    (published / "train").mkdir()
+    (published / "train" / "part-00000.parquet").write_bytes(b"1.2 M training pairs" * 100)
+    hub.add_repo("dataset", "sysuyy/ImgEdit", published)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    _imgedit_judge(judge)
+    result = brun("imgedit", images=imgedit.write_imgedit_edits(tmp_path / "edits", rows), subprocess=True)
+    assert result.ret == 0, output_of(result)
+    assert hub.downloads == ["Benchmark.tar"]
+    extracted = [p for p in (tmp_path / "hf-cache").rglob("singleturn.json")]
+    assert extracted  # unpacked in the hub's cache, beside the download, once for every project
+
+
+def test_imgedit_prompts_come_from_the_user_and_a_missing_file_is_one_line(brun, judge, tmp_path):
+    rows = imgedit.make_imgedit_dataset(tmp_path / "dl", rows_per_type=1)
+    (tmp_path / "dl" / "Benchmark" / "singleturn" / "judge_prompt.json").unlink()
+    edits = imgedit.write_imgedit_edits(tmp_path / "edits", rows)
+    missing = brun("imgedit", dataset=tmp_path / "dl", images=edits)
+    assert missing.ret == 4 and "pass --editeval-judge-prompts FILE" in output_of(missing)
+    prompts = tmp_path / "mine.json"
+    prompts.write_text(json.dumps({t: imgedit.synthetic_template(t) for t in imgedit.EDIT_TYPES}))
+    _imgedit_judge(judge)
+    given = brun("imgedit", f"--editeval-judge-prompts={prompts}", dataset=tmp_path / "dl", images=edits)
+    assert given.ret == 0, output_of(given)
+    assert all(call.prompt.startswith("\n") and "(case " in call.prompt for call in judge.calls)
+
+
+def test_imgedit_model_mode_writes_the_official_flat_layout(brun, judge, pytester, tmp_path):
+    rows = imgedit.make_imgedit_dataset(tmp_path / "dl", rows_per_type=1)
+    pytester.makeconftest("""
+        import pytest
+        from PIL import Image
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline():
+            return lambda image, instruction, seed: Image.new("RGB", image.size, (110, 90, 160))
+    """)
+    _imgedit_judge(judge)
+    out = tmp_path / "out"
+    result = brun("imgedit", f"--editeval-output-dir={out}", dataset=tmp_path / "dl")
+    assert result.ret == 0, output_of(result)
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{r.key}.png" for r in rows)
+    rejudged = brun("imgedit", dataset=tmp_path / "dl", images=out)  # the layout is image mode's input
+    assert rejudged.ret == 0 and "judge requests: 0" in output_of(rejudged)
+
+
+# ---- KRIS-Bench --------------------------------------------------------------------------------------------------
+CATEGORIES_SMALL = ("color_change", "multi-element_composition", "temporal_prediction", "viewpoint_change",
+                    "physics", "anomaly_correction")
+
+
+def test_kris_multi_image_rows_need_an_editor_that_takes_a_list(brun, judge, pytester, tmp_path):
+    kris.make_kris_dataset(tmp_path / "dl", rows_per_category=1, categories=CATEGORIES_SMALL)
+    pytester.makeconftest("""
+        import pytest
+        from PIL import Image
+
+        class OneImage:
+            editeval_identity = {"model": "one-image"}
+            def __call__(self, image, instruction, seed):
+                return Image.new("RGB", image.size, (112, 90, 160))
+
+        class Many(OneImage):
+            editeval_identity = {"model": "many-images"}
+            editeval_multi_image = True
+            def __call__(self, image, instruction, seed):
+                first = image[0] if isinstance(image, list) else image
+                return Image.new("RGB", first.size, (112, 90, 160))
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline(request):
+            return Many() if request.config.getoption("--editeval-model-name") == "many" else OneImage()
+    """)
+    judge.scores, judge.reply = (lambda call: []), kris.kris_reply
+    one = brun("kris", f"--editeval-output-dir={tmp_path / 'one'}", dataset=tmp_path / "dl")
+    assert one.ret == 1
+    one.assert_outcomes(passed=len(CATEGORIES_SMALL) - 2, failed=2)  # multi-element and temporal rows
+    assert "input images and the editor takes one; use a pipeline that takes a list of images" in output_of(one)
+    many = brun("kris", "--editeval-model-name=many", f"--editeval-output-dir={tmp_path / 'many'}",
+                dataset=tmp_path / "dl")
+    assert many.ret == 0, output_of(many)
+    assert (tmp_path / "many" / "temporal_prediction" / "1.png").is_file()
+
+
+def test_kris_official_misreadings_unreadable_metrics_and_the_anomaly_fix(brun, judge, tmp_path):
+    rows = kris.make_kris_dataset(tmp_path / "dl", rows_per_category=1, categories=CATEGORIES_SMALL)
+    edits = kris.write_kris_edits(tmp_path / "edits", rows)
+
+    def reply(scores, call):
+        if "quality_score" in call.prompt:  # the template's trailing-comma example: invalid JSON, and the
+            return '1. Detect artifacts.\n{"quality_score": 4,\n}'  # first standalone digit (1) is what counts
+        if "knowledge_score" in call.prompt:  # KP never readable: missing for this row only
+            return json.dumps({"instruction_score": 3})
+        return kris.kris_reply(scores, call)
+
+    judge.scores, judge.reply = (lambda call: []), reply
+    out = tmp_path / "kris.json"
+    result = brun("kris", f"--editeval-json={out}", "--editeval-judge-parse-retries=1", dataset=tmp_path / "dl",
+                  images=edits)
+    assert result.ret == 0, output_of(result)
+    data = json.loads(out.read_text())
+    samples = {s["subset"]: s for s in data["samples"]}
+    assert all(s["scores"]["vq"] == 0.0 for s in samples.values())  # read as 1, as the official parser does
+    assert samples["physics"]["scores"]["kp"] is None and samples["physics"]["scores"]["if"] == 50.0
+    assert "unreadable metric values after the re-asks: 1 (kp 1)" in output_of(result)
+    assert data["benchmark_info"]["options"]["kris_fix_anomaly"] is False
+    anomaly_prompts = {call.prompt for call in judge.calls if "#anomaly_correction" in call.prompt}
+    judge.calls.clear()
+    fixed = brun("kris", f"--editeval-json={out}", "--editeval-kris-fix-anomaly", dataset=tmp_path / "dl",
+                 images=edits)
+    assert fixed.ret == 0 and json.loads(out.read_text())["benchmark_info"]["options"]["kris_fix_anomaly"]
+    fixed_prompts = {call.prompt for call in judge.calls if "#anomaly_correction" in call.prompt}
+    assert fixed_prompts - anomaly_prompts  # another instruction template, with the hint
+    assert any("Because of a rule" in p or "explanation" in p.lower() for p in fixed_prompts - anomaly_prompts)
+
+
+# ---- user-declared sets, entry points ----------------------------------------------------------------------------
+def _declared_set(folder: Path, count=4):
+    folder.mkdir(parents=True)
+    from PIL import Image
+
+    lines = []
+    for i in range(count):
+        Image.new("RGB", (24, 24), (20 * i, 40, 60)).save(folder / f"src{i}.png")
+        lines.append(json.dumps({"id": f"case{i}", "instruction": f"make it red #{i}", "source_image": f"src{i}.png",
+                                 "subset": "colour" if i % 2 else "shape"}))
+    (folder / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "rows.jsonl"
+
+
+def test_a_team_declares_its_own_set_in_pyproject(brun, judge, pytester, tmp_path):
+    _declared_set(pytester.path / "evals" / "acme")
+    pytester.makepyprojecttoml("""
+        [tool.editeval.benchmarks.acme-edits]
+        rows = "evals/acme/rows.jsonl"
+        recipe = "viescore"
+    """)
+    edits = tmp_path / "edits"
+    for subset, keys in (("shape", ("case0", "case2")), ("colour", ("case1", "case3"))):
+        (edits / subset).mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            shutil.copy(pytester.path / "evals" / "acme" / "src0.png", edits / subset / f"{key}.png")
+    out = tmp_path / "acme.json"
+    result = brun("acme-edits", f"--editeval-json={out}", "--editeval-threshold=overall>=0",
+                  "--editeval-threshold=sc[colour]>=0", images=edits)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=4)
+    assert len(judge.calls) == 8 and "editeval gate PASSED" in output_of(result)
+    assert json.loads(out.read_text())["benchmark"] == "acme-edits"
+
+
+def test_bad_declarations_are_one_line_naming_the_table_and_key(brun, pytester):
+    pytester.makepyprojecttoml("""
+        [tool.editeval.benchmarks.acme-edits]
+        rows = "evals/acme/rows.jsonl"
+        recipe = "viescore-plus"
+    """)
+    result = brun("acme-edits")
+    assert result.ret == 4
+    assert "[tool.editeval.benchmarks.acme-edits] in" in output_of(result) and "unknown recipe 'viescore-plus'" in \
+        output_of(result)
+
+
+def test_a_package_registers_a_benchmark_through_the_entry_point(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from pytest_editeval import benchmarks
+
+    point = EntryPoint(name="gedit-copy", value="pytest_editeval.benchmarks.gedit:GEDIT",
+                       group=benchmarks.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(benchmarks, "_entry_points", lambda: [point])
+    assert "gedit-copy" in benchmarks.known_names()
+    assert benchmarks.get("gedit-copy").title == "GEdit-Bench"
+
+
+# ---- saved runs of schema 1 ----------------------------------------------------------------------------------------
+def test_a_schema_1_saved_run_is_still_a_baseline(run, pytester, tmp_path):
+    from pytest_editeval.cli import main
+
+    run("--editeval-save=new")
+    new = json.loads((pytester.path / ".editeval" / "runs" / "new.json").read_text())
+    old = _as_schema_1(new)
+    (pytester.path / "old.json").write_text(json.dumps(old))
+    result = run(f"--editeval-compare={pytester.path / 'old.json'}", "--editeval-compare-fail=overall:-0.01")
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["vs *: Overall +0.000 (95% CI +0.000 to +0.000, n=44 paired rows*",
+                                 "PASS compare overall:-0.01*"])
+    assert main(["compare", str(pytester.path / "old.json"), str(pytester.path / ".editeval" / "runs" / "new.json"),
+                 "--compare-fail=overall:-0.01"]) == 0
+
+
+def _as_schema_1(data):
+    """What 0.1 wrote: GEdit's metrics as named fields, reasoning per aspect, no tags."""
+    old = {k: v for k, v in data.items() if k not in ("benchmark_info", "rows_ran", "allow_missing", "stopped")}
+    old["schema_version"] = 1
+    old["samples"] = []
+    for s in data["samples"]:
+        sample = {k: v for k, v in s.items() if k not in ("scores", "answers", "tags")}
+        sample.update(s["scores"])
+        sample["intersection"] = "intersection" in s["tags"]
+        sample["sc_scores"] = s["answers"]["semantic_consistency"]["values"]
+        sample["pq_scores"] = s["answers"]["perceptual_quality"]["values"]
+        old["samples"].append(sample)
+    for scope in old["aggregates"].values():
+        scope.pop("groups", None)
+        scope["subsets"] = {name: {"num": v["num"], "errors": v["errors"], "missing": v["missing"], **v["metrics"]}
+                            for name, v in scope["subsets"].items()}
+    old["gate"] = {k: v for k, v in data["gate"].items() if k != "failures"}
+    return old
