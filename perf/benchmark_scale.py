@@ -49,7 +49,7 @@ def main() -> None:
                 collect = []
                 for attempt in range(3):
                     wall, code, out, _ = run_pytest(probe_folder(tmp / f"{name}-collect{attempt}"), *args,
-                                                    "--collect-only", "-q")
+                                                    "--collect-only")
                     assert code == 0 and f"{count} tests collected" in out and "HEAVY-MODULES: []" in out, out[-2000:]
                     collect.append(wall)
                 first, code, out, _ = run_pytest(tmp / f"{name}-first", *args)

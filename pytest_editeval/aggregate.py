@@ -32,24 +32,34 @@ class MetricStats:
         return {"mean": self.mean, "n": self.n, "stderr": self.stderr}
 
 
+class _RowCounts:
+    """The rates of a part with `num` scored, `errors` and `missing` rows."""
+
+    num: int
+    errors: int
+    missing: int
+
+    @property
+    def error_rate(self) -> float:
+        """Rows whose judging failed over the rows judged (scored or failed); missing rows were never judged."""
+        return _share(self.errors, self.errors + self.num)
+
+    @property
+    def missing_rate(self) -> float:
+        """Rows without an edited image over the rows selected."""
+        return _share(self.missing, self.num + self.errors + self.missing)
+
+
 @dataclass(frozen=True)
-class SubsetAggregate:
+class SubsetAggregate(_RowCounts):
     num: int  # rows scored
     errors: int
     missing: int
     metrics: dict[str, MetricStats]
 
-    @property
-    def error_rate(self) -> float:
-        return _rate(self.errors, self.num)
-
-    @property
-    def missing_rate(self) -> float:
-        return _share(self.missing, self.num + self.errors + self.missing)
-
 
 @dataclass(frozen=True)
-class ScopeAggregate:
+class ScopeAggregate(_RowCounts):
     subsets: dict[str, SubsetAggregate]
     macro: dict[str, MetricStats]
     micro: dict[str, MetricStats]
@@ -57,14 +67,6 @@ class ScopeAggregate:
     num: int
     errors: int
     missing: int
-
-    @property
-    def error_rate(self) -> float:
-        return _rate(self.errors, self.num)
-
-    @property
-    def missing_rate(self) -> float:
-        return _share(self.missing, self.num + self.errors + self.missing)
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,6 @@ class Aggregates:
     @property
     def full(self) -> ScopeAggregate:
         return next(iter(self.scopes.values()))
-
-
-def _rate(errors: int, scored: int) -> float:
-    """error_rate: errors over the rows that were judged (scored or failed); missing rows were never judged."""
-    return _share(errors, errors + scored)
 
 
 def _share(part: int, whole: int) -> float:

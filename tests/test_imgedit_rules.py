@@ -391,7 +391,7 @@ def test_an_oversized_row_file_is_refused_unread(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / ie.ROWS_FILE).write_text(json.dumps({"1": {"id": "a.jpg", "prompt": "x" * 2000, "edit_type": "add"}}))
     monkeypatch.setattr(ie, "MAX_JSON_BYTES", 1024)
-    with pytest.raises(InputError, match="larger than"):
+    with pytest.raises(InputError, match="is over 1,024 bytes"):
         ie.load_rows(folder)
 
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
-
 from ..dataset import Dataset, FileImages, Row
 from ..errors import InputError
 from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason
-from . import Benchmark, BenchmarkOptions, Metric, Parsed, Protocol, viescore
+from . import Benchmark, BenchmarkOptions, viescore
+from .imgedit import ImgEditRecipe
 
 RECIPES = ("viescore", "imgedit")
 MAX_ROWS_BYTES = 64 << 20
@@ -121,57 +120,21 @@ class DeclaredSet(Benchmark):
         return found
 
 
-class ViescoreSet(DeclaredSet):
-    metrics = viescore.METRICS
-    headline_metric = "overall"
-    protocols = viescore.PROTOCOLS
-    row_formula = viescore.ROW_FORMULA
-
-    def questions(self, row: Row, protocol: str, context: Mapping):
-        return viescore.questions(row.instruction, protocol)
-
-    def parse(self, question, text: str) -> Parsed:
-        return viescore.parse(text)
-
-    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
-        return viescore.score_row(answers)
+class ViescoreSet(viescore.VieScoreRecipe, DeclaredSet):
+    pass
 
 
-class ImgeditSet(DeclaredSet):
-    metrics = (Metric("score", "Score", "S", low=1.0, high=5.0, decimals=2),)
-    headline_metric = "score"
-    protocols = (Protocol("official", "ImgEdit-Bench's: one call, raw bytes labelled PNG"),)
+class ImgeditSet(ImgEditRecipe, DeclaredSet):
     averaging_labels = {"macro": "subset mean", "micro": "sample mean"}
-    subset_decimals = 2
-    row_formula = "mean of the reply's '<Label>: <1-5>' lines, rounded to 2 decimals"
 
     def context(self, options: BenchmarkOptions) -> dict:
+        from ..jsonfile import read_json_object
         from . import imgedit_official as official
 
         path = options.judge_prompts or self.prompts_file
-        data, _ = official._read_json_object(path, f"{self.where}: prompts file", rows=False)
+        data, _ = read_json_object(path, f"{self.where}: prompts file", MAX_ROWS_BYTES)
         return {"prompts": {k: official.checked_template(v, f"{self.where}: prompts file {path}, template {k!r}")
                             for k, v in data.items()}}
-
-    def questions(self, row: Row, protocol: str, context: Mapping):
-        from . import imgedit_official as official
-
-        prompts = context["prompts"]
-        template = prompts.get(row.subset, prompts.get("default"))
-        if template is None:
-            raise InputError(f"{self.where}: no judge template for subset {row.subset!r} (and no \"default\")")
-        return [official.question(official.ImgEditRow(row.key, row.subset, row.instruction, row.inputs[0], None),
-                                  template)]
-
-    def parse(self, question, text: str) -> Parsed:
-        from . import imgedit_official as official
-
-        return Parsed(values=official.parse_official(text))
-
-    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
-        from . import imgedit_official as official
-
-        return {"score": official.row_score(answers["score"].values)}
 
 
 def read_rows(path: Path, where: str) -> list[Row]:

@@ -11,12 +11,10 @@ Scopes: the full set and the Intersection rows (`Intersection_exist`), each with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
-
 from ..dataset import Dataset, Row
 from ..errors import InputError
 from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason
-from . import Benchmark, BenchmarkOptions, Parsed, Scope, viescore
+from . import Benchmark, BenchmarkOptions, Scope, viescore
 
 SUBSETS = (
     "background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
@@ -28,19 +26,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 INTERSECTION = "intersection"
 
 
-class GEditBench(Benchmark):
+class GEditBench(viescore.VieScoreRecipe, Benchmark):
     name = "gedit"
     title = "GEdit-Bench"
-    metrics = viescore.METRICS
-    headline_metric = "overall"
     scopes = (Scope("full", "OVERALL"), Scope("intersection", "INTERSECTION", tag=INTERSECTION))
-    protocols = viescore.PROTOCOLS
     languages = ("en", "cn")
     default_dataset = "stepfun-ai/GEdit-Bench"
     default_hub = "modelscope"
     default_judge_model = "gpt-4.1"
     default_averaging = "macro"
-    row_formula = viescore.ROW_FORMULA
 
     def known_subsets(self) -> tuple[str, ...]:
         return SUBSETS
@@ -50,15 +44,6 @@ class GEditBench(Benchmark):
 
         files = find_data_files(folder, "GEdit-Bench")
         return Dataset(rows=load_index(files), images=ParquetImages(files, IMAGE_COLUMN), root=folder)
-
-    def questions(self, row: Row, protocol: str, context: Mapping):
-        return viescore.questions(row.instruction, protocol)
-
-    def parse(self, question, text: str) -> Parsed:
-        return viescore.parse(text)
-
-    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
-        return viescore.score_row(answers)
 
     def output_path(self, row: Row) -> Path:
         return Path("fullset") / row.subset / row.language / f"{row.key}.png"

@@ -25,20 +25,39 @@ from . import imgedit_official as official
 SCORE = "score"
 
 
-class ImgEditBench(Benchmark):
-    name = "imgedit"
-    title = "ImgEdit-Bench"
+class ImgEditRecipe:
+    """The recipe's part of a Benchmark (ImgEdit-Bench, and a declared set with recipe = "imgedit"): one call a
+    row with a template by subset, read with the official line rule."""
+
     metrics = (Metric(SCORE, "Score", "S", low=1.0, high=5.0, decimals=2),)
     headline_metric = SCORE
     protocols = (Protocol("official", "basic_bench.py: text, original, edited as raw bytes labelled PNG; "
                           "no temperature, no max_tokens", headline_averaging="macro"),)
-    default_dataset = "sysuyy/ImgEdit"
-    default_hub = "huggingface"
-    default_judge_model = "gpt-4.1"  # the leaderboard's judge (the scripts default to gpt-4o)
     default_averaging = "macro"
     averaging_labels = {"macro": "type mean, official", "micro": "sample mean"}
     subset_decimals = 2  # the leaderboard averages type scores printed with 2 decimals
     row_formula = "mean of the reply's '<Label>: <1-5>' lines (official line rule), rounded to 2 decimals"
+
+    def questions(self, row: Row, protocol: str, context: Mapping):
+        prompts = context["prompts"]
+        template = prompts.get(row.subset, prompts.get("default"))
+        if template is None:
+            raise InputError(f"no judge template for {row.subset!r} (and no \"default\")")
+        return [official.question(_official_row(row), template)]
+
+    def parse(self, question, text: str) -> Parsed:
+        return Parsed(values=official.parse_official(text))  # UnreadableReply: re-asked, then an error row
+
+    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
+        return {SCORE: official.row_score(answers[official.QUESTION_NAME].values)}
+
+
+class ImgEditBench(ImgEditRecipe, Benchmark):
+    name = "imgedit"
+    title = "ImgEdit-Bench"
+    default_dataset = "sysuyy/ImgEdit"
+    default_hub = "huggingface"
+    default_judge_model = "gpt-4.1"  # the leaderboard's judge (the scripts default to gpt-4o)
 
     def known_subsets(self) -> tuple[str, ...]:
         return (*official.EDIT_TYPES, official.SUBSET_UGE)
@@ -46,8 +65,7 @@ class ImgEditBench(Benchmark):
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
         from ..hub import resolve_dataset
 
-        folder = resolve_dataset(spec, hub, offline, allow_patterns=[official.TAR_NAME])
-        return folder
+        return resolve_dataset(spec, hub, offline, allow_patterns=[official.TAR_NAME])
 
     def load(self, folder: Path, options: BenchmarkOptions) -> Dataset:
         singleturn = official.find_singleturn(folder, extract_to=options.extract_to)
@@ -64,18 +82,6 @@ class ImgEditBench(Benchmark):
                             "official texts (SHA-256): scores are not comparable with published numbers")
         return Dataset(rows=[_row(r, singleturn) for r in rows], images=FileImages(singleturn), root=singleturn,
                        warnings=warnings, context={"prompts": prompts})
-
-    def questions(self, row: Row, protocol: str, context: Mapping):
-        template = context["prompts"].get(row.subset)
-        if template is None:
-            raise InputError(f"no judge template for edit type {row.subset!r}")
-        return [official.question(_official_row(row), template)]
-
-    def parse(self, question, text: str) -> Parsed:
-        return Parsed(values=official.parse_official(text))  # UnreadableReply: re-asked, then an error row
-
-    def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
-        return {SCORE: official.row_score(answers[official.QUESTION_NAME].values)}
 
     def output_path(self, row: Row) -> Path:
         return Path(f"{row.key}.png")

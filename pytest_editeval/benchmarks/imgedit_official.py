@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 
 from ..archives import extract_tar
 from ..errors import InputError
+from ..jsonfile import read_json_object
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Question, input_image
 
@@ -193,32 +194,7 @@ def load_uge_rows(rows_file: Path, images: Path) -> tuple[list[ImgEditRow], list
 
 
 def _read_json_object(path: Path, what: str, *, rows: bool = True) -> tuple[dict, list[str]]:
-    if not path.is_file():
-        raise InputError(f"{what} {path} does not exist")
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise InputError(f"{what} {path} is larger than {MAX_JSON_BYTES >> 20} MiB: not an ImgEdit-Bench file")
-    duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, object]]) -> dict:
-        seen: dict = {}
-        for name, value in items:
-            if name in seen:
-                duplicates.append(name)
-            seen[name] = value  # the last one wins, as the official json.load does
-        return seen
-
-    try:
-        data = json.loads(raw, object_pairs_hook=pairs)
-    except (ValueError, RecursionError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{what} {path} is not valid JSON ({reason})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{what} {path} must hold one JSON object {{key: row}}, not a {type(data).__name__}")
+    data, duplicates = read_json_object(path, what, MAX_JSON_BYTES)
     if rows and not data:
         raise InputError(f"{what} {path} holds no rows")
     return data, duplicates

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from ..errors import InputError
+from ..jsonfile import read_json_object
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Part, Question, input_image, reference_image
 
@@ -235,23 +236,7 @@ def id_order(row_id: str) -> tuple:
 def _read_annotations(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path} is missing: every KRIS-Bench category folder needs its {ANNOTATION_FILE}")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_ANNOTATION_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_ANNOTATION_BYTES:
-        raise InputError(f"{path} is over {MAX_ANNOTATION_BYTES:,} bytes: not a KRIS-Bench annotation")
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{path} is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{path} must hold one JSON object {{id: {{ori_img, ins_en, ...}}}}, "
-                         f"not a {type(value).__name__}")
-    return value
+    return read_json_object(path, "KRIS-Bench annotation", MAX_ANNOTATION_BYTES)[0]
 
 
 def _name_problem(name: object) -> str | None:

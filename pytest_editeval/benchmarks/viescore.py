@@ -77,6 +77,24 @@ ROW_FORMULA = "SC = min(SC scores), PQ = min(PQ scores), O = sqrt(SC x PQ); scor
 SC, PQ = "semantic_consistency", "perceptual_quality"
 
 
+class VieScoreRecipe:
+    """The recipe's part of a Benchmark (GEdit-Bench, and a declared set with recipe = "viescore")."""
+
+    metrics = METRICS
+    headline_metric = "overall"
+    protocols = PROTOCOLS
+    row_formula = ROW_FORMULA
+
+    def questions(self, row, protocol: str, context: Mapping) -> list[Question]:
+        return questions(row.instruction, protocol)
+
+    def parse(self, question, text: str) -> Parsed:
+        return parse(text)
+
+    def score_row(self, row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
+        return score_row(answers)
+
+
 def questions(instruction: str, protocol: str) -> list[Question]:
     prompts = load_prompts()
     sc_text, pq_text = prompts.semantic_consistency(instruction), prompts.perceptual_quality
