@@ -2,6 +2,7 @@
 
     pytest-editeval compare BASELINE NEW [--compare-fail EXPR]...   paired comparison of two saved runs
     pytest-editeval compare NEW --baseline BASELINE                  the same, with the baseline named
+    pytest-editeval agreement RUN_A RUN_B [--json OUT] [--html OUT]    how far two judges agree on the same images
     pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
 
 compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
@@ -29,12 +30,56 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--compare-fail", action="append", type=compare_gate, default=[], metavar="EXPR",
                          help="fail when a paired difference drops below DELTA, e.g. overall:-0.2 (repeatable)")
     compare.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
+    agree = commands.add_parser("agreement", help="how far two judges agree: two saved runs of the same images")
+    agree.add_argument("run_a", metavar="RUN_A", help="a saved run (name under .editeval/runs/ or a results JSON)")
+    agree.add_argument("run_b", metavar="RUN_B", help="the same images judged by another judge (or the same, again)")
+    agree.add_argument("--json", metavar="OUT", help="write the agreement as JSON")
+    agree.add_argument("--html", metavar="OUT", help="write the agreement as a self-contained HTML page")
+    agree.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
     demo.add_argument("folder", metavar="FOLDER", help="a new (or empty) folder")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(Path(args.folder))
+    if args.command == "agreement":
+        return _agreement(args)
     return _compare(parser, args)
+
+
+def _agreement(args) -> int:
+    from . import benchmarks
+    from .agreement import agreements
+    from .report.agreement import agreement_json, render_agreement_html, render_agreement_table
+    from .runs import load_run
+
+    try:
+        a, b = (load_run(name, Path(args.rootdir)) for name in (args.run_a, args.run_b))
+        benchmark = benchmarks.get(a.benchmark, Path(args.rootdir))
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if a.benchmark != b.benchmark:
+        print(f"error: {args.run_a} is a {a.benchmark} run and {args.run_b} a {b.benchmark} run: agreement needs "
+              "the same rows judged twice", file=sys.stderr)
+        return 2
+    metrics = [m for m in benchmark.metrics if not m.pooled]
+    subsets = list(a.aggregates[benchmark.scopes[0].name].subsets)
+    results = agreements(a.sample_records(), b.sample_records(), [m.name for m in metrics], subsets)
+    if not any(r.n for r in results):
+        print(f"error: {args.run_a} and {args.run_b} have no scored row in common (paired by key)", file=sys.stderr)
+        return 2
+    labels = {m.name: m.label for m in metrics}
+    print(f"{a.judge.model} ({args.run_a}) vs {b.judge.model} ({args.run_b}): {a.benchmark} {a.language}, "
+          "paired by row over rows both scored")
+    print(render_agreement_table(results, labels))
+    if args.json:
+        Path(args.json).write_text(agreement_json(results, args.run_a, args.run_b, a, b), encoding="utf-8")
+        print(f"agreement written to {args.json}")
+    if args.html:
+        Path(args.html).write_text(render_agreement_html(results, labels, args.run_a, args.run_b, a, b),
+                                   encoding="utf-8")
+        print(f"HTML written to {args.html}")
+    return 0
 
 
 def _demo(folder: Path) -> int:
