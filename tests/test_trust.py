@@ -439,3 +439,26 @@ def test_a_fatal_answer_under_xdist_stops_the_run_with_its_exit_status(run, monk
     result.stdout.fnmatch_lines(["editeval STOPPED (exit 4): judge rejected the API key: HTTP 401*",
                                  "0 of 44 benchmark rows ran before the stop"])
     assert "INTERNALERROR" not in output_of(result)
+
+
+def test_a_marker_slice_with_missing_images_fails_unless_allowed(pytester, judge, gedit, edits, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+    entries = [json.loads(line) for line in edits.read_text().splitlines()][:3]
+    for entry in entries:
+        entry["image_path"] = str(edits.parent / entry["image_path"])
+    few = _jsonl(tmp_path / "few", entries)
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.editeval(benchmark="gedit", images={str(few)!r})
+        def test_strict(editeval_result):
+            assert editeval_result.score("overall") >= 0
+
+        @pytest.mark.editeval(benchmark="gedit", images={str(few)!r}, allow_missing=True)
+        def test_allowed(editeval_result):
+            assert len(editeval_result.missing) == 41 and editeval_result.score("overall").n == 3
+    """)
+    result = pytester.runpytest(f"--editeval-judge-url={judge.url}", f"--editeval-dataset={gedit[0]}",
+                                f"--editeval-cache-dir={tmp_path / 'c'}")
+    result.assert_outcomes(passed=1, errors=1)  # the slice's fixture fails, with one line
+    result.stdout.fnmatch_lines(["*41 of 44 rows of this slice have no edited image*pass allow_missing=True*"])
