@@ -28,6 +28,7 @@ from .settings import RunSettings
 from .verdict import Verdict
 
 PREPARE_AHEAD_THREADS = 4
+_SAY_LOCK = threading.Lock()
 
 
 @dataclass
@@ -189,9 +190,15 @@ class Run:
             self.scheduler.submit(rows)
 
     def _say(self, line: str) -> None:
-        """One progress line on the terminal now (a judge server starting, a judge model loading)."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and not self.is_worker:
+        """One progress line on the terminal now (a judge server starting, a judge model loading), from any
+        thread: output capture is suspended for it, as pytest's live logging does."""
+        import contextlib
+
+        plugins = self.config.pluginmanager
+        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+        if reporter is None or self.is_worker:
+            return
+        with _SAY_LOCK, (capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()):
             reporter.write_line(f"editeval: {line}")
 
     def judge_info(self) -> dict:

@@ -75,6 +75,25 @@ def json_reply(scores: list[float], call: JudgeCall) -> str:
                        "reasoning": f"judged {call.aspect}"})
 
 
+def judge_call(texts: list[str], image_urls: list[str], text_first: bool, body: dict, authorized: bool = True,
+               path: str = "/v1/chat/completions") -> JudgeCall:
+    """What a request asks, as the scoring rules see it: the aspect and instruction come from its first text."""
+    prompt = texts[0] if texts else ""
+    aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
+    instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
+    return JudgeCall(aspect, instruction, prompt, image_urls, text_first, body, authorized, path)
+
+
+def reply_for_request(request, scores: Callable[[JudgeCall], list[float]] = rule_scores,
+                      reply: Callable[[list[float], JudgeCall], str] = json_reply) -> str:
+    """This server's reply to a backend-neutral request (texts and judges.requests.PreparedImage parts, in
+    order): what the tests' scripted in-process judge says, so that its scores equal the HTTP judge's."""
+    texts = [part for part in request if isinstance(part, str)]
+    urls = [part.data_url for part in request if not isinstance(part, str)]
+    call = judge_call(texts, urls, bool(request) and isinstance(request[0], str), {})
+    return reply(scores(call), call)
+
+
 class JudgeServer:
     def __init__(self, api_key: str = "test-key", latency: float = 0.0,
                  scores: Callable[[JudgeCall], list[float]] = rule_scores,
@@ -128,11 +147,8 @@ class JudgeServer:
         """(status, headers, payload, delay, drop) for one request."""
         content = body["messages"][0]["content"]
         texts = [p["text"] for p in content if p.get("type") == "text"]
-        prompt = texts[0] if texts else ""
         images = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
-        aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
-        instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
-        call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized, path)
+        call = judge_call(texts, images, content[0].get("type") == "text", body, authorized, path)
         with self.lock:
             if self.first_request_at is None:
                 self.first_request_at = time.perf_counter()
@@ -212,3 +228,4 @@ def _make_handler(judge: JudgeServer):
             self.wfile.write(payload)
 
     return Handler
+
