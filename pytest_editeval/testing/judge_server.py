@@ -4,6 +4,8 @@ Its answers are deterministic and computable from the request (`rule_scores`), s
 end-to-end scores. Faults can be queued (`faults`), one per incoming request: an HTTP status with headers,
 a hang, a dropped connection, a non-JSON body, or an arbitrary reply text. `down()` / `up()` stop and restart
 listening on the same port. Only loopback is ever bound.
+A /health route answers 200 (vLLM's health check); an empty `api_key` accepts any request, as vLLM without a key
+does. `stand_in_vllm.py` runs this server as a stand-in for `vllm serve`.
 """
 
 from __future__ import annotations
@@ -193,6 +195,10 @@ def _make_handler(judge: JudgeServer):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
+        def do_GET(self) -> None:  # noqa: N802
+            # vLLM's health check: 200 once the server serves (the stand-in listens only then).
+            self._send(200 if self.path == "/health" else 404, {}, b"")
+
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
@@ -201,7 +207,7 @@ def _make_handler(judge: JudgeServer):
             if not re.fullmatch(r"/v1(/deployments/[^/]+)?/chat/completions", route):
                 self._send(404, {}, b'{"error": "not found"}')
                 return
-            authorized = (self.headers.get("authorization") == f"Bearer {judge.api_key}"
+            authorized = (not judge.api_key or self.headers.get("authorization") == f"Bearer {judge.api_key}"
                           or self.headers.get("api-key") == judge.api_key)
             try:
                 status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized, self.path)
