@@ -121,7 +121,7 @@ class Run:
         self.records: dict[str, dict] = {}  # row id -> record: one per row, however many tests look at it
         self.stop = threading.Event()
         self.scheduler = None
-        self.client = None
+        self.judge = None  # the judge (judges.Judge), created when the run starts
         self.cache: Cache | None = None
         self.stopped: Stop | None = None
         self.custom_editor = False
@@ -167,7 +167,7 @@ class Run:
         root = self.settings.cache_dir
         self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after,
                            shared_after=self.started_at if self.is_worker else None)
-        self.client = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
+        self.judge = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
                                     workdir=Path(self.config.rootpath) / ".editeval")
         if self.generation is None:
             paths, origin = self.edited.paths, self.edited.origin
@@ -179,7 +179,7 @@ class Run:
             where = str(self.generation.output_dir)
         self._evaluator_parts = dict(benchmark=self.benchmark, protocol=self.settings.protocol,
                                      images=self.dataset.images, context=self.dataset.context,
-                                     edited_origin=where, judge=self.client,
+                                     edited_origin=where, judge=self.judge,
                                      cache=self.cache, max_pixels=self.settings.max_pixels)
         evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
         # Each row asks its questions at once, so workers/2 rows fill the request slots; a few more rows prepare
@@ -203,8 +203,8 @@ class Run:
 
     def judge_info(self) -> dict:
         """The judge as results name it: the started judge's own account, an xdist worker's, or the settings'."""
-        if self.client is not None:
-            return self.client.describe()
+        if self.judge is not None:
+            return self.judge.describe()
         if self.worker_judge is not None:
             return self.worker_judge
         spec = self.settings.judge
@@ -222,20 +222,22 @@ class Run:
         thread.start()
 
     def stop_threads(self) -> None:
-        """Stop and join every thread this run started, and close the judge's connections. Called when the run
-        loop ends (normally or not) and again at unconfigure; does nothing the second time."""
+        """Stop and join every thread this run started, and close the judge (its connections, its model thread,
+        its server). Called when the run loop ends (normally or not) and again at unconfigure; does nothing the
+        second time."""
         from .scheduler import JOIN_TIMEOUT_S, join_all
 
         if self.producer is not None:
             self.producer.request_stop()  # releases judge threads waiting for images that will not come
         still_alive = []
         if self.scheduler is not None:
-            still_alive += self.scheduler.shutdown(interrupt=self.client.interrupt if self.client else None)
+            still_alive += self.scheduler.shutdown(interrupt=self.judge.interrupt if self.judge else None)
         if self.producer is not None and not self.producer.join(JOIN_TIMEOUT_S):
             still_alive.append("editeval-generate")
         still_alive += join_all(self._threads, JOIN_TIMEOUT_S)
-        if self.client is not None:
-            self.client.close()
+        if self.judge is not None:
+            self.judge.close()
+            still_alive += getattr(self.judge, "still_running", [])
         if still_alive:  # said in the summary; nothing legitimate takes this long once interrupted
             self.still_running = sorted(set(still_alive))
 
@@ -442,14 +444,14 @@ class Run:
     def counts(self) -> dict:
         """Judge and cache counters of this process (summed with the xdist workers' for the summary)."""
         cache = self.cache
-        return {"requests": self.client.requests_sent if self.client else 0,
+        return {"requests": self.judge.requests_sent if self.judge else 0,
                 "hits": cache.hits if cache else 0, "misses": cache.misses if cache else 0,
                 "shared": cache.shared if cache else 0, "corrupt": cache.corrupt if cache else 0,
                 "write_errors": sorted(set(cache.write_errors)) if cache else [],
                 "generated": self.producer.generated if self.producer else 0,
                 "from_cache": (len(self.producer.rows) - len(self.producer.pending)) if self.producer else 0,
-                "started": self.client is not None,
-                "judge_notes": self.client.notes() if self.client else []}
+                "started": self.judge is not None,
+                "judge_notes": self.judge.notes() if self.judge else []}
 
     # ---- the marker API ---------------------------------------------------------------------------------
     def evaluate_all(self, verdict_for) -> Outcome:

@@ -329,6 +329,21 @@ def test_greedy_replies_do_not_depend_on_batching(tiny_judges):
         judge.close()
 
 
+def test_a_sampling_recipe_is_seeded_before_each_call(tiny_judges):
+    """EditScore's sampling (temperature 0.7, top_p 0.9, top_k 20) with its seed: the same request gets the same
+    reply each time; another seed samples another one."""
+    request = ["Rate this edit", _png((200, 10, 10))]
+    sampled = dict(max_tokens=24, temperature=0.7, top_p=0.9, top_k=20)
+    judge, other = _judge(tiny_judges / "qwen2.5-vl", seed=42, **sampled), _judge(tiny_judges / "qwen2.5-vl", seed=7, **sampled)
+    try:
+        first = judge.ask(request)
+        assert judge.ask(request) == first and other.ask(request) != first
+        assert judge.describe()["parameters"]["seed"] == 42 and judge.parse_retries == 2
+    finally:
+        judge.close()
+        other.close()
+
+
 def test_an_adapter_is_merged_and_changes_the_replies(tiny_judges):
     request = ["Rate this edit", _png((200, 10, 10))]
     base, tuned = _judge(tiny_judges / "qwen2.5-vl"), _judge(tiny_judges / "qwen2.5-vl", adapter=str(tiny_judges / "qwen2.5-vl-lora"))

@@ -48,6 +48,7 @@ class ManagedServer:
         self.process: subprocess.Popen | None = None
         self.started_in: float | None = None
         self._stopping = threading.Event()
+        self._swept = False
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -111,13 +112,15 @@ class ManagedServer:
             process = self.process
             if process is None:
                 return
-            if process.poll() is None:
-                _signal_group(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    pass
-            _signal_group(process.pid, signal.SIGKILL)  # whatever the server forked and left behind
+            if not self._swept:
+                if process.poll() is None:
+                    _signal_group(process.pid, signal.SIGTERM)
+                    try:
+                        process.wait(STOP_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        pass
+                _signal_group(process.pid, signal.SIGKILL)  # whatever the server forked and left behind
+                self._swept = True  # once: afterwards the group's id may be another's
             process.wait()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join()

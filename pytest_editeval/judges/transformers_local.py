@@ -102,6 +102,7 @@ class TransformersJudge:
         self._cv = threading.Condition()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self.still_running: list[str] = []  # threads that did not end when closed
 
     # ---- the Judge interface -------------------------------------------------------------------------------
     @property
@@ -117,8 +118,9 @@ class TransformersJudge:
         s = self.spec
         out: dict = {"max_new_tokens": s.max_tokens or DEFAULT_MAX_NEW_TOKENS, "do_sample": s.sampling}
         if s.sampling:
-            out.update({k: v for k, v in (("temperature", s.temperature), ("top_p", s.top_p), ("top_k", s.top_k),
-                                          ("seed", s.seed)) if v is not None})
+            out.update({k: v for k, v in (("temperature", s.temperature), ("top_p", s.top_p), ("top_k", s.top_k))
+                        if v is not None})
+            out["seed"] = s.seed if s.seed is not None else 0  # sampling is always seeded
             out["batch_size"] = s.batch_size  # a sampled reply depends on its batch-mates
         return out
 
@@ -175,6 +177,9 @@ class TransformersJudge:
             thread = self._thread
         if thread is not None:
             thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():  # said in the summary; the weights stay in memory until it ends
+                self.still_running = [thread.name]
+                return
         self._release()
 
     # ---- the model thread ----------------------------------------------------------------------------------
@@ -184,17 +189,24 @@ class TransformersJudge:
         except Exception as exc:  # noqa: BLE001 - any load failure stops the run with one line
             self.fatal = JudgeFatalError(_load_failure(self.spec, self.folder, self.device, exc), usage=True)
             self.stop.set()
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            if not batch:
-                continue
-            if self.fatal is not None:
-                for pending in batch:
-                    pending.finish(error=self.fatal)
-                continue
-            self._answer(batch)
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                if not batch:
+                    continue
+                if self.fatal is not None:
+                    for pending in batch:
+                        pending.finish(error=self.fatal)
+                    continue
+                self._answer(batch)
+        finally:  # however this thread ends, nobody is left waiting for an answer
+            with self._cv:
+                self._closing.set()
+                left, self._queue = list(self._queue), deque()
+            for pending in left:
+                pending.finish(error=self.fatal or SampleError("the judge stopped before it answered"))
 
     def _next_batch(self) -> list[_Pending] | None:
         """Up to batch-size requests, waiting briefly for the batch to fill; None when the judge closes. After a
@@ -265,7 +277,7 @@ class TransformersJudge:
         kwargs: dict = {"max_new_tokens": generation["max_new_tokens"], "do_sample": s.sampling}
         if s.sampling:
             kwargs.update({k: generation[k] for k in ("temperature", "top_p", "top_k") if k in generation})
-            torch.manual_seed(s.seed if s.seed is not None else 0)
+            torch.manual_seed(generation["seed"])
         else:  # greedy whatever the model's generation_config.json says
             kwargs.update(temperature=None, top_p=None, top_k=None)
         processors = self.extra_logits_processors(requests, prompt_length)
