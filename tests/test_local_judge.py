@@ -80,10 +80,11 @@ def local_run(pytester, gedit, edits, tiny_judges, tmp_path):
     scripting conftest exists only during these runs: an in-process run would patch this process's class."""
 
     def _run(*args, model="qwen2.5-vl", cache_dir=None, subprocess=True, images=True, conftest=SCRIPTED):
+        model = model if "/" in model else tiny_judges / model  # a hub id, or one of the tiny judges
         base = ["--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}",
                 *([f"--editeval-images={edits}"] if images else []),
                 f"--editeval-cache-dir={cache_dir or tmp_path / 'cache'}", "-p", "no:cacheprovider",
-                "--editeval-judge-backend=transformers", f"--editeval-judge-model={tiny_judges / model}",
+                "--editeval-judge-backend=transformers", f"--editeval-judge-model={model}",
                 "--editeval-judge-device=cpu", *SLICE]
         runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
         written = pytester.makeconftest(conftest)
@@ -135,6 +136,27 @@ def test_scores_equal_the_http_judges_end_to_end(model, local_run, run, tiny_jud
         assert not any(re.match(narrowed.replace("*", ".*"), line) for line in result.outlines)
     else:
         result.stdout.fnmatch_lines([narrowed])
+
+
+def test_judge_model_and_adapter_from_hugging_face(local_run, hub, tiny_judges, monkeypatch, tmp_path):
+    """Hub ids go through the real snapshot_download (a loopback Hub) and name the same weights as the folders."""
+    hub.add_repo("model", "tiny-org/tiny-judge", tiny_judges / "qwen2.5-vl")
+    hub.add_repo("model", "tiny-org/tiny-lora", tiny_judges / "qwen2.5-vl-lora")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    out = tmp_path / "r.json"
+    result = local_run("--editeval-judge-model-hub=huggingface", "--editeval-judge-adapter=tiny-org/tiny-lora",
+                       f"--editeval-json={out}", model="tiny-org/tiny-judge")
+    assert result.ret == 0, output_of(result)
+    judge = json.loads(out.read_text())["judge"]
+    assert judge["model"] == "tiny-org/tiny-judge"
+    assert judge["digest"] == folder_identity(tiny_judges / "qwen2.5-vl", Cache(None))
+    assert judge["adapter_digest"] == folder_identity(tiny_judges / "qwen2.5-vl-lora", Cache(None))
+    offline = local_run("--editeval-judge-model-hub=huggingface", "--editeval-offline", model="tiny-org/not-cached",
+                        subprocess=False, conftest="")  # in process: no scripting of this process's class
+    assert offline.ret == 4
+    assert ("judge model tiny-org/not-cached is not in the Hugging Face cache (--editeval-offline): run once with "
+            "network access, or pass --editeval-judge-model a local folder") in output_of(offline)
 
 
 def test_unreadable_replies_are_counted_error_rows(local_run, monkeypatch, en_rows, tmp_path):
