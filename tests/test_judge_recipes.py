@@ -107,3 +107,29 @@ def test_a_different_recipe_or_judge_is_one_comparison_warning(run, tmp_path):
                         "(openai, recipe editscore): judges score on different scales"]
     same = run("--editeval-subsets=color_alter", "--editeval-compare=vie")
     assert not [line for line in same.outlines if line.startswith("WARNING:")]
+
+
+def test_the_compare_command_says_so_too(run, pytester):
+    import subprocess
+    import sys
+
+    assert run("--editeval-save=vie", "--editeval-subsets=color_alter").ret == 0
+    assert run("--editeval-save=es", "--editeval-judge-recipe=editscore", "--editeval-subsets=color_alter").ret == 0
+    cli = [sys.executable, "-m", "pytest_editeval.cli", "compare", "vie", "es", f"--rootdir={pytester.path}"]
+    done = subprocess.run(cli, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["WARNING: vie was judged by gpt-4.1 (openai, recipe viescore) and es by gpt-4.1 "
+                                        "(openai, recipe editscore): judges score on different scales"]
+
+
+def test_judge_options_have_ini_twins(run, pytester, judge):
+    pytester.makeini("[pytest]\nediteval_judge_backend = nosuch\n")
+    result = run()
+    assert result.ret == 4
+    assert ("ini option editeval_judge_backend: unknown judge backend 'nosuch': known judge backends are openai, "
+            "transformers, vllm") in output_of(result)
+    pytester.makeini("[pytest]\nediteval_judge_recipe = editscore\nediteval_judge_seed = 3\n")
+    result = run("--editeval-subsets=color_alter", "--editeval-limit=1")
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["*protocol official, recipe editscore, judge gpt-4.1 (openai)*"])
+    assert {c.body["seed"] for c in judge.calls} == {3}
