@@ -106,6 +106,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
 
     from . import benchmarks
     from .compare import compare_runs, resolve_compare_gate
+    from .judges import different_judges
     from .report.table import render_comparison
     from .runs import load_run
 
@@ -141,9 +142,10 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
           f"{current.language}, paired by row over rows both scored")
     print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],
                    tablefmt="pretty"))
-    if baseline.judge.model != current.judge.model:
-        print(f"WARNING: {baseline_name} was judged by {baseline.judge.model} and {new_name} by "
-              f"{current.judge.model}: judges score on different scales", file=sys.stderr)
+    judges = different_judges(baseline.judge.model_dump(), current.judge.model_dump())
+    if judges:
+        print(f"WARNING: {baseline_name} was judged by {judges[0]} and {new_name} by {judges[1]}: judges score on "
+              "different scales", file=sys.stderr)
     for line, _ in render_comparison(deltas, outcomes, baseline_name, True, labels):
         print(line)
     return 1 if any(not o.passed for o in outcomes) else 0

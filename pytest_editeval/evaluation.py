@@ -1,5 +1,5 @@
-"""One benchmark row -> one Verdict: benchmark.questions(row) -> the judge (cached, bounded re-asks) ->
-benchmark.parse -> benchmark.score_row.
+"""One benchmark row -> one Verdict: benchmark.questions(row) -> the judge (any backend of judges/; cached, bounded
+re-asks) -> benchmark.parse -> benchmark.score_row.
 
 Errors of this row become an error Verdict; only a fault that makes the whole run pointless (JudgeFatalError)
 escapes. The cache key of an answer is computed without preparing any image: from the digests of the exact
@@ -9,7 +9,6 @@ Digests are memoised by file identity, so a fully cached re-run reads no image a
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from pathlib import Path
@@ -20,9 +19,9 @@ from .cache import DEFERRED, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import ImageStore, Row
 from .errors import InputError, SampleError
 from .images import NEEDS_INPUT_SIZE, image_size, prepare, sniff_mime
-from .judges.openai_http import JudgeClient, render
+from .judges import Judge
 from .judges.replies import UnreadableReply
-from .judges.requests import EDITED, ImageRef, Question
+from .judges.requests import EDITED, ImageRef, PreparedImage, Question
 from .verdict import Verdict
 
 ANSWER_KIND = "judge-answer-v2"
@@ -30,7 +29,7 @@ ANSWER_KIND = "judge-answer-v2"
 
 class RowEvaluator:
     def __init__(self, *, benchmark: Benchmark, protocol: str, images: ImageStore, context: dict,
-                 edited_image: Callable[[Row], Path | None], edited_origin: str, client: JudgeClient, cache: Cache,
+                 edited_image: Callable[[Row], Path | None], edited_origin: str, judge: Judge, cache: Cache,
                  max_pixels: int) -> None:
         self.benchmark = benchmark
         self.protocol = protocol
@@ -40,7 +39,7 @@ class RowEvaluator:
         # SampleError when the row could not be generated.
         self.edited_image = edited_image
         self.edited_origin = edited_origin
-        self.client = client
+        self.judge = judge
         self.cache = cache
         self.max_pixels = max_pixels
 
@@ -58,13 +57,13 @@ class RowEvaluator:
         images = RowImages(row, self.images, image_path, self.cache, self.max_pixels)
         questions = self.benchmark.questions(row, self.protocol, self.context)
         try:
-            keys = [cache_key({"kind": ANSWER_KIND, "question": images.identity(q), **self.client.settings.identity()})
+            keys = [cache_key({"kind": ANSWER_KIND, "question": images.identity(q), **self.judge.identity()})
                     for q in questions]
         except OSError as exc:
             return Verdict.failed(row, f"cannot read edited image {image_path}: {exc.strerror or exc}", shown_path)
         except InputError as exc:
             return Verdict.failed(row, str(exc), shown_path)
-        deadline = time.monotonic() + self.client.settings.row_deadline_s
+        deadline = time.monotonic() + self.judge.row_deadline_s
 
         def answered(question: Question, key: str) -> object:
             return self.cache.get_or_compute("answers", key, lambda: self._ask(question, images, deadline),
@@ -93,11 +92,11 @@ class RowEvaluator:
     def _ask(self, question: Question, images: "RowImages", deadline: float) -> dict:
         """Ask until the reply is readable (bounded re-asks). A reply with some values unreadable is asked again
         too; after the last attempt the best one is kept and its unreadable values stay missing."""
-        attempts = self.client.settings.parse_retries + 1
-        content = render(list(question.parts), images.data_url)
+        attempts = self.judge.parse_retries + 1
+        request = images.request(question)
         partial, problem = None, ""
         for _ in range(attempts):
-            text = self.client.complete(content, deadline)
+            text = self.judge.ask(request, deadline)
             try:
                 parsed = self.benchmark.parse(question, text)
             except UnreadableReply as exc:
@@ -129,8 +128,8 @@ class RowEvaluator:
 
 class RowImages:
     """A row's images by name ("edited", "input:0", "reference:gt"): their digests (all a cache lookup needs),
-    their bytes (read only when a request must really be built), and their prepared data URLs, made once per
-    recipe and shared by the row's questions."""
+    their bytes (read only when a request must really be built), and their prepared bytes, made once per recipe
+    and shared by the row's questions."""
 
     def __init__(self, row: Row, store: ImageStore, edited: Path, cache: Cache, max_pixels: int) -> None:
         self.row = row
@@ -140,7 +139,7 @@ class RowImages:
         self.max_pixels = max_pixels
         self._bytes: dict[str, bytes] = {}
         self._digests: dict[str, str] = {}
-        self._urls: dict[tuple, str] = {}
+        self._prepared: dict[tuple, PreparedImage] = {}
         self._lock = threading.Lock()
 
     def _locate(self, name: str):
@@ -183,16 +182,22 @@ class RowImages:
             parts.append(entry)
         return {"name": question.name, "parts": parts}
 
-    def data_url(self, ref: ImageRef) -> str:
+    def prepared(self, ref: ImageRef) -> PreparedImage:
         key = (ref.image, ref.recipe, ref.mime)
         with self._lock:
-            if key not in self._urls:
+            if key not in self._prepared:
                 what = "edited image" if ref.image == EDITED else f"{ref.image.replace(':', ' ')} image"
-                prepared = prepare(ref.recipe, self.data(ref.image), what, self.max_pixels,
-                                   input_size=lambda: image_size(self.data("input:0"), "input image", self.max_pixels))
-                mime = ref.mime or sniff_mime(prepared)
-                self._urls[key] = f"data:{mime};base64,{base64.b64encode(prepared).decode('ascii')}"
-            return self._urls[key]
+                data = prepare(ref.recipe, self.data(ref.image), what, self.max_pixels,
+                               input_size=lambda: image_size(self.data("input:0"), "input image", self.max_pixels))
+                self._prepared[key] = PreparedImage(data, ref.mime or sniff_mime(data))
+            return self._prepared[key]
+
+    def data_url(self, ref: ImageRef) -> str:
+        return self.prepared(ref).data_url
+
+    def request(self, question: Question) -> list[str | PreparedImage]:
+        """The question as every judge backend receives it: its texts and prepared images, in order."""
+        return [part if isinstance(part, str) else self.prepared(part) for part in question.parts]
 
 
 def _sha256_text(text: str) -> str:

@@ -28,17 +28,20 @@ def resolve_dataset(spec: str, hub: str, offline: bool, allow_patterns: list[str
 
 
 def resolve(spec: str, hub: str, repo_type: str, *, revision: str | None = None, offline: bool = False,
-            allow_patterns: list[str] | None = None) -> Path:
+            allow_patterns: list[str] | None = None, option: str | None = None, example: str | None = None,
+            what: str | None = None) -> Path:
     """A local folder as it is, else the folder of a hub snapshot (downloaded, or from the hub's cache).
     Failures are InputError with one line that tells a path typo, a missing repository or revision, a refused
-    access, a missing cache and a network failure apart."""
+    access, a missing cache and a network failure apart. `option`, `example` and `what` name the thing in those
+    lines when it is not --editeval-dataset / --editeval-model (a judge model, an adapter)."""
     local = Path(spec).expanduser()
+    what = what or repo_type
     if local.exists():
         return local.resolve()
     if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        raise InputError(f"{repo_type} {spec!r} is neither an existing folder nor a hub id like "
-                         f"{EXAMPLE_IDS[repo_type]!r}")
-    local_hint = f"--editeval-{repo_type} a local folder"
+        raise InputError(f"{what} {spec!r} is neither an existing folder nor a hub id like "
+                         f"{example or EXAMPLE_IDS[repo_type]!r}")
+    local_hint = f"{option or '--editeval-' + repo_type} a local folder"
     name = HUB_NAMES[hub]
     try:
         if hub == "modelscope":
@@ -57,7 +60,7 @@ def resolve(spec: str, hub: str, repo_type: str, *, revision: str | None = None,
         return Path(download(spec, repo_type=repo_type, revision=revision, local_files_only=offline,
                              allow_patterns=allow_patterns))
     except Exception as exc:  # the hub clients raise many types (NetworkError, HTTPError, ValueError...)
-        raise InputError(_snapshot_failed(spec, repo_type, name, revision, offline, exc, local_hint)) from None
+        raise InputError(_snapshot_failed(spec, what, name, revision, offline, exc, local_hint)) from None
 
 
 def _snapshot_failed(repo_id: str, repo_type: str, hub: str, revision: str | None, offline: bool,

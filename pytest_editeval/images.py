@@ -57,8 +57,10 @@ RAW = "raw"  # the bytes as stored (still checked against the pixel cap, on the 
 RGB_JPEG75 = "rgb-jpeg75"  # RGB, JPEG at Pillow's default quality (75): GEdit's official recipe
 RGB_JPEG75_AT_INPUT_SIZE = "rgb-jpeg75-at-input-size"  # ... resized (bicubic) to the row's first input first
 RGB_JPEG85 = "rgb-jpeg85"  # RGB, JPEG quality 85: KRIS-Bench's temporal script
-RECIPES = (RAW, RGB_JPEG75, RGB_JPEG75_AT_INPUT_SIZE, RGB_JPEG85)
-NEEDS_INPUT_SIZE = (RGB_JPEG75_AT_INPUT_SIZE,)
+RGB_PNG = "rgb-png"  # RGB, lossless: EditScore hands its judge the decoded RGB image itself
+RGB_PNG_AT_INPUT_SIZE = "rgb-png-at-input-size"  # ... resized (bicubic) to the row's first input first
+RECIPES = (RAW, RGB_JPEG75, RGB_JPEG75_AT_INPUT_SIZE, RGB_JPEG85, RGB_PNG, RGB_PNG_AT_INPUT_SIZE)
+NEEDS_INPUT_SIZE = (RGB_JPEG75_AT_INPUT_SIZE, RGB_PNG_AT_INPUT_SIZE)
 
 
 def prepare(recipe: str, data: bytes, what: str, max_pixels: int, input_size=None) -> bytes:
@@ -72,12 +74,14 @@ def prepare(recipe: str, data: bytes, what: str, max_pixels: int, input_size=Non
     from PIL import Image
 
     image = decode_rgb(data, what, max_pixels)
-    if recipe == RGB_JPEG75_AT_INPUT_SIZE:
+    if recipe in NEEDS_INPUT_SIZE:
         size = input_size()
         if image.size != size:
             image = image.resize(size, Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    if recipe == RGB_JPEG85:
+    if recipe in (RGB_PNG, RGB_PNG_AT_INPUT_SIZE):
+        image.save(buf, format="PNG")
+    elif recipe == RGB_JPEG85:
         image.save(buf, format="JPEG", quality=85)
     else:
         image.save(buf, format="JPEG")  # Pillow's default quality (75), as the official GEdit scorer does

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .hub import HUBS
+from .judges import NAMES as JUDGE_BACKENDS
 
 BUILTIN_BENCHMARKS = ("gedit", "imgedit", "kris")  # plus entry points and [tool.editeval.benchmarks.*] tables
 # A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
@@ -60,6 +61,19 @@ def _device(value: str) -> str:
     if not re.fullmatch(rf"(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?", value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a device: use cpu, cuda, cuda:N (or mps, xpu, npu, hpu)")
     return value
+
+
+def _judge_device(value: str) -> str:
+    return value if value == "auto" else _device(value)
+
+
+def _shell_words(value: str) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split {value!r} into arguments: {exc}") from None
 
 
 def _device_list(value: str) -> list[str]:
@@ -187,12 +201,37 @@ OPTIONS = [
            _number(int, 1), metavar="N"),
     Option("output-dir", "where generated images are saved (default .editeval/outputs/<model> under the rootdir)",
            metavar="DIR"),
+    Option("judge-backend", "where the judge runs: openai (an OpenAI-compatible endpoint, default), transformers "
+           "(the judge model in this process), vllm (a `vllm serve` the plugin starts and stops)",
+           _choice("judge backend", JUDGE_BACKENDS)),
+    Option("judge-recipe", "how the judge is asked and read: the benchmark's own (GEdit: viescore, the default) or "
+           "editscore (GEdit's metrics with EditScore's prompts, 0..25 scale and sampling)", metavar="NAME"),
     Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL); /chat/completions is "
            "appended to its path, a query (?api-version=...) is kept", _url, metavar="URL"),
     Option("judge-allow-http", "allow a plain http:// judge URL to a host that is not this machine (the key then "
            "travels in clear)", None, flag=True),
-    Option("judge-model", "judge model name (or EDITEVAL_JUDGE_MODEL; default: the benchmark's, e.g. gpt-4.1)",
-           metavar="NAME"),
+    Option("judge-model", "judge model: its name at the endpoint for openai (or EDITEVAL_JUDGE_MODEL; default: the "
+           "benchmark's, e.g. gpt-4.1); a hub id or a folder for transformers and vllm (required)",
+           metavar="NAME_ID_OR_DIR"),
+    Option("judge-model-hub", "hub of --editeval-judge-model and --editeval-judge-adapter: modelscope (default) or "
+           "huggingface", _choice("hub", HUBS)),
+    Option("judge-adapter", "a PEFT LoRA adapter on the judge model (hub id or folder), e.g. EditScore/EditScore-7B",
+           metavar="ID_OR_DIR"),
+    Option("judge-device", "transformers: device of the judge model: cpu, cuda, cuda:N, or auto (accelerate "
+           "places it over the GPUs); default cuda:<xdist worker index> when CUDA is visible, else cpu", _judge_device,
+           metavar="DEV"),
+    Option("judge-precision", "transformers: float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on "
+           "cpu)", _choice("precision", ("float32", "float16", "bfloat16"))),
+    Option("judge-batch-size", "transformers: requests per generate call (default 1)", _number(int, 1),
+           metavar="N"),
+    Option("judge-seed", "seed of a sampling judge (default: the recipe's; editscore 42)", _number(int, 0),
+           metavar="N"),
+    Option("judge-serve-command", "vllm: the command that runs vLLM's CLI (default vllm); the plugin appends "
+           "`serve MODEL --host 127.0.0.1 --port P ...`", metavar="CMD"),
+    Option("judge-serve-args", "vllm: more arguments for `vllm serve`, e.g. '--tensor-parallel-size 4 "
+           "--max-model-len 8192'", _shell_words, metavar="ARGS"),
+    Option("judge-startup-timeout", "vllm: seconds the server may take to answer its health check (default 1800)",
+           _number(float, 0, False), metavar="S"),
     Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),
     Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
     Option("judge-max-tokens", "max_tokens sent to the judge (default: the protocol's; GEdit 1400 official, "

@@ -28,6 +28,7 @@ from .settings import RunSettings
 from .verdict import Verdict
 
 PREPARE_AHEAD_THREADS = 4
+_SAY_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Run:
         """`worker`: the xdist workerinput of a worker process (the controller resolved the dataset already)."""
         self.config = config
         self.settings = settings
-        self.benchmark = benchmarks.get(settings.benchmark, Path(config.rootpath))
+        self.benchmark = benchmarks.get(settings.benchmark, Path(config.rootpath)).with_judge_recipe(
+            settings.judge_recipe)
         self.is_worker = worker is not None
         self.warnings: list[str] = []
         if worker and worker.get("editeval_dataset_dir"):
@@ -119,7 +121,7 @@ class Run:
         self.records: dict[str, dict] = {}  # row id -> record: one per row, however many tests look at it
         self.stop = threading.Event()
         self.scheduler = None
-        self.client = None
+        self.judge = None  # the judge (judges.Judge), created when the run starts
         self.cache: Cache | None = None
         self.stopped: Stop | None = None
         self.custom_editor = False
@@ -127,6 +129,8 @@ class Run:
         self._threads: list[threading.Thread] = []  # helper threads to join at the end
         self.still_running: list[str] = []  # threads that did not stop when asked (said in the summary)
         self._evaluator_parts: dict = {}
+        self.worker_judge: dict | None = None  # the judge as an xdist worker described it (the controller's own
+        # Run never starts one)
 
     def _resolved(self, thresholds, what: str):
         try:
@@ -149,18 +153,22 @@ class Run:
 
     # ---- running ----------------------------------------------------------------------------------------
     def start(self, rows: list[Row]) -> None:
+        from . import judges
         from .evaluation import RowEvaluator
-        from .judges.openai_http import JudgeClient
         from .scheduler import Scheduler
 
+        spec = self.settings.judge
         workers = self.settings.workers
+        if spec.backend == "transformers":  # enough rows in flight to fill a batch, also at one question a row
+            workers = max(workers, 2 * spec.batch_size)
         usable = [r for r in rows if r.problem is None]
-        if usable and usable[0].inputs:  # read the first row's image while the HTTP client is set up
+        if usable and usable[0].inputs:  # read the first row's image while the judge is set up
             self._spawn(self.dataset.images.read, usable[0].inputs[0], name="editeval-prefetch-first")
-        self.client = JudgeClient(self.settings.judge, stop=self.stop, max_in_flight=workers)
         root = self.settings.cache_dir
         self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after,
                            shared_after=self.started_at if self.is_worker else None)
+        self.judge = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
+                                    workdir=Path(self.config.rootpath) / ".editeval")
         if self.generation is None:
             paths, origin = self.edited.paths, self.edited.origin
             edited_image = lambda row: paths.get(row.key)  # noqa: E731
@@ -171,7 +179,7 @@ class Run:
             where = str(self.generation.output_dir)
         self._evaluator_parts = dict(benchmark=self.benchmark, protocol=self.settings.protocol,
                                      images=self.dataset.images, context=self.dataset.context,
-                                     edited_origin=where, client=self.client,
+                                     edited_origin=where, judge=self.judge,
                                      cache=self.cache, max_pixels=self.settings.max_pixels)
         evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
         # Each row asks its questions at once, so workers/2 rows fill the request slots; a few more rows prepare
@@ -181,26 +189,55 @@ class Run:
         if not (self.is_worker and not self.cache.enabled):
             self.scheduler.submit(rows)
 
+    def _say(self, line: str) -> None:
+        """One progress line on the terminal now (a judge server starting, a judge model loading), from any
+        thread: output capture is suspended for it, as pytest's live logging does."""
+        import contextlib
+
+        plugins = self.config.pluginmanager
+        reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+        if reporter is None or self.is_worker:
+            return
+        with _SAY_LOCK, (capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()):
+            reporter.write_line(f"editeval: {line}")
+
+    def judge_info(self) -> dict:
+        """The judge as results name it: the started judge's own account, an xdist worker's, or the settings'."""
+        if self.judge is not None:
+            return self.judge.describe()
+        if self.worker_judge is not None:
+            return self.worker_judge
+        spec = self.settings.judge
+        if spec is None:
+            return {"backend": None, "model": ""}
+        if spec.http is not None:
+            http = spec.http
+            return {"backend": spec.backend, "model": http.model, "host": http.host,
+                    "endpoint": http.public_endpoint.split("?")[0], "recipe": spec.recipe}
+        return {"backend": spec.backend, "model": spec.model, "recipe": spec.recipe}
+
     def _spawn(self, target, *args, name: str) -> None:
         thread = threading.Thread(target=_quietly(target), args=args, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 
     def stop_threads(self) -> None:
-        """Stop and join every thread this run started, and close the judge's connections. Called when the run
-        loop ends (normally or not) and again at unconfigure; does nothing the second time."""
+        """Stop and join every thread this run started, and close the judge (its connections, its model thread,
+        its server). Called when the run loop ends (normally or not) and again at unconfigure; does nothing the
+        second time."""
         from .scheduler import JOIN_TIMEOUT_S, join_all
 
         if self.producer is not None:
             self.producer.request_stop()  # releases judge threads waiting for images that will not come
         still_alive = []
         if self.scheduler is not None:
-            still_alive += self.scheduler.shutdown(interrupt=self.client.interrupt if self.client else None)
+            still_alive += self.scheduler.shutdown(interrupt=self.judge.interrupt if self.judge else None)
         if self.producer is not None and not self.producer.join(JOIN_TIMEOUT_S):
             still_alive.append("editeval-generate")
         still_alive += join_all(self._threads, JOIN_TIMEOUT_S)
-        if self.client is not None:
-            self.client.close()
+        if self.judge is not None:
+            self.judge.close()
+            still_alive += getattr(self.judge, "still_running", [])
         if still_alive:  # said in the summary; nothing legitimate takes this long once interrupted
             self.still_running = sorted(set(still_alive))
 
@@ -309,10 +346,12 @@ class Run:
         if base.benchmark != self.benchmark.name:
             warnings.append(f"the baseline is a {base.benchmark} run and this is {self.benchmark.name}: "
                             "rows are paired by key only")
-        judge = self.settings.judge
-        if judge is not None and base.judge.model != judge.model:
-            warnings.append(f"the baseline was judged by {base.judge.model}, this run by {judge.model}: "
-                            "judges score on different scales")
+        from .judges import different_judges
+
+        judges = different_judges(base.judge.model_dump(), self.judge_info()) if self.settings.judge else None
+        if judges:
+            warnings.append(f"the baseline was judged by {judges[0]}, this run by {judges[1]}: judges score on "
+                            "different scales")
         return warnings
 
     def results(self, outcome: Outcome):
@@ -320,7 +359,7 @@ class Run:
         from .report.results import build_results
         from .runs import run_metadata
 
-        judge, gen = self.settings.judge, self.generation
+        judge, gen = self.judge_info(), self.generation
         comparison = None
         if self.baseline is not None:
             comparison = {
@@ -332,13 +371,14 @@ class Run:
             }
         meta = run_metadata(self.settings.save_name, model=self.model_name, benchmark=self.benchmark.name,
                             revision=gen.revision if gen else None, protocol=self.settings.protocol,
-                            judge_model=judge.model if judge else "", seed=gen.seed if gen else None,
-                            model_digest=((self.producer and self.producer.identity) or {}).get("model"))
+                            judge_model=judge.get("model") or "", seed=gen.seed if gen else None,
+                            model_digest=((self.producer and self.producer.identity) or {}).get("model"),
+                            judge_backend=judge.get("backend"), judge_digest=judge.get("digest"),
+                            judge_recipe=judge.get("recipe"))
         return build_results(
             benchmark=self.benchmark.name, benchmark_info=self.benchmark.info(self.options),
             language=self.settings.language, protocol=self.settings.protocol,
-            model=self.model_name, judge_model=judge.model if judge else "", judge_host=judge.host if judge else "",
-            judge_endpoint=judge.public_endpoint.split("?")[0] if judge else None,
+            model=self.model_name, judge=judge,
             verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete,
             allow_missing=self.settings.allow_missing, stopped=outcome.stopped, meta=meta, comparison=comparison)
 
@@ -404,13 +444,14 @@ class Run:
     def counts(self) -> dict:
         """Judge and cache counters of this process (summed with the xdist workers' for the summary)."""
         cache = self.cache
-        return {"requests": self.client.requests_sent if self.client else 0,
+        return {"requests": self.judge.requests_sent if self.judge else 0,
                 "hits": cache.hits if cache else 0, "misses": cache.misses if cache else 0,
                 "shared": cache.shared if cache else 0, "corrupt": cache.corrupt if cache else 0,
                 "write_errors": sorted(set(cache.write_errors)) if cache else [],
                 "generated": self.producer.generated if self.producer else 0,
                 "from_cache": (len(self.producer.rows) - len(self.producer.pending)) if self.producer else 0,
-                "started": self.client is not None}
+                "started": self.judge is not None,
+                "judge_notes": self.judge.notes() if self.judge else []}
 
     # ---- the marker API ---------------------------------------------------------------------------------
     def evaluate_all(self, verdict_for) -> Outcome:

@@ -21,7 +21,7 @@ class RunNotFound(InputError):
 def package_versions() -> dict[str, str]:
     """Versions of what produced the numbers; torch and diffusers only if this run imported them."""
     names = ["pytest-editeval", "pytest", "pillow", "httpx", "pyarrow"]
-    names += [n for n in ("torch", "diffusers", "transformers") if n in sys.modules]
+    names += [n for n in ("torch", "diffusers", "transformers", "peft") if n in sys.modules]
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -32,13 +32,16 @@ def package_versions() -> dict[str, str]:
 
 
 def run_metadata(name: str | None, *, model: str, revision: str | None, protocol: str, judge_model: str,
-                 seed: int | None, model_digest: str | None = None, benchmark: str | None = None) -> dict:
+                 seed: int | None, model_digest: str | None = None, benchmark: str | None = None,
+                 judge_backend: str | None = None, judge_digest: str | None = None,
+                 judge_recipe: str | None = None) -> dict:
     """`model_digest`: the SHA-256 of the pipeline folder's files (model mode), which names the exact weights
-    even when the revision was a branch."""
+    even when the revision was a branch; `judge_digest` the same for a judge that runs on this machine."""
     return {
         "name": name, "benchmark": benchmark, "model": model, "revision": revision, "model_digest": model_digest,
         "protocol": protocol,
-        "judge_model": judge_model, "seed": seed, "versions": package_versions(),
+        "judge_model": judge_model, "judge_backend": judge_backend, "judge_digest": judge_digest,
+        "judge_recipe": judge_recipe, "seed": seed, "versions": package_versions(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }
 

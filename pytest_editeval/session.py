@@ -174,6 +174,8 @@ class EditEvalPlugin:
         """The controller's side of xdist.report_to_controller."""
         if "editeval_counts" in output:
             self.worker_counts.append(output["editeval_counts"])
+        if output.get("editeval_judge") and self.run.worker_judge is None:
+            self.run.worker_judge = output["editeval_judge"]
         if "editeval_stopped" in output and self.run.stopped is None:
             message, code = output["editeval_stopped"]
             self.run.stopped = Stop(message, code)
@@ -187,8 +189,7 @@ class EditEvalPlugin:
         counts = [run.counts(), *self.worker_counts]
         generated = run.generation is not None and any(c["generated"] or c["from_cache"] for c in counts)
         facts = SummaryFacts(
-            title=f"editeval: {run.benchmark.name} ({s.language}), protocol {s.protocol}, "
-                  f"judge {s.judge.model if s.judge else '?'}",
+            title=_title(run),
             benchmark=run.benchmark, model=run.model_name, dataset=run.dataset_label, outcome=self.outcome,
             stopped=run.stopped.message if run.stopped else None,
             stopped_code=run.stopped.exit_code if run.stopped else None,
@@ -196,6 +197,7 @@ class EditEvalPlugin:
             allow_missing=s.allow_missing,
             missing_origin=str(run.edited.origin) if run.edited else str(run.generation.output_dir),
             counts=counts if any(c["started"] for c in counts) else None,
+            judge_notes=sorted({n for c in counts for n in c.get("judge_notes", ())}),
             output_dir=str(run.generation.output_dir) if run.producer is not None or generated else None,
             baseline=run.baseline, baseline_name=(run.baseline.meta.get("name") or s.compare) if run.baseline else None,
             compare_skipped=run.compare_skipped, written=run.written, still_running=run.still_running,
@@ -210,6 +212,17 @@ class EditEvalPlugin:
             import sys
 
             sys.stderr.write(f"editeval: threads still running at exit: {', '.join(self.run.still_running)}\n")
+
+
+def _title(run: Run) -> str:
+    """The table's title names the judge: model, backend, weights digest, and a recipe other than the default."""
+    from .judges import label
+
+    s, judge = run.settings, run.judge_info()
+    recipe = judge.get("recipe")
+    shown = f", recipe {recipe}" if recipe and recipe != run.benchmark.recipe(None).name else ""
+    return (f"editeval: {run.benchmark.name} ({s.language}), protocol {s.protocol}{shown}, "
+            f"judge {label(judge) if s.judge else '?'}")
 
 
 _row_of = items.row_of

@@ -2,7 +2,8 @@
 
 The API key comes only from EDITEVAL_JUDGE_API_KEY (environment first, then a `.env` file in the invocation
 folder or the rootdir); it is never accepted on the command line or in ini files, and it is held out of every
-repr so that tracebacks with --showlocals cannot print it.
+repr so that tracebacks with --showlocals cannot print it. Only the openai backend needs a URL and a key; the
+transformers and vllm backends run the judge on this machine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from . import options
 from .errors import InputError
 from .gate import Threshold
 from .generation import GenerationSettings
-from .judges.settings import JudgeSettings, cleartext_problem
+from .judges.settings import JudgeSettings, JudgeSpec, cleartext_problem
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 URL_VARIABLE = "EDITEVAL_JUDGE_URL"
@@ -50,7 +51,8 @@ class RunSettings:
     refresh: bool
     workers: int
     junit_properties: bool
-    judge: JudgeSettings | None = field(repr=False)  # None for --collect-only: no judge needed
+    judge: JudgeSpec | None = field(repr=False)  # None for --collect-only: no judge needed
+    judge_recipe: str | None = None  # --editeval-judge-recipe (None: the benchmark's own)
     generation: GenerationSettings | None = None  # model mode (no --editeval-images)
 
 
@@ -82,7 +84,8 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             raise InputError(f"unknown language {language!r}: known languages are "
                              + ", ".join(benchmark.languages) + f" ({name})")
         env = environment(config)
-        judge = _judge_settings(get, env, benchmark, protocol) if need_judge else None
+        recipe = benchmark.recipe(get("judge-recipe")).name  # checked here, also when no judge is needed
+        judge = _judge_spec(config, get, env, benchmark, protocol) if need_judge else None
         cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
         json_path = get("json")
         return RunSettings(
@@ -113,13 +116,91 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             workers=get("judge-workers") or 8,
             junit_properties=bool(config.getini("editeval_junit_properties")),
             judge=judge,
+            judge_recipe=recipe,
             generation=None if get("images") else _generation_settings(config, get),
         )
     except options.IniValueError as exc:
         raise InputError(str(exc)) from None
 
 
-def _judge_settings(get, env: dict[str, str], benchmark, protocol_name: str) -> JudgeSettings:
+# Options that mean something for some backends only: given to another, they are a usage error, not ignored.
+BACKEND_OPTIONS = {
+    "judge-url": ("openai",), "judge-allow-http": ("openai",), "judge-model-hub": ("transformers", "vllm"),
+    "judge-adapter": ("transformers", "vllm"), "judge-device": ("transformers",),
+    "judge-precision": ("transformers",), "judge-batch-size": ("transformers",), "judge-serve-command": ("vllm",),
+    "judge-serve-args": ("vllm",), "judge-startup-timeout": ("vllm",),
+}
+# What the plugin itself passes to `vllm serve`: the user's --editeval-judge-serve-args must not set it.
+RESERVED_SERVE_ARGS = ("--host", "--port", "--served-model-name", "--api-key", "--lora-modules")
+
+
+def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str) -> JudgeSpec:
+    """The run's judge: backend, model, recipe and generation parameters (the recipe's, then the protocol's
+    defaults under the user's options), checked before anything runs."""
+    from . import judges
+
+    backend = get("judge-backend") or "openai"
+    for name, backends in BACKEND_OPTIONS.items():
+        if get(name) is not None and backend not in backends:
+            raise InputError(f"--editeval-{name} is for --editeval-judge-backend {' or '.join(backends)}; this run's "
+                             f"judge backend is {backend}")
+    recipe = benchmark.recipe(get("judge-recipe"))
+    judges.check_installed(backend, adapter=bool(get("judge-adapter")))
+    protocol = benchmark.protocol(protocol_name)  # what the reference implementation sends
+    max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
+    temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
+    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout", "judge-seed",
+                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
+    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
+    common = dict(
+        recipe=recipe.name, max_tokens=pick("judge-max-tokens", max_tokens),
+        temperature=pick("judge-temperature", temperature), top_p=recipe.top_p, top_k=recipe.top_k,
+        seed=pick("judge-seed", recipe.seed), parse_retries=pick("judge-parse-retries", 2),
+        row_deadline_s=pick("row-deadline", 900.0), timeout_s=pick("judge-timeout", 120.0),
+        retries=pick("judge-retries", 5), backoff_s=pick("judge-backoff", 1.0))
+    if backend == "openai":
+        model = get("judge-model") or env.get(MODEL_VARIABLE) or benchmark.default_judge_model
+        return JudgeSpec(backend=backend, model=model, http=_http_settings(get, env, model, common), **common)
+    model = get("judge-model")
+    if not model:
+        raise InputError(f"--editeval-judge-backend {backend} needs --editeval-judge-model: a folder saved with "
+                         "save_pretrained or a ModelScope / Hugging Face id, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
+    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    if backend == "vllm" and (getattr(config.option, "numprocesses", None) or worker != "gw0"):
+        raise InputError("--editeval-judge-backend vllm starts one server for the run: run it without -n, or start "
+                         "`vllm serve` yourself and pass --editeval-judge-backend openai --editeval-judge-url "
+                         "http://127.0.0.1:PORT/v1")
+    serve_args = tuple(get("judge-serve-args") or ())
+    reserved = [a for a in serve_args if a.split("=", 1)[0] in RESERVED_SERVE_ARGS]
+    if reserved:
+        raise InputError(f"--editeval-judge-serve-args must not set {', '.join(reserved)}: the plugin passes "
+                         f"{', '.join(RESERVED_SERVE_ARGS)} itself")
+    device = get("judge-device")
+    if backend == "transformers" and device and device.startswith("cuda"):
+        _check_cuda(device, "--editeval-judge-device")
+    return JudgeSpec(
+        backend=backend, model=model, hub=get("judge-model-hub") or "modelscope", offline=bool(get("offline")),
+        adapter=get("judge-adapter"), device=device, precision=get("judge-precision"),
+        batch_size=get("judge-batch-size") or 1,
+        worker_index=int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0,
+        serve_command=get("judge-serve-command") or "vllm", serve_args=serve_args,
+        startup_timeout_s=get("judge-startup-timeout") or 1800.0, **common)
+
+
+def _check_cuda(device: str, option: str) -> None:
+    try:
+        import torch
+    except ImportError:  # said by check_installed before this
+        return
+    count = torch.cuda.device_count()
+    index = device.partition(":")[2]
+    if not count:
+        raise InputError(f"{option} {device}: no CUDA device is visible; pass cpu, or run on a GPU machine")
+    if index and int(index) >= count:
+        raise InputError(f"{option} {device} does not exist: {count} CUDA device(s) are visible")
+
+
+def _http_settings(get, env: dict[str, str], model: str, common: dict) -> JudgeSettings:
     url = get("judge-url") or env.get(URL_VARIABLE)
     if not url:
         raise InputError(f"no judge URL: pass --editeval-judge-url (an OpenAI-compatible base URL) or set {URL_VARIABLE}")
@@ -135,23 +216,11 @@ def _judge_settings(get, env: dict[str, str], benchmark, protocol_name: str) -> 
     if not key:
         raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
                          "(use any non-empty value for a local server that needs none)")
-    protocol = benchmark.protocol(protocol_name)  # what the reference implementation sends
-    max_tokens, temperature = protocol.max_tokens, protocol.temperature
-    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout",
-                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
-    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
     return JudgeSettings(
-        url=url,
-        model=get("judge-model") or env.get(MODEL_VARIABLE) or benchmark.default_judge_model,
-        api_key=key,
-        timeout_s=pick("judge-timeout", 120.0),
-        max_tokens=pick("judge-max-tokens", max_tokens),
-        temperature=pick("judge-temperature", temperature),
-        retries=pick("judge-retries", 5),
-        parse_retries=pick("judge-parse-retries", 2),
-        backoff_s=pick("judge-backoff", 1.0),
-        row_deadline_s=pick("row-deadline", 900.0),
-    )
+        url=url, model=model, api_key=key, timeout_s=common["timeout_s"], max_tokens=common["max_tokens"],
+        temperature=common["temperature"], retries=common["retries"], parse_retries=common["parse_retries"],
+        backoff_s=common["backoff_s"], row_deadline_s=common["row_deadline_s"],
+        top_p=common["top_p"], seed=common["seed"])  # top_k is not an OpenAI parameter: never sent here
 
 
 def _generation_settings(config, get) -> GenerationSettings:

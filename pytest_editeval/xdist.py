@@ -39,5 +39,7 @@ def report_to_controller(config, run) -> None:
     """A worker's side: what the controller must know, in workeroutput."""
     output = config.workeroutput
     output["editeval_counts"] = run.counts()
+    if run.judge is not None:  # the controller never starts a judge: it names the judge from this
+        output["editeval_judge"] = run.judge.describe()
     if run.stopped is not None:
         output["editeval_stopped"] = [run.stopped.message, run.stopped.exit_code]

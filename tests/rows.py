@@ -79,6 +79,6 @@ def ask(client, request):
     from pytest_editeval.options import DEFAULT_MAX_PIXELS
 
     evaluator = RowEvaluator(benchmark=GEDIT, protocol=request.protocol, images=None, context={}, edited_image=None,
-                             edited_origin="", client=client, cache=Cache(None), max_pixels=DEFAULT_MAX_PIXELS)
+                             edited_origin="", judge=client, cache=Cache(None), max_pixels=DEFAULT_MAX_PIXELS)
     reply = evaluator._ask(request.question, request.images, time.monotonic() + client.settings.row_deadline_s)
     return GEDIT.parse(request.question, reply["reply"]), reply["reply"]

@@ -38,7 +38,8 @@ def test_official_scores_are_exact(run, judge, en_rows, tmp_path):
     assert data["aggregates"]["intersection"]["num"] == sum(r.intersection for r in en_rows) < len(en_rows)
     assert data["benchmark"] == "gedit" and data["language"] == "en" and data["protocol"] == "official"
     assert data["model"] == "my-model"
-    assert data["judge"] == {"model": "gpt-4.1", "host": "127.0.0.1", "endpoint": f"{judge.url}/chat/completions"}
+    assert data["judge"] == {"backend": "openai", "model": "gpt-4.1", "digest": None, "adapter_digest": None, "recipe": "viescore",
+                             "host": "127.0.0.1", "endpoint": f"{judge.url}/chat/completions", "parameters": {"max_tokens": 1400}}
     assert data["complete"] and data["gate"]["evaluated"]
     text = output_of(result)
     assert f"| my-model | gedit-en | Overall              | OVERALL (macro)      |  {len(en_rows)} | {macro[2]:.3f} |" in text

@@ -76,6 +76,21 @@ class Protocol:
     temperature: float | None = None
 
 
+@dataclass(frozen=True)
+class JudgeRecipe:
+    """How the judge is asked and its replies read (prompts, score scale, sampling): a benchmark's own, or an
+    alternative one its metrics support (GEdit-Bench: VIEScore, or EditScore's variant). Sampling fields left
+    None take the protocol's values."""
+
+    name: str
+    description: str
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+
 @dataclass
 class Parsed:
     """A judge reply as read by the benchmark: `values` (a score list, or {name: number or None}), the judge's
@@ -106,6 +121,9 @@ class Benchmark:
     table_layout: str = "long"  # long: one row per metric and subset (EvalScope's shape); wide: metrics as columns
     table_averagings: tuple[str, ...] = ("macro", "micro")  # the headline rows the table shows, per scope
     row_formula: str = ""  # one line for reports: how a row's scores come from the replies
+    # --editeval-judge-recipe choices, the default first; empty: only the benchmark's own (named after it)
+    judge_recipes: tuple[JudgeRecipe, ...] = ()
+    judge_recipe: str = ""  # the recipe this instance asks with ("" before with_judge_recipe: the default)
 
     # ---- data -------------------------------------------------------------------------------------------
     def load(self, folder: Path, options: "BenchmarkOptions") -> "Dataset":
@@ -170,6 +188,28 @@ class Benchmark:
             if protocol.name == name:
                 return protocol
         raise InputError(f"unknown protocol {name!r} for {self.name}: it has {', '.join(self.protocol_names())}")
+
+    def recipe(self, name: str | None) -> JudgeRecipe:
+        """The judging recipe called `name` (None: the default); a usage error naming the choices otherwise."""
+        recipes = self.judge_recipes or (JudgeRecipe(self.name, f"{self.title or self.name}'s own judge prompts"),)
+        if name is None:
+            return recipes[0]
+        for recipe in recipes:
+            if recipe.name == name:
+                return recipe
+        names = ", ".join(r.name for r in recipes)
+        raise InputError(f"unknown judge recipe {name!r} for {self.name}: it has {names}")
+
+    def with_judge_recipe(self, name: str | None) -> "Benchmark":
+        """This benchmark asking with recipe `name` (a copy: benchmark objects are shared by runs)."""
+        import copy
+
+        recipe = self.recipe(name)
+        if recipe.name == (self.judge_recipe or self.recipe(None).name):
+            return self
+        other = copy.copy(self)
+        other.judge_recipe = recipe.name
+        return other
 
     def protocol_names(self) -> list[str]:
         return [p.name for p in self.protocols]

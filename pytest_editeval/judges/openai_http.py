@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
-from .settings import JudgeSettings, public_url
+from .requests import Request
+from .settings import JudgeSettings, JudgeSpec, public_url
 
 if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
     import httpx
@@ -43,12 +44,19 @@ MAX_BACKOFF_S = 60.0
 INITIAL_CONNECT_ATTEMPTS = 3
 
 
+def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, **_) -> "JudgeClient":
+    return JudgeClient(spec.http, stop=stop, max_in_flight=max_in_flight, recipe=spec.recipe)
+
+
 class JudgeClient:
     """Thread-safe: one instance serves all the scheduler's worker threads."""
 
+    backend = "openai"
+
     def __init__(self, settings: JudgeSettings, stop: threading.Event | None = None,
-                 max_in_flight: int | None = None) -> None:
+                 max_in_flight: int | None = None, recipe: str | None = None) -> None:
         self.settings = settings
+        self.recipe = recipe
         self.stop = stop or threading.Event()
         # Requests in flight are capped here, not by the number of threads: threads beyond the cap prepare
         # the next rows' images (CPU) while the judge works on the current ones (network).
@@ -84,11 +92,41 @@ class JudgeClient:
         if backend is not None:
             backend.interrupt()
 
+    def fail(self, error: JudgeFatalError) -> None:
+        """From outside (a managed server that died): every request in flight or still to come raises `error`."""
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = error
+        self.interrupt()
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    # ---- the Judge interface -------------------------------------------------------------------------------
+    @property
+    def parse_retries(self) -> int:
+        return self.settings.parse_retries
+
+    @property
+    def row_deadline_s(self) -> float:
+        return self.settings.row_deadline_s
+
+    def ask(self, request: Request, deadline: float | None = None) -> str:
+        return self.complete(render_request(request), deadline)
+
+    def identity(self) -> dict:
+        return self.settings.identity()
+
+    def describe(self) -> dict:
+        s = self.settings
+        return {"backend": self.backend, "model": s.model, "host": s.host, "endpoint": s.public_endpoint.split("?")[0],
+                "recipe": self.recipe, "parameters": {k: v for k, v in s.request_parameters().items() if k != "model"}}
+
+    def notes(self) -> list[str]:
+        return []
 
     def complete(self, content: list[dict], deadline: float | None = None) -> str:
         """The judge's reply text to one user message of `content` parts (transport retries included)."""
@@ -244,6 +282,11 @@ def _retry_after(headers: "httpx.Headers") -> float | None:
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:160]
+
+
+def render_request(request: Request) -> list[dict]:
+    """OpenAI chat content parts of a backend-neutral request, in its order; images as base64 data URLs."""
+    return render(list(request), lambda image: image.data_url)
 
 
 def render(parts: list[object], data_url) -> list[dict]:

@@ -2,7 +2,7 @@
 
 Judges answer in many shapes: plain JSON, JSON between ``||V^=^V||`` delimiters, JSON in a markdown fence,
 JSON inside prose, a bare list ``[6, 0]``, a bare number, floats. A reply with no readable score list, or
-with a score outside 0..10, raises UnreadableReply; the caller re-asks and finally records an error. There
+with a score outside 0..high (10; EditScore's recipe asks for 0..25), raises UnreadableReply; the caller re-asks and finally records an error. There
 is deliberately no fallback value.
 """
 
@@ -29,18 +29,18 @@ class ParsedReply:
     reasoning: str | None
 
 
-def parse_reply(text: str | None) -> ParsedReply:
+def parse_reply(text: str | None, high: float = 10.0) -> ParsedReply:
     if text is None or not text.strip():
         raise UnreadableReply("empty reply")
     candidates = _candidates(text)
     for candidate in candidates:
         parsed = _from_json(candidate)
         if parsed is not None:
-            return _validated(parsed)
+            return _validated(parsed, high)
     for candidate in candidates:
         parsed = _from_regex(candidate)
         if parsed is not None:
-            return _validated(parsed)
+            return _validated(parsed, high)
     raise UnreadableReply(f"no score list in reply: {_excerpt(text)}")
 
 
@@ -130,10 +130,10 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(_NUMBER, text)]
 
 
-def _validated(parsed: ParsedReply) -> ParsedReply:
-    bad = [s for s in parsed.scores if not 0.0 <= s <= 10.0]
+def _validated(parsed: ParsedReply, high: float) -> ParsedReply:
+    bad = [s for s in parsed.scores if not 0.0 <= s <= high]
     if bad:
-        raise UnreadableReply(f"score out of range 0..10: {parsed.scores}")
+        raise UnreadableReply(f"score out of range 0..{high:g}: {parsed.scores}")
     return parsed
 
 

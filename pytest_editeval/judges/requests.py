@@ -2,14 +2,16 @@
 the order the benchmark's official scorer sends them.
 
 A benchmark declares its questions with these types (pure data, no I/O); the evaluation turns image references
-into prepared bytes (``images.py`` holds the recipes), a judge backend renders them in its own wire format
-(OpenAI chat content parts, a chat template of an in-process model), and the cache keys them by content.
+into prepared bytes (``images.py`` holds the recipes), giving a `Request` of texts and `PreparedImage`s in the
+question's order; a judge backend renders that in its own wire format (OpenAI chat content parts, a chat template
+of an in-process model), and the cache keys it by content.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Union
 
 # Names of the images a question can refer to:
 EDITED = "edited"  # the image the model under test produced for this row
@@ -52,3 +54,19 @@ class Question:
     @property
     def images(self) -> list[ImageRef]:
         return [p for p in self.parts if isinstance(p, ImageRef)]
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image as a judge receives it: the exact bytes a recipe prepared and their MIME label."""
+
+    data: bytes
+    mime: str
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+# What every backend is asked: one user message of texts and prepared images, in the order the benchmark gives.
+Request = Sequence[Union[str, PreparedImage]]

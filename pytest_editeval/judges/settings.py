@@ -1,4 +1,6 @@
-"""The judge's connection and request settings (stdlib only: imported at configure time).
+"""The judge's settings (stdlib only: imported at configure time): `JudgeSpec`, the backend-neutral choice of a
+run, and `JudgeSettings`, the connection and request settings of an OpenAI-compatible endpoint (the openai
+backend's, and the vllm backend's once its server listens).
 
 URLs are taken as users write them: a base URL (`https://host/v1`), the full endpoint
 (`.../chat/completions`), or an Azure-style URL with a query (`.../deployments/gpt-4.1?api-version=2024-10-21`),
@@ -59,6 +61,10 @@ class JudgeSettings:
     parse_retries: int = 2
     backoff_s: float = 1.0
     row_deadline_s: float = 900.0
+    # Sent only when set (a recipe's sampling, e.g. EditScore's): answers cached before they existed keep their keys.
+    top_p: float | None = None
+    top_k: int | None = None  # not an OpenAI parameter: only servers that take it (vLLM) are sent it
+    seed: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -104,8 +110,55 @@ class JudgeSettings:
             params["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             params["temperature"] = self.temperature
+        for name in ("top_p", "top_k", "seed"):
+            if getattr(self, name) is not None:
+                params[name] = getattr(self, name)
         return params
 
     def identity(self) -> dict:
         """Everything about the judge that can change its answers (input of the cache key)."""
         return {"endpoint": self.endpoint_identity(), **self.request_parameters()}
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """The judge of a run, whatever its backend. Generation parameters are the recipe's and protocol's defaults
+    under the user's options; each backend uses the fields that concern it."""
+
+    backend: str  # openai | transformers | vllm
+    model: str  # openai: the model name sent; transformers, vllm: a hub id or a local folder
+    recipe: str  # the judging recipe (viescore, editscore, or a benchmark's own)
+    max_tokens: int | None = None
+    temperature: float | None = None  # None or 0: greedy
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    parse_retries: int = 2
+    row_deadline_s: float = 900.0
+    # HTTP (openai, and vllm's own server)
+    timeout_s: float = 120.0
+    retries: int = 5
+    backoff_s: float = 1.0
+    http: JudgeSettings | None = field(default=None, repr=False)  # openai: the endpoint and key
+    # the model's files (transformers, vllm)
+    hub: str = "modelscope"
+    offline: bool = False
+    adapter: str | None = None  # a PEFT LoRA adapter: hub id or folder
+    # transformers
+    device: str | None = None  # None: cuda:<xdist worker index> when CUDA is visible, else cpu
+    precision: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
+    batch_size: int = 1
+    worker_index: int = 0
+    # vllm
+    serve_command: str = "vllm"
+    serve_args: tuple[str, ...] = ()
+    startup_timeout_s: float = 1800.0
+
+    @property
+    def sampling(self) -> bool:
+        return bool(self.temperature)
+
+    def generation_parameters(self) -> dict:
+        """The generation parameters that are set (recorded in results and cache keys)."""
+        names = ("max_tokens", "temperature", "top_p", "top_k", "seed")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}

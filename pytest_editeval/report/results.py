@@ -60,9 +60,14 @@ class SampleResult(BaseModel):
 
 
 class JudgeInfo(BaseModel):
+    backend: str = "openai"  # openai | transformers | vllm (files written before backends existed: openai)
     model: str
-    host: str
+    digest: Optional[str] = None  # SHA-256 of the judge model's files (transformers, vllm)
+    adapter_digest: Optional[str] = None  # ... and of its LoRA adapter's
+    recipe: Optional[str] = None  # the judging recipe (viescore, editscore, or the benchmark's own)
+    host: str = ""
     endpoint: Optional[str] = None  # scheme, host, port and path; never credentials or query values
+    parameters: dict[str, Any] = {}  # generation parameters (and, in-process, device, precision, batch size)
 
 
 class ThresholdResult(BaseModel):
@@ -136,16 +141,15 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
     )
 
 
-def build_results(*, benchmark: str, language: str, protocol: str, model: str, judge_model: str,
-                  judge_host: str, verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
-                  complete: bool, meta: dict | None = None, comparison: dict | None = None,
-                  judge_endpoint: str | None = None, allow_missing: bool = False,
+def build_results(*, benchmark: str, language: str, protocol: str, model: str, judge: dict,
+                  verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
+                  complete: bool, meta: dict | None = None, comparison: dict | None = None, allow_missing: bool = False,
                   stopped: str | None = None, benchmark_info: dict | None = None) -> RunResults:
     return RunResults(
         meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
         benchmark=benchmark, benchmark_info=BenchmarkInfo(**(benchmark_info or {})), language=language,
         protocol=protocol, model=model,
-        judge=JudgeInfo(model=judge_model, host=judge_host, endpoint=judge_endpoint),
+        judge=JudgeInfo(**{k: v for k, v in judge.items() if v is not None}),
         complete=complete, expected_rows=aggregates.expected_rows, rows_ran=aggregates.seen_rows,
         allow_missing=allow_missing, stopped=stopped,
         samples=[SampleResult(**v.to_record()) for v in verdicts if v.status != "missing"],

@@ -38,6 +38,7 @@ class SummaryFacts:
     written: list[str] = field(default_factory=list)
     still_running: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the dataset's and the benchmark's, said once
+    judge_notes: list[str] = field(default_factory=list)  # how the judge ran (device, load time, server)
 
 
 def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
@@ -72,6 +73,8 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
         shared = f" ({total['shared']} answers passed between xdist workers)" if total["shared"] else ""
         lines.append((f"judge requests: {total['requests']}; cache: {total['hits']} hits, {total['misses']} computed"
                       f"{corrupt}{shared}", PLAIN))
+        for note in f.judge_notes:
+            lines.append((f"judge: {note}", PLAIN))
         for message in sorted({m for c in f.counts for m in c["write_errors"]}):
             lines.append((f"editeval cache: {message}", RED))
         if f.output_dir is not None:

@@ -4,6 +4,8 @@ Its answers are deterministic and computable from the request (`rule_scores`), s
 end-to-end scores. Faults can be queued (`faults`), one per incoming request: an HTTP status with headers,
 a hang, a dropped connection, a non-JSON body, or an arbitrary reply text. `down()` / `up()` stop and restart
 listening on the same port. Only loopback is ever bound.
+A /health route answers 200 (vLLM's health check); an empty `api_key` accepts any request, as vLLM without a key
+does. `stand_in_vllm.py` runs this server as a stand-in for `vllm serve`.
 """
 
 from __future__ import annotations
@@ -75,6 +77,25 @@ def json_reply(scores: list[float], call: JudgeCall) -> str:
                        "reasoning": f"judged {call.aspect}"})
 
 
+def judge_call(texts: list[str], image_urls: list[str], text_first: bool, body: dict, authorized: bool = True,
+               path: str = "/v1/chat/completions") -> JudgeCall:
+    """What a request asks, as the scoring rules see it: the aspect and instruction come from its first text."""
+    prompt = texts[0] if texts else ""
+    aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
+    instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
+    return JudgeCall(aspect, instruction, prompt, image_urls, text_first, body, authorized, path)
+
+
+def reply_for_request(request, scores: Callable[[JudgeCall], list[float]] = rule_scores,
+                      reply: Callable[[list[float], JudgeCall], str] = json_reply) -> str:
+    """This server's reply to a backend-neutral request (texts and judges.requests.PreparedImage parts, in
+    order): what the tests' scripted in-process judge says, so that its scores equal the HTTP judge's."""
+    texts = [part for part in request if isinstance(part, str)]
+    urls = [part.data_url for part in request if not isinstance(part, str)]
+    call = judge_call(texts, urls, bool(request) and isinstance(request[0], str), {})
+    return reply(scores(call), call)
+
+
 class JudgeServer:
     def __init__(self, api_key: str = "test-key", latency: float = 0.0,
                  scores: Callable[[JudgeCall], list[float]] = rule_scores,
@@ -128,11 +149,8 @@ class JudgeServer:
         """(status, headers, payload, delay, drop) for one request."""
         content = body["messages"][0]["content"]
         texts = [p["text"] for p in content if p.get("type") == "text"]
-        prompt = texts[0] if texts else ""
         images = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
-        aspect = "semantic_consistency" if SC_MARKER in prompt else "perceptual_quality"
-        instruction = prompt.split(SC_MARKER, 1)[1].rstrip("\n") if aspect == "semantic_consistency" else None
-        call = JudgeCall(aspect, instruction, prompt, images, content[0].get("type") == "text", body, authorized, path)
+        call = judge_call(texts, images, content[0].get("type") == "text", body, authorized, path)
         with self.lock:
             if self.first_request_at is None:
                 self.first_request_at = time.perf_counter()
@@ -177,6 +195,10 @@ def _make_handler(judge: JudgeServer):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
+        def do_GET(self) -> None:  # noqa: N802
+            # vLLM's health check: 200 once the server serves (the stand-in listens only then).
+            self._send(200 if self.path == "/health" else 404, {}, b"")
+
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
@@ -185,7 +207,7 @@ def _make_handler(judge: JudgeServer):
             if not re.fullmatch(r"/v1(/deployments/[^/]+)?/chat/completions", route):
                 self._send(404, {}, b'{"error": "not found"}')
                 return
-            authorized = (self.headers.get("authorization") == f"Bearer {judge.api_key}"
+            authorized = (not judge.api_key or self.headers.get("authorization") == f"Bearer {judge.api_key}"
                           or self.headers.get("api-key") == judge.api_key)
             try:
                 status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized, self.path)
@@ -212,3 +234,4 @@ def _make_handler(judge: JudgeServer):
             self.wfile.write(payload)
 
     return Handler
+

@@ -1,0 +1,200 @@
+"""The `vllm` judge backend: the plugin runs `vllm serve MODEL` on a free loopback port for the run and asks it
+with the openai backend. No key to find or pay for: a random one, made for the run, reaches the server through
+VLLM_API_KEY (never on its command line), so other users of the machine cannot use the port.
+
+The model (and a LoRA adapter) come from a folder or a hub id through the same hub code as model mode, so the
+server is given a local folder and the results name the exact weights by their content digest. The server starts
+on the first request (a fully cached run starts none), with a progress line while it loads and a start-up
+timeout; it is stopped at the end of the session, on Ctrl-C and on a failed start, and a crash mid-run stops the
+run with one line that ends with its log's tail. Its process group is ended by a guard process if pytest itself
+dies (kill -9 included). `--editeval-judge-serve-command` names the command that runs vLLM's CLI (default
+`vllm`); the tests run the loopback judge through this same code path instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from .requests import Request
+from .settings import JudgeSettings, JudgeSpec
+
+if TYPE_CHECKING:
+    from ..cache import Cache
+    from .managed_server import ManagedServer
+    from .openai_http import JudgeClient
+
+ADAPTER_NAME = "editeval-judge-adapter"  # the name requests use when the adapter is served as a LoRA module
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
+VLLM_DEFAULT_MAX_LORA_RANK = 16
+
+
+def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, cache: "Cache", say, workdir: Path,
+           **_) -> "ManagedVllmJudge":
+    from ..generation import folder_identity
+    from ..hub import resolve
+    from . import install_hint
+
+    command = shlex.split(spec.serve_command)
+    if not command or (shutil.which(command[0]) is None and not Path(command[0]).is_file()):
+        raise InputError(f"--editeval-judge-backend vllm cannot find {command[0] if command else 'a command'!r}: "
+                         f"{install_hint('vllm')} on a CUDA machine, or name vLLM's command with "
+                         "--editeval-judge-serve-command")
+    folder = resolve(spec.model, spec.hub, "model", offline=spec.offline, option="--editeval-judge-model",
+                     example="Qwen/Qwen2.5-VL-72B-Instruct", what="judge model")
+    adapter = None
+    if spec.adapter:
+        adapter = resolve(spec.adapter, spec.hub, "model", offline=spec.offline, option="--editeval-judge-adapter",
+                          example="EditScore/EditScore-7B", what="judge adapter")
+        if not (adapter / "adapter_config.json").is_file():
+            raise InputError(f"judge adapter {adapter} has no adapter_config.json: --editeval-judge-adapter must be "
+                             "a PEFT LoRA adapter folder (or a hub id of one)")
+    return ManagedVllmJudge(spec, command, folder, adapter, folder_identity(folder, cache),
+                            folder_identity(adapter, cache) if adapter is not None else None,
+                            stop=stop, max_in_flight=max_in_flight, say=say, log_path=workdir / "logs" / "vllm-serve.log")
+
+
+class ManagedVllmJudge:
+    backend = "vllm"
+
+    def __init__(self, spec: JudgeSpec, command: list[str], folder: Path, adapter: Path | None, digest: str,
+                 adapter_digest: str | None, *, stop: threading.Event, max_in_flight: int, say,
+                 log_path: Path) -> None:
+        self.spec = spec
+        self.command = command
+        self.folder = folder
+        self.adapter = adapter
+        self.digest = digest
+        self.adapter_digest = adapter_digest
+        self.stop = stop
+        self.max_in_flight = max_in_flight
+        self.say = say
+        self.log_path = log_path
+        self.server: ManagedServer | None = None
+        self.client: JudgeClient | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    # ---- the Judge interface -------------------------------------------------------------------------------
+    @property
+    def requests_sent(self) -> int:
+        return self.client.requests_sent if self.client is not None else 0
+
+    @property
+    def parse_retries(self) -> int:
+        return self.spec.parse_retries
+
+    @property
+    def row_deadline_s(self) -> float:
+        return self.spec.row_deadline_s
+
+    def request_parameters(self) -> dict:
+        s = self.spec
+        return {name: getattr(s, name) for name in ("max_tokens", "temperature", "top_p", "top_k", "seed")
+                if getattr(s, name) is not None}
+
+    def identity(self) -> dict:
+        # Not the endpoint: its port changes every run, the weights and parameters do not.
+        return {"backend": self.backend, "model_digest": self.digest, "adapter_digest": self.adapter_digest,
+                "serve_args": list(self.spec.serve_args), **self.request_parameters()}
+
+    def describe(self) -> dict:
+        return {"backend": self.backend, "model": self.spec.model, "digest": self.digest,
+                "adapter_digest": self.adapter_digest, "recipe": self.spec.recipe, "host": "127.0.0.1",
+                "parameters": {**self.request_parameters(), "serve_args": list(self.spec.serve_args)}}
+
+    def notes(self) -> list[str]:
+        server = self.server
+        if server is None or server.started_in is None:
+            return []
+        return [f"{server.name} (pid {server.pid}) ready in {server.started_in:.1f} s; log {server.log_path}"]
+
+    def ask(self, request: Request, deadline: float | None = None) -> str:
+        waited = self._ensure_started()
+        # The row deadline counts the judge's answering, not the server's start-up.
+        return self.client.ask(request, deadline + waited if deadline is not None else None)
+
+    def interrupt(self) -> None:
+        self.stop.set()  # a start in progress notices it and stops the server
+        if self.client is not None:
+            self.client.interrupt()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._start_lock:  # after a start in progress has given up
+            if self.server is not None:
+                self.server.close()
+            if self.client is not None:
+                self.client.close()
+
+    # ---- the server ----------------------------------------------------------------------------------------
+    def _ensure_started(self) -> float:
+        """Seconds this request waited for the server to start (0 once it runs)."""
+        if self.client is not None:
+            return 0.0
+        began = time.monotonic()
+        with self._start_lock:
+            if self.client is None:
+                self._start()
+        return time.monotonic() - began
+
+    def _start(self) -> None:
+        from ..errors import SampleError
+        from .managed_server import ManagedServer, free_loopback_port
+        from .openai_http import JudgeClient
+
+        if self._closed or self.stop.is_set():
+            raise SampleError("run interrupted before the judge answered")
+        key = secrets.token_urlsafe(24)
+        port = free_loopback_port()
+        server = ManagedServer("vllm serve", self.serve_command(port), port=port, log_path=self.log_path,
+                               env={**os.environ, "VLLM_API_KEY": key}, stop=self.stop, say=self.say,
+                               startup_timeout_s=self.spec.startup_timeout_s)
+        self.server = server
+        server.start()
+        s = self.spec
+        settings = JudgeSettings(
+            url=f"http://127.0.0.1:{port}/v1", model=ADAPTER_NAME if self.adapter else self.served_name, api_key=key,
+            timeout_s=s.timeout_s, max_tokens=s.max_tokens, temperature=s.temperature, retries=s.retries,
+            parse_retries=s.parse_retries, backoff_s=s.backoff_s, row_deadline_s=s.row_deadline_s, top_p=s.top_p,
+            top_k=s.top_k, seed=s.seed)
+        client = JudgeClient(settings, stop=self.stop, max_in_flight=self.max_in_flight, recipe=s.recipe)
+        server.watch(lambda message: _crashed(client, message))
+        self.client = client
+
+    @property
+    def served_name(self) -> str:
+        return self.spec.model
+
+    def serve_command(self, port: int) -> list[str]:
+        command = [*self.command, "serve", str(self.folder), "--host", "127.0.0.1", "--port", str(port),
+                   "--served-model-name", self.served_name]
+        args = list(self.spec.serve_args)
+        if self.adapter is not None:
+            command += ["--enable-lora", "--lora-modules", f"{ADAPTER_NAME}={self.adapter}"]
+            rank = _lora_rank(self.adapter)
+            if rank > VLLM_DEFAULT_MAX_LORA_RANK and not any(a.startswith("--max-lora-rank") for a in args):
+                command += ["--max-lora-rank", str(next((r for r in LORA_RANKS if r >= rank), rank))]
+        return command + args
+
+
+def _crashed(client: "JudgeClient", message: str) -> None:
+    """The server died mid-run: every request in flight or still to come fails with this one line."""
+    from ..errors import JudgeFatalError
+
+    client.fail(JudgeFatalError(message, usage=False))
+
+
+def _lora_rank(adapter: Path) -> int:
+    try:
+        return int(json.loads((adapter / "adapter_config.json").read_text("utf-8")).get("r") or 0)
+    except (OSError, ValueError, TypeError):
+        return 0
