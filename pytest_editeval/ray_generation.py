@@ -5,12 +5,12 @@ else stays on the driver, as on one machine.
   CPUs), each loading the pipeline once from the same model reference (hub id and revision, or a path every node
   can read) and precision; or each unpickling the conftest's `editeval_pipeline` override, when it pickles.
 - The driver's producer (generation.ImageProducer) decodes sources, forms batches and computes each row's seed
-  exactly as on one machine, then hands batches to the actors with at most PER_ACTOR_IN_FLIGHT batches per actor
-  (the next one waits in the actor's queue while the current one runs, so a GPU never waits for a round trip,
-  and no more decoded images are held than that). Edited images come back as PNG bytes through the object
-  store and are saved, cached and judged on the driver as they arrive.
-- A dead actor (node lost, OOM kill) costs only its batches in flight: each is retried on another live actor,
-  up to ATTEMPTS runs in all, then its rows are error rows with the reason. The run goes on with the others.
+  exactly as on one machine, then hands batches to the actors, at most PER_ACTOR_IN_FLIGHT per actor: the
+  backpressure that bounds the decoded images held and the work a lost actor takes with it. Edited images come
+  back as PNG bytes through the object store and are saved, cached and judged on the driver as they arrive.
+- A dead actor (node lost, OOM kill) costs only its batch in flight: it goes to another live actor; a batch
+  lost ATTEMPTS times (a row that kills every process that edits it) becomes error rows with the reason, and
+  the run goes on with the other actors.
 - Stopping (Ctrl-C, -x, a fatal judge answer) kills the actors; the connection to Ray is closed (and a `local`
   instance shut down) when the run's threads are joined.
 
@@ -25,8 +25,12 @@ from typing import Any
 
 from .generation import GenerationInterrupted, GenerationSetupError, _generation_failure, _png_bytes
 
-PER_ACTOR_IN_FLIGHT = 2
-ATTEMPTS = 2  # a batch whose actor died is run once more, on another actor
+# One batch per actor: a dead actor's lost work is then exactly the batch it was running. With two, a killed
+# actor may have finished the first without its reply reaching the driver, and the wrong batch would be blamed.
+# The driver's prefetch has the next batch decoded, so an actor waits only for the round trip (milliseconds,
+# against seconds to minutes of generation).
+PER_ACTOR_IN_FLIGHT = 1
+ATTEMPTS = 2  # a batch that was running when its actor died runs once more, on another actor
 INSTALL_HINT = "pip install 'pytest-editeval[ray]'"
 
 
@@ -104,13 +108,13 @@ class EditorActor:
 
 
 # ---- on the driver -------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class _Actor:
     number: int
     handle: Any
     pid: int | None = None
     node: str | None = None
-    in_flight: int = 0
+    queue: list = field(default_factory=list)  # its batches in flight, in the order sent (the first one runs)
     alive: bool = True
 
     @property
@@ -119,14 +123,14 @@ class _Actor:
         return f"Ray actor {self.number} ({where})"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     token: Any
     args: tuple
     rows: int
-    attempts: int = 0
+    ref: Any = None
     actor: _Actor | None = None
-    lost_on: list[str] = field(default_factory=list)
+    lost_on: list[str] = field(default_factory=list)  # the actors that died while running it
 
 
 class RayEditorPool:
@@ -196,7 +200,7 @@ class RayEditorPool:
     # the producer's side
     def has_room(self) -> bool:
         live = [a for a in self.actors if a.alive]
-        return not live or any(a.in_flight < PER_ACTOR_IN_FLIGHT for a in live)
+        return not live or any(len(a.queue) < PER_ACTOR_IN_FLIGHT for a in live)
 
     @property
     def busy(self) -> bool:
@@ -211,14 +215,14 @@ class RayEditorPool:
             self._finished.append((job.token, "generation stopped before this row"))
             return
         if not live:
-            lost = f" (it was lost with {', '.join(job.lost_on)})" if job.lost_on else ""
-            self._finished.append((job.token, f"no Ray actor is left to generate this row{lost}: every actor died"))
+            lost = f" (it was running on {', '.join(job.lost_on)})" if job.lost_on else ""
+            self._finished.append((job.token, f"no Ray actor is left to generate this row: every actor died{lost}"))
             return
-        actor = min(live, key=lambda a: (a.in_flight, a.number))
-        job.attempts += 1
+        actor = min(live, key=lambda a: (len(a.queue), a.number))
         job.actor = actor
-        actor.in_flight += 1
-        self._in_flight[actor.handle.edit.remote(*job.args)] = job
+        job.ref = actor.handle.edit.remote(*job.args)
+        actor.queue.append(job)
+        self._in_flight[job.ref] = job
 
     def collect(self, timeout: float) -> list[tuple[Any, Any]]:
         """Finished batches: (token, [PNG bytes or a row's error]) or (token, the batch's error)."""
@@ -227,36 +231,60 @@ class RayEditorPool:
         if self._in_flight:
             ready, _ = ray.wait(list(self._in_flight), num_returns=len(self._in_flight), timeout=timeout)
             for ref in ready:
-                self._settle(ray, ref, self._in_flight.pop(ref))
+                job = self._in_flight.get(ref)
+                if job is not None:  # None: settled already with the rest of its dead actor's queue
+                    self._settle(ray, job)
         done, self._finished = self._finished, []
         return done
 
-    def _settle(self, ray, ref, job: _Job) -> None:
-        actor = job.actor
-        actor.in_flight -= 1
+    def _settle(self, ray, job: _Job) -> None:
         try:
-            status, value = ray.get(ref)
+            status, value = ray.get(job.ref)
         except ray.exceptions.RayActorError as exc:
-            self._lost(actor, exc)
-            job.lost_on.append(actor.name)
-            if not self._stopping and job.attempts < ATTEMPTS:
-                self.retried_rows += job.rows
-                self._dispatch(job)
-            else:
-                reason = "generation stopped before this row" if self._stopping else (
-                    f"generation lost with its Ray actor {job.attempts} times ({', '.join(job.lost_on)}): "
-                    f"{_first_line(exc)}")
-                self._finished.append((job.token, reason))
+            self._lost(ray, job.actor, exc)
             return
         except ray.exceptions.RayError as exc:  # object lost, task cancelled: this batch only
-            self._finished.append((job.token, f"generation failed on Ray: {type(exc).__name__}: {_first_line(exc)}"))
-            return
+            value = f"generation failed on Ray: {type(exc).__name__}: {_first_line(exc)}"
+        self._in_flight.pop(job.ref, None)
+        if job in job.actor.queue:
+            job.actor.queue.remove(job)
         self._finished.append((job.token, value))
 
-    def _lost(self, actor: _Actor, exc: BaseException) -> None:
+    def _lost(self, ray, actor: _Actor, exc: BaseException) -> None:
+        """An actor died. Of the batches it held, those it finished keep their results; the first unfinished one
+        (actors run their calls in order) was running and counts a loss; every unfinished one goes to another
+        actor, or fails past the bound."""
         if actor.alive and not self._stopping:
             self.notes.append(f"{actor.name} was lost: {_first_line(exc)}")
         actor.alive = False
+        held, actor.queue = actor.queue, []
+        # A dead actor's calls all resolve soon: to their results, or to its death.
+        ray.wait([job.ref for job in held], num_returns=len(held), timeout=10)
+        running_found = False
+        for job in held:
+            self._in_flight.pop(job.ref, None)
+            try:
+                status, value = ray.get(job.ref, timeout=0)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                pass  # not finished: lost with the actor
+            except ray.exceptions.RayError as other:
+                self._finished.append((job.token, f"generation failed on Ray: {type(other).__name__}: "
+                                                  f"{_first_line(other)}"))
+                continue
+            else:
+                self._finished.append((job.token, value))
+                continue
+            if not running_found:
+                running_found = True
+                job.lost_on.append(actor.name)
+            if self._stopping:
+                self._finished.append((job.token, "generation stopped before this row"))
+            elif len(job.lost_on) >= ATTEMPTS:
+                self._finished.append((job.token, f"generation lost with its Ray actor {len(job.lost_on)} times "
+                                                  f"({', '.join(job.lost_on)}): {_first_line(exc)}"))
+            else:
+                self.retried_rows += job.rows
+                self._dispatch(job)
 
     def summary(self) -> list[str]:
         """Lines for the run's summary: where generation ran, which actors were lost, what was retried."""
@@ -345,6 +373,8 @@ def _connect(ray, address: str) -> bool:
 
     if ray.is_initialized():
         return False
+    if address not in ("local", "auto"):
+        _check_reachable(address)
     try:
         if address == "local":
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
@@ -355,6 +385,20 @@ def _connect(ray, address: str) -> bool:
         raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: "
                                    f"{_first_line(exc)}") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes; a port nobody listens on is said at once."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: nothing answers at {host}:{port} "
+                                   f"({exc.strerror or exc}); start it with `ray start --head`, or check the "
+                                   "address") from None
 
 
 def _actor_count(ray, settings: RaySettings) -> int:
