@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import API_KEY, output_of
+from .tiny import build_tiny, needs_diffusers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -54,10 +55,8 @@ def _workflow_command() -> list[str]:
 
 
 def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path):
-    pytest.importorskip("diffusers", reason="the workflow runs model mode")
+    needs_diffusers()  # the workflow runs model mode
     from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
-
-    from .test_model_mode import build_tiny
 
     checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
     env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
@@ -97,12 +96,10 @@ def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path)
     """The sharded workflow's commands with N=3 on the CPU: each shard job in its own folder with its own cache,
     its results and images copied as the artifacts are downloaded, then the merge job, twice (no baseline yet;
     then the promoted one). The merge equals the same run in one process."""
-    pytest.importorskip("diffusers", reason="the workflow runs model mode")
+    needs_diffusers()  # the workflow runs model mode
     import glob
 
     from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
-
-    from .test_model_mode import build_tiny
 
     text = (EXAMPLES / "ci" / "gate-checkpoint-sharded.yml").read_text()
     matrix = re.search(r"shard: \[([\d, ]+)\]", text).group(1).split(",")

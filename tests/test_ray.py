@@ -2,6 +2,7 @@
 the tiny diffusers pipeline and the loopback judge. Every run is a subprocess, as users run pytest: a Ray driver
 must not live on in the test process."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import API_KEY, output_of
+from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference, needs_diffusers
 
-pytest.importorskip("ray", reason="the Ray tests need the [ray] extra (installed by the test extra)")
+if importlib.util.find_spec("ray") is None:  # not imported here: every Ray driver is a subprocess
+    pytest.skip("the Ray tests need the [ray] extra (installed by the test extra)", allow_module_level=True)
 
 RAY_CPU = ["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0"]
 PIX2PIX = "StableDiffusionInstructPix2PixPipeline"
@@ -75,9 +78,7 @@ def editeval_pipeline():
 
 @pytest.fixture(scope="module")
 def tiny_pix2pix(tmp_path_factory):
-    pytest.importorskip("diffusers", reason="model mode needs the [model] extra (installed by the test extra)")
-    from .test_model_mode import build_tiny
-
+    needs_diffusers()
     return build_tiny(PIX2PIX, tmp_path_factory.mktemp("tiny") / "pix2pix")
 
 
@@ -115,10 +116,8 @@ def _scores(path: Path) -> dict:
 
 
 def _assert_same_images(images: dict, reference: dict) -> None:
-    from .test_model_mode import PIXEL_TOLERANCE, _max_pixel_difference
-
     assert images.keys() == reference.keys() and len(images) == 6
-    worst = max(_max_pixel_difference(images[name], reference[name]) for name in images)
+    worst = max(max_pixel_difference(images[name], reference[name]) for name in images)
     print("largest pixel difference between the Ray run and the local run:", worst)
     assert worst <= PIXEL_TOLERANCE
 
