@@ -229,7 +229,11 @@ class RayEditorPool:
         import ray
 
         if self._in_flight:
-            ready, _ = ray.wait(list(self._in_flight), num_returns=len(self._in_flight), timeout=timeout)
+            refs = list(self._in_flight)
+            # Wake at the first result (an idle actor gets its next batch at once), then take all that are in.
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if ready and len(refs) > 1:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             for ref in ready:
                 job = self._in_flight.get(ref)
                 if job is not None:  # None: settled already with the rest of its dead actor's queue
