@@ -238,9 +238,10 @@ def evaluate_slice(request, slice_options: dict):
     if "images" in overrides:
         overrides["images"] = str(overrides["images"])
         overrides["generation"] = None
-    # A slice reports only through its fixture: no files, thresholds or baselines of the benchmark run.
+    # A slice reports only through its fixture: no files, thresholds or baselines of the benchmark run; and it is
+    # the marker's rows, never a CI shard's share of them.
     settings = dataclasses.replace(settings, **overrides, json_path=None, html_path=None, save_name=None,
-                                   compare=None, compare_gates=[], thresholds=[])
+                                   compare=None, compare_gates=[], thresholds=[], shard=None)
     run = Run(config, settings)
     if run.generation is not None:
         run.custom_editor = not _is_default_fixture(request.session, request.node, "editeval_pipeline")

@@ -287,3 +287,18 @@ def test_merge_bad_options_are_one_line(three_shards):
         result = merge(*three_shards, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_marker_slice_is_never_sharded(pytester, judge, gedit, edits, monkeypatch):
+    """--editeval-shard splits the benchmark's own items over CI jobs; a test's @pytest.mark.editeval slice is
+    the rows it names, whole, in every job."""
+    import shutil
+
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "marker_api" / "test_checkpoint_quality.py",
+                pytester.path)
+    result = pytester.runpytest(f"--editeval-judge-url={judge.url}", f"--editeval-dataset={gedit[0]}",
+                                f"--editeval-images={edits}", f"--editeval-cache-dir={pytester.path / 'c'}",
+                                "--editeval-shard=1/3")
+    result.assert_outcomes(passed=3)
+    assert judge.count == 16  # the slice's 8 rows, not a third of them
