@@ -247,12 +247,20 @@ class RayEditorPool:
         except ray.exceptions.RayActorError as exc:
             self._lost(ray, job.actor, exc)
             return
-        except ray.exceptions.RayError as exc:  # object lost, task cancelled: this batch only
+        except ray.exceptions.ObjectLostError as exc:  # done, but its result went with its node: run it again
+            self._forget(job)
+            job.lost_on.append(f"{job.actor.name}, whose result was lost")
+            self._retry_or_fail(job, exc)
+            return
+        except ray.exceptions.RayError as exc:  # cancelled, or another failure of this batch only
             value = f"generation failed on Ray: {type(exc).__name__}: {_first_line(exc)}"
+        self._forget(job)
+        self._finished.append((job.token, value))
+
+    def _forget(self, job: _Job) -> None:
         self._in_flight.pop(job.ref, None)
         if job in job.actor.queue:
             job.actor.queue.remove(job)
-        self._finished.append((job.token, value))
 
     def _lost(self, ray, actor: _Actor, exc: BaseException) -> None:
         """An actor died. Of the batches it held, those it finished keep their results; the first unfinished one
@@ -269,8 +277,8 @@ class RayEditorPool:
             self._in_flight.pop(job.ref, None)
             try:
                 status, value = ray.get(job.ref, timeout=0)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-                pass  # not finished: lost with the actor
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, ray.exceptions.ObjectLostError):
+                pass  # not finished, or its result gone with the actor's node: lost with the actor
             except ray.exceptions.RayError as other:
                 self._finished.append((job.token, f"generation failed on Ray: {type(other).__name__}: "
                                                   f"{_first_line(other)}"))
@@ -281,14 +289,17 @@ class RayEditorPool:
             if not running_found:
                 running_found = True
                 job.lost_on.append(actor.name)
-            if self._stopping:
-                self._finished.append((job.token, "generation stopped before this row"))
-            elif len(job.lost_on) >= ATTEMPTS:
-                self._finished.append((job.token, f"generation lost with its Ray actor {len(job.lost_on)} times "
-                                                  f"({', '.join(job.lost_on)}): {_first_line(exc)}"))
-            else:
-                self.retried_rows += job.rows
-                self._dispatch(job)
+            self._retry_or_fail(job, exc)
+
+    def _retry_or_fail(self, job: _Job, exc: BaseException) -> None:
+        if self._stopping:
+            self._finished.append((job.token, "generation stopped before this row"))
+        elif len(job.lost_on) >= ATTEMPTS:
+            self._finished.append((job.token, f"generation lost with its Ray actor {len(job.lost_on)} times "
+                                              f"({', '.join(job.lost_on)}): {_first_line(exc)}"))
+        else:
+            self.retried_rows += job.rows
+            self._dispatch(job)
 
     def summary(self) -> list[str]:
         """Lines for the run's summary: where generation ran, which actors were lost, what was retried."""

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import API_KEY, output_of
 from .tiny import build_tiny, needs_diffusers
 
