@@ -119,8 +119,7 @@ class _Actor:
 
     @property
     def name(self) -> str:
-        where = f"pid {self.pid} on {self.node}" if self.pid else "not started"
-        return f"Ray actor {self.number} ({where})"
+        return f"Ray actor {self.number}" + (f" (pid {self.pid} on {self.node})" if self.pid else "")
 
 
 @dataclass(eq=False)

@@ -312,6 +312,15 @@ def test_a_cluster_that_cannot_serve_is_one_line(run, pytester, args, message, m
     assert "Traceback" not in output_of(result)
 
 
+def test_an_actor_that_cannot_load_the_pipeline_is_one_line(run, tiny_pix2pix):
+    result = run(*RAY_CPU, "--editeval-ray-actors=1", *ROWS, f"--editeval-model={tiny_pix2pix}",
+                 "--editeval-pipeline-cls=NopeEditPipeline", images=None, subprocess=True)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines(["editeval STOPPED (exit 4): Ray actor 1 cannot load the editor: unknown pipeline "
+                                 "class 'NopeEditPipeline': not a pipeline of diffusers *"])
+    assert "Traceback" not in output_of(result)
+
+
 def test_without_the_ray_extra_one_line_names_the_pip_command(run, pytester):
     pytester.makeconftest("""
         import sys
