@@ -122,6 +122,10 @@ class _Actor:
         return f"Ray actor {self.number}" + (f" (pid {self.pid} on {self.node})" if self.pid else "")
 
 
+class _Stopped(Exception):
+    """The run stopped while the actors were loading."""
+
+
 @dataclass(eq=False)
 class _Job:
     token: Any
@@ -153,14 +157,18 @@ class RayEditorPool:
 
     # set-up
     @classmethod
-    def start(cls, settings: RaySettings, editor, generation, stop) -> "RayEditorPool":
+    def start(cls, settings: RaySettings, editor, generation, stop) -> "RayEditorPool | None":
         """Connect, start the actors and have each load the editor (waits for them; raises GenerationSetupError
-        with one line on any failure, after stopping whatever was started)."""
+        with one line on any failure, after stopping whatever was started). None when the run stopped meanwhile
+        (a fatal judge answer): that stop, not this, is what the run reports."""
         kind, recipe = _recipe(editor, generation)
         ray = _import_ray()
         pool = cls(settings, _connect(ray, settings.address))
         try:
             pool._start_actors(ray, kind, recipe, stop)
+        except _Stopped:
+            pool.shutdown()
+            return None
         except BaseException:
             pool.shutdown()
             raise
@@ -177,7 +185,7 @@ class RayEditorPool:
         infos = {}
         while loading:
             if stop.is_set():
-                raise GenerationSetupError("generation stopped while the Ray actors were loading the editor")
+                raise _Stopped()
             ready, _ = ray.wait(list(loading), num_returns=1, timeout=0.5)
             for ref in ready:
                 actor = loading.pop(ref)

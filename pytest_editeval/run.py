@@ -241,6 +241,9 @@ class Run:
 
             # The editor's calls move to the actors (raises GenerationSetupError: one line, the run stops).
             self.ray_pool = editor = RayEditorPool.start(self.settings.ray, editor, self.generation, self.stop)
+            if editor is None:  # the run stopped meanwhile: no row waits for an image
+                self.producer.fail_pending("generation stopped before this row")
+                return
         self.producer.start(editor)
 
     @property
