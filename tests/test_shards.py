@@ -302,3 +302,18 @@ def test_a_marker_slice_is_never_sharded(pytester, judge, gedit, edits, monkeypa
                                 "--editeval-shard=1/3")
     result.assert_outcomes(passed=3)
     assert judge.count == 16  # the slice's 8 rows, not a third of them
+
+
+def test_merge_report_without_the_dataset_or_the_images_says_so_in_one_line(three_shards, tmp_path):
+    moved = [_tampered(path, tmp_path, lambda d: [s.update(edited_image=f"/gone/{s['key']}.png")
+                                                  for s in d["samples"]]) for path in three_shards]
+    html = tmp_path / "report.html"
+    result = merge(*moved, "--dataset=/no/such/dataset", f"--html={html}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "HTML report without source thumbnails" in line] == [
+        "editeval: HTML report without source thumbnails: cannot load the dataset /no/such/dataset: /no/such/dataset: no such "
+        "file or folder"]
+    assert len([line for line in lines if line.startswith("editeval: HTML report: 44 edited image(s) not found")]) == 1
+    page = html.read_text()
+    assert "data:image/jpeg" not in page and page.count("<tr data-subset=") == 44  # every row, no thumbnail
