@@ -3,10 +3,14 @@
     pytest-editeval compare BASELINE NEW [--compare-fail EXPR]...   paired comparison of two saved runs
     pytest-editeval compare NEW --baseline BASELINE                  the same, with the baseline named
     pytest-editeval agreement RUN_A RUN_B [--json OUT] [--html OUT]    how far two judges agree on the same images
+    pytest-editeval merge SHARD.json... [--threshold EXPR]... [--compare BASELINE] [--compare-fail EXPR]...
+                          [--json OUT] [--html OUT] [--save NAME]     gate the shards of a run as one run
     pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
 
 compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
-1 a gate failed, 2 bad input.
+1 a gate failed, 2 bad input. merge checks that the shard files (--editeval-shard K/N --editeval-json) make one
+run, then aggregates, gates, compares and writes exactly as that run in one process would; exit code 0 gate
+passed, 1 gate failed, 2 bad input or a merged run that could not be gated (a shard stopped or ran partly).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-from .options import compare_gate
+from .options import _choice, _run_name, _threshold, compare_gate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     agree.add_argument("--json", metavar="OUT", help="write the agreement as JSON")
     agree.add_argument("--html", metavar="OUT", help="write the agreement as a self-contained HTML page")
     agree.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
+    merge = commands.add_parser("merge", help="check the shards of a run belong together, then aggregate, gate, "
+                                "compare and write them as one run")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.json", help="the results JSON of every shard "
+                       "(--editeval-shard K/N --editeval-json PATH), in any order")
+    merge.add_argument("--threshold", action="append", type=_threshold, default=[], metavar="EXPR",
+                       help="gate expression, repeatable, as --editeval-threshold (e.g. 'overall>=7.0')")
+    merge.add_argument("--gate", type=_choice("gate policy", ("auto", "always", "never")), default="auto", metavar="{auto,always,never}",
+                       help="auto (default): gate a merged run in which every row ran; always; never")
+    merge.add_argument("--compare", metavar="NAME_OR_PATH", help="compare with a saved run (a name under "
+                       ".editeval/runs/ of --rootdir, or a results JSON path)")
+    merge.add_argument("--compare-fail", action="append", type=compare_gate, default=[], metavar="EXPR",
+                       help="fail when a paired difference drops below DELTA, e.g. overall:-0.2 (repeatable)")
+    merge.add_argument("--compare-missing", type=_choice("compare-missing policy", ("error", "skip")),
+                       default="error", metavar="{error,skip}", help="a --compare run that does not exist: error (default) or skip the "
+                       "comparison with one line (a CI workflow's first run)")
+    merge.add_argument("--json", type=Path, metavar="PATH", help="write the merged results JSON to PATH")
+    merge.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
+    merge.add_argument("--save", type=_run_name, metavar="NAME", help="save the merged run as NAME under "
+                       ".editeval/runs/ of --rootdir (an incomplete run as NAME.incomplete)")
+    merge.add_argument("--dataset", metavar="ID_OR_PATH", help="where the HTML report reads source images "
+                       "(default: the dataset the shards read)")
+    merge.add_argument("--offline", action="store_true", help="read a hub dataset from the local cache only")
+    merge.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
     demo.add_argument("folder", metavar="FOLDER", help="a new (or empty) folder")
     args = parser.parse_args(argv)
@@ -43,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(Path(args.folder))
     if args.command == "agreement":
         return _agreement(args)
+    if args.command == "merge":
+        return _merge(args)
     return _compare(parser, args)
 
 
@@ -80,6 +109,24 @@ def _agreement(args) -> int:
                                    encoding="utf-8")
         print(f"HTML written to {args.html}")
     return 0
+
+
+def _merge(args) -> int:
+    from .shards import MergeRequest, merge
+
+    request = MergeRequest(
+        paths=[Path(p) for p in args.shards], thresholds=args.threshold, gate_policy=args.gate,
+        compare=args.compare, compare_gates=args.compare_fail, compare_missing=args.compare_missing,
+        json_path=args.json, html_path=args.html, save_name=args.save, dataset=args.dataset, offline=args.offline,
+        rootdir=Path(args.rootdir))
+    try:
+        result = merge(request)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line, _ in result.lines:
+        print(line)
+    return result.exit_code
 
 
 def _demo(folder: Path) -> int:

@@ -145,9 +145,10 @@ def actual_value(t: Threshold, aggregates: Aggregates) -> tuple[float | None, in
 
 
 def evaluate_gate(thresholds: list[Threshold], aggregates: Aggregates, *, all_ran: bool, policy: str = "auto",
-                  allow_missing: bool = False, stopped: str | None = None) -> GateResult:
+                  allow_missing: bool = False, stopped: str | None = None, withheld: str | None = None) -> GateResult:
     """policy: auto = gate only a run in which every selected row ran; always = gate whatever ran; never =
-    report only. A run stopped by a fatal error is never gated (its exit status says why)."""
+    report only. A run stopped by a fatal error is never gated (its exit status says why). `withheld`: why this
+    run is not gated on its own under `auto` (a shard: its merge is gated)."""
     outcomes = []
     for t in thresholds:
         actual, n = actual_value(t, aggregates)
@@ -157,6 +158,8 @@ def evaluate_gate(thresholds: list[Threshold], aggregates: Aggregates, *, all_ra
         return GateResult(False, None, outcomes, reason="--editeval-gate=never")
     if stopped is not None:
         return GateResult(False, None, outcomes, reason=f"the run stopped: {stopped}")
+    if withheld is not None and policy != "always":
+        return GateResult(False, None, outcomes, reason=withheld)
     if not all_ran and policy != "always":
         return GateResult(
             False, None, outcomes,

@@ -381,16 +381,43 @@ class ImageProducer:
             # current one is generated, and PNGs are encoded and written beside it, so the GPU never waits.
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="editeval-save") as savers, \
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="editeval-prefetch") as prefetch:
-                upcoming = prefetch.submit(self._next_batch, todo, max_batch, takes_lists) if todo else None
+                def next_batch():
+                    # `todo` is only touched by the prefetch thread from here until its result is taken.
+                    return prefetch.submit(self._next_batch, todo, max_batch, takes_lists) if todo else None
+
+                if getattr(editor, "editeval_parallel", False):
+                    self._run_remote(editor, next_batch, savers)
+                    return
+                upcoming = next_batch()
                 while upcoming is not None and not self.stop.is_set():
                     batch = upcoming.result()
-                    # `todo` is only touched by the prefetch thread from here until its result is taken.
-                    upcoming = prefetch.submit(self._next_batch, todo, max_batch, takes_lists) if todo else None
+                    upcoming = next_batch()
                     outputs = self._generate(editor, batch) if batch else None
                     if outputs is not None:
                         savers.submit(self._save_all, batch, outputs)
         finally:  # whatever happened, no row is left waiting for an image that will never come
             self.fail_pending("generation stopped before this row")
+
+    def _run_remote(self, pool, next_batch, savers) -> None:
+        """Several batches in flight on a pool of remote editors (ray_generation.RayEditorPool): a batch is sent
+        when an actor has room (the pool bounds it), and saved the moment its PNGs come back, in any order."""
+        upcoming = next_batch()
+        while not self.stop.is_set():
+            while upcoming is not None and pool.has_room() and not self.stop.is_set():
+                batch = upcoming.result()
+                upcoming = next_batch()
+                if batch:
+                    rows = [r for r, _ in batch]
+                    pool.submit(batch, [img for _, img in batch], [r.instruction for r in rows],
+                                [row_seed(self.seed, r.key) for r in rows])
+            if upcoming is None and not pool.busy:
+                return
+            for batch, outputs in pool.collect(timeout=0.2):
+                if isinstance(outputs, str):  # the whole batch failed (or its actors died): each row says why
+                    for row, _ in batch:
+                        self._settle(row, error=outputs)
+                else:
+                    savers.submit(self._save_all, batch, outputs)
 
     def _next_batch(self, todo: list[Row], size: int, takes_lists: bool) -> list[tuple[Row, Any]]:
         """The next row plus up to size-1 later rows (within a short window) whose source has its size. A row
@@ -456,11 +483,14 @@ class ImageProducer:
     def _save_all(self, batch: list[tuple[Row, Any]], outputs: list) -> None:
         for index, (row, source) in enumerate(batch):
             output = outputs[index] if index < len(outputs) else None
-            if not hasattr(output, "save"):
+            if isinstance(output, str):  # a remote editor's reason why this row has no image
+                self._settle(row, error=output)
+                continue
+            if not isinstance(output, bytes) and not hasattr(output, "save"):
                 self._settle(row, error=f"the pipeline returned no image for this row (got {type(output).__name__})")
                 continue
             try:
-                png = _png_bytes(output)
+                png = output if isinstance(output, bytes) else _png_bytes(output)  # remote editors send PNG bytes
                 path = self._store(row, png, source)
             except Exception as exc:  # a full disk, an image mode PNG cannot hold: this row fails, the run goes on
                 self._settle(row, error=f"cannot save the edited image: {type(exc).__name__}: {exc}")

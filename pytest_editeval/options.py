@@ -103,6 +103,7 @@ def _from_parser(module: str, name: str) -> Callable[[str], Any]:
 
 
 _threshold = _from_parser(".gate", "parse_threshold")
+_shard = _from_parser(".shards", "parse_shard")
 compare_gate = _from_parser(".compare", "parse_compare_gate")
 
 
@@ -116,6 +117,16 @@ def _json_object(value: str) -> dict:
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object of pipeline arguments, got {value!r}")
     return parsed
+
+
+def _ray_address(value: str) -> str:
+    """local, auto, ray://HOST:PORT (Ray Client) or HOST:PORT (the head node's GCS)."""
+    import re
+
+    if value in ("local", "auto") or re.fullmatch(r"(?:ray://)?[A-Za-z0-9._-]+:\d{1,5}", value):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is not a Ray address: use auto (the cluster this machine belongs "
+                                     "to), local (start one here), ray://HOST:PORT or HOST:PORT")
 
 
 def _run_name(value: str) -> str:
@@ -171,6 +182,9 @@ OPTIONS = [
     Option("language", "instruction language (GEdit: en or cn; default: the benchmark's first)", metavar="LANG"),
     Option("subsets", "comma-separated task types to evaluate (default: all)", _subset_list, metavar="A,B"),
     Option("limit", "evaluate only the first N rows of each subset", _number(int, 1), metavar="N"),
+    Option("shard", "run only shard K of N: a deterministic, balanced share of the selected rows (every subset "
+           "spread over the shards); gate the shards' merged results with `pytest-editeval merge`", _shard,
+           metavar="K/N"),
     Option("images", "edited images: a JSONL of {id, image_path} or a folder fullset/{task}/{lang}/{key}.png",
            metavar="PATH"),
     Option("allow-missing", "score the rows that have an edited image and pass over the others, as the official "
@@ -206,6 +220,13 @@ OPTIONS = [
            _choice("judge backend", JUDGE_BACKENDS)),
     Option("judge-recipe", "how the judge is asked and read: the benchmark's own (GEdit: viescore, the default) or "
            "editscore (GEdit's metrics with EditScore's prompts, 0..25 scale and sampling)", metavar="NAME"),
+    Option("ray", "model mode on a Ray cluster: auto (the cluster this machine belongs to), local (start one "
+           "here), ray://HOST:PORT or HOST:PORT; one actor per GPU, each loading the pipeline once "
+           "(pip install 'pytest-editeval[ray]')", _ray_address, metavar="ADDRESS"),
+    Option("ray-gpus-per-actor", "GPUs of each Ray actor (default 1; 0 generates on the actors' CPUs and needs "
+           "--editeval-ray-actors)", _number(float, 0), metavar="G"),
+    Option("ray-actors", "number of Ray actors (default: the cluster's GPUs / --editeval-ray-gpus-per-actor)",
+           _number(int, 1), metavar="N"),
     Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL); /chat/completions is "
            "appended to its path, a query (?api-version=...) is kept", _url, metavar="URL"),
     Option("judge-allow-http", "allow a plain http:// judge URL to a host that is not this machine (the key then "

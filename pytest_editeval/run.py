@@ -13,52 +13,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import benchmarks
-from .aggregate import Aggregates, aggregate
 from .benchmarks import BenchmarkOptions
 from .cache import Cache, write_atomic
 from .dataset import Row, select_rows
 from .edited_images import load_edited_images
 from .errors import InputError
-from .gate import GateResult, evaluate_gate, resolve_threshold
+from .gate import resolve_threshold
+from .outcome import Outcome, Stop, comparison_section, decide
 from .settings import RunSettings
 from .verdict import Verdict
 
+__all__ = ["Outcome", "Run", "Stop"]
+
 PREPARE_AHEAD_THREADS = 4
 _SAY_LOCK = threading.Lock()
-
-
-@dataclass
-class Outcome:
-    verdicts: list[Verdict]
-    aggregates: Aggregates
-    gate: GateResult
-    complete: bool  # every selected row ran, none is missing its image, and the run was not stopped
-    all_ran: bool  # every selected row ran (not a -k / -x / Ctrl-C / stopped run)
-    stopped: str | None = None  # the fatal error that stopped the run
-    deltas: list = field(default_factory=list)  # paired differences with the baseline
-    compare_outcomes: list = field(default_factory=list)
-    compare_warnings: list = field(default_factory=list)
-
-    @property
-    def compare_failed(self) -> bool:
-        return any(not o.passed for o in self.compare_outcomes)
-
-    @property
-    def failed(self) -> bool:
-        """Whether the gate (thresholds, missing rows, compare gates) fails the session."""
-        return self.gate.evaluated and (not self.gate.passed or self.compare_failed)
-
-
-@dataclass
-class Stop:
-    """A fatal error that stopped the run: its one line and the exit status it gives."""
-
-    message: str
-    exit_code: int
 
 
 class Run:
@@ -89,7 +60,11 @@ class Run:
         self.warnings[:0] = self.dataset.warnings
         rows = self.dataset.rows
         self.subset_order = self.benchmark.subset_order(r.subset for r in rows if r.language == settings.language)
-        self.selected = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order)
+        self.selection = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order)
+        self.selected = self.selection  # what this process evaluates: the selection, or a shard's share of it
+        self.owned: list[tuple[int, Row]] = []
+        if settings.shard is not None:
+            self._take_share(settings.shard)
         self.thresholds = self._resolved(settings.thresholds, "threshold")
         self.generation = settings.generation  # model mode when set
         self.producer = None
@@ -101,8 +76,8 @@ class Run:
         else:
             self.edited = None
             self.model_name = settings.model_name or _model_display_name(self.generation.model)
-            if self.generation.model and not config.option.collectonly:
-                self.generation.check_devices()  # before collection, before any file is written
+            if self.generation.model and not config.option.collectonly and settings.ray is None:
+                self.generation.check_devices()  # before collection, before any file is written (Ray: on the actors)
         self.baseline = None
         self.compare_skipped: str | None = None
         if settings.compare:
@@ -131,6 +106,25 @@ class Run:
         self._evaluator_parts: dict = {}
         self.worker_judge: dict | None = None  # the judge as an xdist worker described it (the controller's own
         # Run never starts one)
+        self.ray_pool = None  # the Ray actors of --editeval-ray, once generation has started
+
+    def _take_share(self, shard) -> None:
+        from .shards import share
+
+        if shard.count > len(self.selection):
+            raise InputError(f"--editeval-shard {shard}: the selection has {len(self.selection)} rows, so some of "
+                             f"{shard.count} shards would be empty; use at most {len(self.selection)} shards")
+        self.owned = share(self.selection, shard)
+        self.selected = [row for _, row in self.owned]
+
+    @property
+    def shard_withheld(self) -> str | None:
+        """Why a shard is not gated on its own (one line in the summary)."""
+        shard = self.settings.shard
+        if shard is None:
+            return None
+        return (f"shard {shard} ({len(self.selected)} of {len(self.selection)} selected rows) is not gated on its "
+                "own: gate the merged shards with `pytest-editeval merge` (or pass --editeval-gate=always)")
 
     def _resolved(self, thresholds, what: str):
         try:
@@ -235,6 +229,10 @@ class Run:
         if self.producer is not None and not self.producer.join(JOIN_TIMEOUT_S):
             still_alive.append("editeval-generate")
         still_alive += join_all(self._threads, JOIN_TIMEOUT_S)
+        if self.ray_pool is not None:  # after the producer: nothing uses Ray any more
+            self.ray_pool.shutdown()
+            self.warnings.extend(self.ray_pool.summary())
+            self.ray_pool = None
         if self.judge is not None:
             self.judge.close()
             still_alive += getattr(self.judge, "still_running", [])
@@ -260,6 +258,10 @@ class Run:
         from .generation import load_diffusers_editor, resolve_model
 
         gen = self.generation
+        if self.settings.ray is not None:  # each Ray actor loads it; nothing heavy on the driver
+            from .ray_generation import RemotePipeline
+
+            return RemotePipeline(gen)
         folder = getattr(self, "model_folder", None) or resolve_model(gen)
         return load_diffusers_editor(gen, folder, gen.resolve_device())
 
@@ -271,6 +273,14 @@ class Run:
             self.producer.adopt_identity(identity)
             if not self.settings.model_name:
                 self.model_name = _identity_name(identity) or self.model_name
+        if self.settings.ray is not None and self.producer.pending and not self.stop.is_set():
+            from .ray_generation import RayEditorPool
+
+            # The editor's calls move to the actors (raises GenerationSetupError: one line, the run stops).
+            self.ray_pool = editor = RayEditorPool.start(self.settings.ray, editor, self.generation, self.stop)
+            if editor is None:  # the run stopped meanwhile: no row waits for an image
+                self.producer.fail_pending("generation stopped before this row")
+                return
         self.producer.start(editor)
 
     @property
@@ -323,36 +333,11 @@ class Run:
     def outcome(self) -> Outcome:
         verdicts = sorted((Verdict.from_record(r) for r in self.records.values()),
                           key=lambda v: self.position.get(v.id, len(self.position)))
-        aggregates = aggregate(verdicts, self.benchmark, self.subset_order, expected_rows=len(self.selected))
-        all_ran = {v.id for v in verdicts} >= set(self.position) and self.stopped is None
-        complete = all_ran and aggregates.full.missing == 0
-        stopped = self.stopped.message if self.stopped else None
-        gate = evaluate_gate(self.thresholds, aggregates, all_ran=all_ran, policy=self.settings.gate_policy,
-                             allow_missing=self.settings.allow_missing, stopped=stopped)
-        deltas, compare_outcomes, warnings = [], [], []
-        if self.baseline is not None:
-            from .compare import compare_runs
-
-            deltas, compare_outcomes = compare_runs(
-                [v.to_record() for v in verdicts if v.status != "missing"], self.baseline.sample_records(),
-                self.compare_gates, list(aggregates.full.subsets),
-                [m.name for m in self.benchmark.metrics if not m.pooled], self.benchmark.default_averaging)
-            warnings = self._comparability()
-        return Outcome(verdicts, aggregates, gate, complete, all_ran, stopped, deltas, compare_outcomes, warnings)
-
-    def _comparability(self) -> list[str]:
-        """Why a comparison with the baseline may not compare like with like (said, never hidden)."""
-        base, warnings = self.baseline, []
-        if base.benchmark != self.benchmark.name:
-            warnings.append(f"the baseline is a {base.benchmark} run and this is {self.benchmark.name}: "
-                            "rows are paired by key only")
-        from .judges import different_judges
-
-        judges = different_judges(base.judge.model_dump(), self.judge_info()) if self.settings.judge else None
-        if judges:
-            warnings.append(f"the baseline was judged by {judges[0]}, this run by {judges[1]}: judges score on "
-                            "different scales")
-        return warnings
+        return decide(verdicts, list(self.position), self.benchmark, self.subset_order, thresholds=self.thresholds,
+                      gate_policy=self.settings.gate_policy, allow_missing=self.settings.allow_missing,
+                      stopped=self.stopped.message if self.stopped else None, baseline=self.baseline,
+                      compare_gates=self.compare_gates, judge=self.judge_info() if self.settings.judge else None,
+                      withheld=self.shard_withheld)
 
     def results(self, outcome: Outcome):
         """The run as the pydantic results model (built only when a file is written: pydantic is slow to import)."""
@@ -360,15 +345,13 @@ class Run:
         from .runs import run_metadata
 
         judge, gen = self.judge_info(), self.generation
-        comparison = None
-        if self.baseline is not None:
-            comparison = {
-                "baseline": self.baseline.meta or {"model": self.baseline.model},
-                "deltas": [d.to_dict() for d in outcome.deltas],
-                "gates": [{"expression": o.gate.expression, **o.delta.to_dict(), "passed": o.passed}
-                          for o in outcome.compare_outcomes],
-                "warnings": outcome.compare_warnings,
-            }
+        shard = None
+        if self.settings.shard is not None:
+            from .shards import shard_section
+
+            local = Path(self.settings.dataset).expanduser().exists()
+            shard = shard_section(self.settings.shard, self.selection, self.owned, self.subset_order,
+                                  self.settings.dataset, "local" if local else self.settings.hub)
         meta = run_metadata(self.settings.save_name, model=self.model_name, benchmark=self.benchmark.name,
                             revision=gen.revision if gen else None, protocol=self.settings.protocol,
                             judge_model=judge.get("model") or "", seed=gen.seed if gen else None,
@@ -380,66 +363,31 @@ class Run:
             language=self.settings.language, protocol=self.settings.protocol,
             model=self.model_name, judge=judge,
             verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete,
-            allow_missing=self.settings.allow_missing, stopped=outcome.stopped, meta=meta, comparison=comparison)
+            allow_missing=self.settings.allow_missing, stopped=outcome.stopped, meta=meta,
+            comparison=comparison_section(self.baseline, outcome), shard=shard)
 
     def write_files(self, outcome: Outcome) -> None:
+        from .report import files
+
         s = self.settings
         results = self.results(outcome) if (s.json_path or s.save_name or s.html_path) else None
         data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
         if s.json_path is not None:
-            self._write_results(s.json_path, data, outcome)
+            self.written.append(files.write_results_json(s.json_path, data, stopped=bool(outcome.stopped),
+                                                         scored=outcome.aggregates.full.num))
         if s.save_name is not None:
-            self._save_run(data, outcome)
+            self.written.append(files.save_run(self.config.rootpath, s.save_name, data, complete=outcome.complete))
         if s.html_path is not None:
-            self._write_html(results)
-            self.written.append(f"HTML report written to {s.html_path}")
+            by_id = {r.id: r for r in self.selected}
+            store = self.dataset.images
+            self.written.append(files.write_html(s.html_path, results, self.benchmark, self.baseline,
+                                                 lambda row_id: store.read(by_id[row_id].inputs[0]),
+                                                 s.max_pixels))
         self.write_edits_jsonl()
 
     def write_edits_jsonl(self) -> None:
         if self.producer is not None:
             self.producer.write_jsonl([r for r in self.dataset.rows if r.language == self.settings.language])
-
-    def _write_results(self, path: Path, data: bytes, outcome: Outcome) -> None:
-        """The results JSON; a run that stopped, or scored nothing, never replaces a file holding scored rows."""
-        from .runs import holds_scored_rows, incomplete_path
-
-        kept = holds_scored_rows(path) if (outcome.stopped or outcome.aggregates.full.num == 0) else 0
-        if kept:
-            target = incomplete_path(path)
-            write_atomic(target, data)
-            self.written.append(f"results written to {target}; {path} kept as it was (it holds {kept} scored rows "
-                                "and this run is incomplete)")
-        else:
-            write_atomic(path, data)
-            self.written.append(f"results written to {path}")
-
-    def _save_run(self, data: bytes, outcome: Outcome) -> None:
-        """--editeval-save NAME: only a complete run may become NAME (a baseline); another is NAME.incomplete."""
-        from .runs import INCOMPLETE_SUFFIX, run_path
-
-        name = self.settings.save_name
-        if outcome.complete:
-            path = run_path(self.config.rootpath, name)
-            write_atomic(path, data)
-            self.written.append(f"run saved as {name} ({path})")
-        else:
-            path = run_path(self.config.rootpath, name + INCOMPLETE_SUFFIX)
-            write_atomic(path, data)
-            self.written.append(f"run NOT saved as {name}, because it is incomplete; saved as "
-                                f"{name}{INCOMPLETE_SUFFIX} ({path}), and {name} is left as it was")
-
-    def _write_html(self, results) -> None:
-        from .report.html import render_report, thumbnails
-
-        by_id = {r.id: r for r in self.selected}
-        store = self.dataset.images
-
-        def first_input(row_id: str) -> bytes:
-            return store.read(by_id[row_id].inputs[0])
-
-        thumbs = thumbnails(results.samples, first_input, self.settings.max_pixels)
-        write_atomic(self.settings.html_path,
-                     render_report(results, self.benchmark, self.baseline, thumbs).encode("utf-8"))
 
     def counts(self) -> dict:
         """Judge and cache counters of this process (summed with the xdist workers' for the summary)."""

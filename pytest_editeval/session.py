@@ -117,13 +117,12 @@ class EditEvalPlugin:
 
         setup_error = None
         try:
-            editor = request.getfixturevalue("editeval_pipeline")
+            self.run.adopt_editor(request.getfixturevalue("editeval_pipeline"))
         except GenerationSetupError as exc:
             setup_error = str(exc)
         if setup_error is not None:  # stopped outside the except block, so it is reported as itself
             self.run.producer.fail_pending(setup_error)
             self.stop_run(setup_error, pytest.ExitCode.USAGE_ERROR)
-        self.run.adopt_editor(editor)
 
     def stop_run(self, message: str, code: pytest.ExitCode):
         """A fatal error: remember it (the summary leads with it and no gate is applied) and stop pytest. An
@@ -201,7 +200,7 @@ class EditEvalPlugin:
             output_dir=str(run.generation.output_dir) if run.producer is not None or generated else None,
             baseline=run.baseline, baseline_name=(run.baseline.meta.get("name") or s.compare) if run.baseline else None,
             compare_skipped=run.compare_skipped, written=run.written, still_running=run.still_running,
-            warnings=run.warnings)
+            warnings=run.warnings, withheld=run.shard_withheld)
         terminalreporter.section(facts.title)
         for line, style in summary_lines(facts):
             terminalreporter.write_line(line, **style)
@@ -252,9 +251,10 @@ def evaluate_slice(request, slice_options: dict):
     if "images" in overrides:
         overrides["images"] = str(overrides["images"])
         overrides["generation"] = None
-    # A slice reports only through its fixture: no files, thresholds or baselines of the benchmark run.
+    # A slice reports only through its fixture: no files, thresholds or baselines of the benchmark run; and it is
+    # the marker's rows, never a CI shard's share of them.
     settings = dataclasses.replace(settings, **overrides, json_path=None, html_path=None, save_name=None,
-                                   compare=None, compare_gates=[], thresholds=[])
+                                   compare=None, compare_gates=[], thresholds=[], shard=None)
     run = Run(config, settings)
     if run.generation is not None:
         run.custom_editor = not _is_default_fixture(request.session, request.node, "editeval_pipeline")

@@ -17,6 +17,8 @@ from .errors import InputError
 from .gate import Threshold
 from .generation import GenerationSettings
 from .judges.settings import JudgeSettings, JudgeSpec, cleartext_problem
+from .ray_generation import RaySettings
+from .shards import Shard
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 URL_VARIABLE = "EDITEVAL_JUDGE_URL"
@@ -54,6 +56,8 @@ class RunSettings:
     judge: JudgeSpec | None = field(repr=False)  # None for --collect-only: no judge needed
     judge_recipe: str | None = None  # --editeval-judge-recipe (None: the benchmark's own)
     generation: GenerationSettings | None = None  # model mode (no --editeval-images)
+    shard: Shard | None = None  # --editeval-shard K/N: this run's share of the selected rows
+    ray: RaySettings | None = None  # model mode on Ray actors
 
 
 def environment(config) -> dict[str, str]:
@@ -88,6 +92,7 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
         judge = _judge_spec(config, get, env, benchmark, protocol) if need_judge else None
         cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
         json_path = get("json")
+        ray = _ray_settings(config, get)
         return RunSettings(
             benchmark=name,
             dataset=get("dataset") or benchmark.default_dataset,
@@ -117,7 +122,9 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             junit_properties=bool(config.getini("editeval_junit_properties")),
             judge=judge,
             judge_recipe=recipe,
-            generation=None if get("images") else _generation_settings(config, get),
+            generation=None if get("images") else _generation_settings(config, get, ray),
+            shard=get("shard"),
+            ray=ray,
         )
     except options.IniValueError as exc:
         raise InputError(str(exc)) from None
@@ -223,7 +230,35 @@ def _http_settings(get, env: dict[str, str], model: str, common: dict) -> JudgeS
         top_p=common["top_p"], seed=common["seed"])  # top_k is not an OpenAI parameter: never sent here
 
 
-def _generation_settings(config, get) -> GenerationSettings:
+def _ray_settings(config, get) -> RaySettings | None:
+    """--editeval-ray and its companions, checked together (one line each, before any test runs)."""
+    address, gpus, actors = get("ray"), get("ray-gpus-per-actor"), get("ray-actors")
+    if address is None:
+        companions = [name for name, value in (("ray-gpus-per-actor", gpus), ("ray-actors", actors)) if value is not None]
+        if companions:
+            raise InputError(f"--editeval-{companions[0]} needs --editeval-ray ADDRESS (auto, local, ray://HOST:PORT)")
+        return None
+    if get("images"):
+        raise InputError("--editeval-ray generates the edited images on Ray actors (model mode): drop "
+                         "--editeval-images, or drop --editeval-ray to judge the images you have")
+    placed = [name for name in ("device", "devices") if get(name) is not None]
+    if placed:
+        raise InputError(f"--editeval-{placed[0]} does not apply with --editeval-ray: Ray gives each actor its own "
+                         "GPU(s) (--editeval-ray-gpus-per-actor; 0 for the CPU)")
+    if getattr(config, "workerinput", None) is not None or (getattr(config.option, "numprocesses", None) or 0) != 0:
+        raise InputError("--editeval-ray spreads generation over the cluster itself: run without -n (pytest-xdist)")
+    gpus = 1.0 if gpus is None else float(gpus)
+    if gpus == 0 and actors is None:
+        raise InputError("--editeval-ray-gpus-per-actor 0 generates on the actors' CPUs: say how many actors with "
+                         "--editeval-ray-actors N")
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise InputError("--editeval-ray needs Ray, which is not installed: pip install 'pytest-editeval[ray]'")
+    return RaySettings(address=address, gpus_per_actor=gpus, actors=actors)
+
+
+def _generation_settings(config, get, ray: RaySettings | None = None) -> GenerationSettings:
     model = get("model")
     generation_config = {**_pyproject_generation_table(Path(config.rootpath)), **(get("generation-config") or {})}
     folder_name = safe_folder_name(get("model-name") or (Path(model).name if model else "custom-editor"))
@@ -232,6 +267,8 @@ def _generation_settings(config, get) -> GenerationSettings:
     worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
     device = get("device") or (devices[index % len(devices)] if devices else None)
+    if ray is not None:  # inside an actor: its own GPU(s) as Ray assigned them, or its CPU
+        device = "cuda" if ray.gpus_per_actor > 0 else "cpu"
     return GenerationSettings(
         model=model, model_hub=get("model-hub") or "modelscope", revision=get("model-revision"),
         offline=bool(get("offline")), pipeline_cls=get("pipeline-cls"), precision=get("precision"),

@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import API_KEY, output_of
+from .tiny import build_tiny, needs_diffusers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -54,10 +53,8 @@ def _workflow_command() -> list[str]:
 
 
 def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path):
-    pytest.importorskip("diffusers", reason="the workflow runs model mode")
+    needs_diffusers()  # the workflow runs model mode
     from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
-
-    from .test_model_mode import build_tiny
 
     checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
     env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
@@ -86,3 +83,82 @@ def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path
                      ".editeval/runs/candidate.json"):
         assert (pytester.path / artifact).is_file(), artifact
     assert (pytester.path / ".editeval" / "outputs" / "checkpoint" / "edits.jsonl").is_file()
+
+
+def _step(text: str, name: str) -> list[str]:
+    block = re.search(rf"- name: {name}\n\s+run: >-\n((?:\s{{10}}.*\n)+)", text).group(1)
+    return shlex.split(" ".join(line.strip() for line in block.splitlines()))
+
+
+def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path):
+    """The sharded workflow's commands with N=3 on the CPU: each shard job in its own folder with its own cache,
+    its results and images copied as the artifacts are downloaded, then the merge job, twice (no baseline yet;
+    then the promoted one). The merge equals the same run in one process."""
+    needs_diffusers()  # the workflow runs model mode
+    import glob
+
+    from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
+
+    text = (EXAMPLES / "ci" / "gate-checkpoint-sharded.yml").read_text()
+    matrix = re.search(r"shard: \[([\d, ]+)\]", text).group(1).split(",")
+    assert len(matrix) == int(re.search(r"SHARDS: (\d+)", text).group(1))  # the matrix and N agree
+    shard_command, merge_command = _step(text, "shard"), _step(text, "merge")
+    assert shard_command[0] == "pytest" and merge_command[:2] == ["pytest-editeval", "merge"]
+    checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
+    # One torch thread: on 2 cores, torch's default threads fight the run's own threads (4x slower here).
+    env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
+           "EDITEVAL_JUDGE_MODEL": "judge-for-ci", "OMP_NUM_THREADS": "1"}
+    local = [f"--editeval-dataset={gedit[0]}", "--editeval-device=cpu", "--editeval-subsets=color_alter,text_change",
+             "--editeval-generation-config=" + json.dumps(FAST_CONFIGS["StableDiffusionInstructPix2PixPipeline"]),
+             "-p", "no:cacheprovider"]
+
+    def pytest_in(folder: Path, command: list[str]) -> subprocess.CompletedProcess:
+        folder.mkdir(parents=True)
+        return subprocess.run([sys.executable, "-m", "pytest", *command[1:], *local], cwd=folder, env=env,
+                              capture_output=True, text=True)
+
+    merge_folder = tmp_path / "merge-job"
+    for k in (1, 2, 3):
+        command = [a.replace("${{ matrix.shard }}", str(k)).replace("$SHARDS", "3").replace("$CHECKPOINT",
+                                                                                             str(checkpoint))
+                   for a in shard_command]
+        job = tmp_path / f"shard-job-{k}"
+        result = pytest_in(job, command)
+        assert result.returncode == 0, result.stdout[-3000:]  # not gated on its own
+        assert f"editeval gate NOT APPLIED: shard {k}/3" in result.stdout
+        assert (job / ".editeval" / "cache").is_dir()  # its own cache
+        artifact = merge_folder / "shards" / f"editeval-shard-{k}"  # as download-artifact lays them out
+        shutil.copytree(job / "edited", artifact / "edited")
+        shutil.copy(job / "shard.json", artifact / "shard.json")
+
+    def merge_job() -> subprocess.CompletedProcess:
+        files = sorted(glob.glob(str(merge_folder / merge_command[2])))  # the shell's glob
+        assert len(files) == 3
+        return subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "merge", *files, *merge_command[3:]],
+                              cwd=merge_folder, env=env, capture_output=True, text=True)
+
+    first = merge_job()  # the very first run: no last-good baseline yet
+    assert first.returncode == 1, first.stdout + first.stderr  # the thresholds decide (loopback scores are low)
+    assert "no saved run 'last-good'" in first.stdout and "comparison skipped" in first.stdout
+    assert "FAIL overall>=7.0" in first.stdout and "not found" not in first.stdout
+    runs = merge_folder / ".editeval" / "runs"
+    shutil.copy(runs / "candidate.json", runs / "last-good.json")  # the workflow's last step
+    second = merge_job()
+    assert second.returncode == 1 and "PASS compare overall:-0.2" in second.stdout, second.stdout
+    report = (merge_folder / "editeval-report.html").read_text()
+    merged = json.loads((merge_folder / "editeval-results.json").read_text())
+    assert merged["complete"] and merged["expected_rows"] == 8
+    assert report.count("data:image/jpeg") == 2 * 8  # every row's source and edited thumbnail, from the artifacts
+    # the same run in one process gives the same rows, aggregates and gate
+    whole_command = [a.replace("$CHECKPOINT", str(checkpoint)) for a in shard_command
+                     if not a.startswith("--editeval-shard")]
+    whole = pytest_in(tmp_path / "one-job", [*whole_command, "--editeval-threshold=overall>=7.0",
+                                             "--editeval-threshold=error_rate<=0.02"])
+    assert whole.returncode == 1, whole.stdout[-3000:]
+    one = json.loads((tmp_path / "one-job" / "shard.json").read_text())
+
+    def rows(data):
+        return [{k: v for k, v in s.items() if k != "edited_image"} for s in data["samples"]]
+
+    assert rows(merged) == rows(one) and merged["aggregates"] == one["aggregates"]
+    assert merged["gate"] == one["gate"] and merged["meta"]["model_digest"] == one["meta"]["model_digest"]

@@ -12,20 +12,9 @@ pytest.importorskip("diffusers", reason="model mode needs the [model] extra (ins
 from pytest_editeval.testing.tiny_pipelines import BUILDERS, FAST_CONFIGS  # noqa: E402
 
 from .conftest import output_of  # noqa: E402
+from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference  # noqa: E402
 
 SLICE = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=2", "--editeval-device=cpu"]
-
-
-def build_tiny(name, folder):
-    """Build a tiny pipeline in a clean interpreter: this test process has been through many in-process
-    pytester runs, whose module churn can leave diffusers' lazy submodules half-imported."""
-    import subprocess
-    import sys
-
-    code = f"from pytest_editeval.testing.tiny_pipelines import BUILDERS; BUILDERS[{name!r}]({str(folder)!r})"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    assert (folder / "model_index.json").is_file()
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -162,24 +151,10 @@ def test_flux_kontext_batches_like_single_rows_with_config_from_pyproject(run, t
     assert len(outputs[1]) == 16 and outputs[1].keys() == outputs[2].keys()
     # Per-row seeds make batch 2 the same computation as batch 1, but batched float32 kernels may round
     # differently (AVX-512 machines do): equal within a small tolerance is what every machine gives.
-    differences = [_max_pixel_difference(outputs[1][name], outputs[2][name]) for name in outputs[1]]
+    differences = [max_pixel_difference(outputs[1][name], outputs[2][name]) for name in outputs[1]]
     print("largest pixel difference between batch 1 and batch 2:", max(differences))
     assert max(differences) <= PIXEL_TOLERANCE
     assert all(_size(png) == (16, 16) for name, png in outputs[2].items() if not name.endswith("_SRCIMG.png"))
-
-
-# Batch 1 vs batch 2 of the tiny float32 Flux pipeline: bit-identical on most machines, a few levels apart
-# where batched matrix kernels sum in another order. The README states the same guarantee.
-PIXEL_TOLERANCE = 4
-
-
-def _max_pixel_difference(a: bytes, b: bytes) -> int:
-    import io
-
-    from PIL import Image, ImageChops
-
-    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
-        return max(high for _, high in ImageChops.difference(first.convert("RGB"), second.convert("RGB")).getextrema())
 
 
 def _size(png):

@@ -55,8 +55,10 @@ document.addEventListener('DOMContentLoaded', function(){
 """
 
 
-def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int) -> dict[str, tuple[str, str]]:
-    """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read or is too large)."""
+def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int,
+               edited_path: Callable | None = None) -> dict[str, tuple[str, str]]:
+    """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read or is too large).
+    `edited_path(sample)`: where the edited image is (default: the path the sample records)."""
     from ..images import ImageError, decode_rgb
 
     def thumb(data: bytes | None) -> str:
@@ -71,9 +73,13 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int) ->
         except (ImageError, OSError):
             return ""
 
+    def recorded(sample) -> Path | None:
+        return Path(sample.edited_image) if sample.edited_image else None
+
     out = {}
     for sample in samples:
-        edited = Path(sample.edited_image).read_bytes() if sample.edited_image and Path(sample.edited_image).is_file() else None
+        path = (edited_path or recorded)(sample)
+        edited = path.read_bytes() if path is not None and path.is_file() else None
         try:
             source = read_source(sample.id)
         except Exception:  # a report must not fail because one source cannot be read

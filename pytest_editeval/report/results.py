@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..aggregate import Aggregates, ScopeAggregate, SubsetAggregate
 from ..gate import GateResult
@@ -92,6 +92,26 @@ class Comparison(BaseModel):
     warnings: list[str] = []
 
 
+class ShardRow(BaseModel):
+    id: str
+    key: str
+    subset: str
+    tags: list[str] = []
+    position: int = Field(ge=0)  # in the whole selection (all shards together)
+
+
+class ShardInfo(BaseModel):
+    """A shard run's share (`--editeval-shard K/N`): what `pytest-editeval merge` checks and puts back together."""
+    index: int = Field(ge=1)
+    count: int = Field(ge=1)
+    selected_rows: int = Field(ge=0)  # rows of the whole selection, all shards together
+    selection_sha256: str  # fingerprint of the whole selection's row ids, in order
+    subsets: list[str]  # the benchmark's subset order for the language (aggregation and thresholds)
+    dataset: str  # --editeval-dataset as given (a hub id or a path): the merge's HTML reads source images from it
+    hub: str  # the hub of a dataset id, or "local" for a path
+    rows: list[ShardRow]  # every row this shard owns
+
+
 class BenchmarkInfo(BaseModel):
     """What the numbers mean: the benchmark's metrics, how a row is scored, the options that changed it."""
     title: str = ""
@@ -115,6 +135,7 @@ class RunResults(BaseModel):
     rows_ran: Optional[int] = None
     allow_missing: bool = False  # rows without an edited image were passed over (--editeval-allow-missing)
     stopped: Optional[str] = None  # why the run stopped early (a fatal judge or set-up error)
+    shard: Optional[ShardInfo] = None  # a shard run's share; null for a whole (or merged) run
     samples: list[SampleResult]
     missing: list[str]
     aggregates: dict[str, ScopeResult]
@@ -144,14 +165,15 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
 def build_results(*, benchmark: str, language: str, protocol: str, model: str, judge: dict,
                   verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
                   complete: bool, meta: dict | None = None, comparison: dict | None = None, allow_missing: bool = False,
-                  stopped: str | None = None, benchmark_info: dict | None = None) -> RunResults:
+                  stopped: str | None = None, benchmark_info: dict | None = None,
+                  shard: dict | None = None) -> RunResults:
     return RunResults(
         meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
         benchmark=benchmark, benchmark_info=BenchmarkInfo(**(benchmark_info or {})), language=language,
         protocol=protocol, model=model,
         judge=JudgeInfo(**{k: v for k, v in judge.items() if v is not None}),
         complete=complete, expected_rows=aggregates.expected_rows, rows_ran=aggregates.seen_rows,
-        allow_missing=allow_missing, stopped=stopped,
+        allow_missing=allow_missing, stopped=stopped, shard=ShardInfo(**shard) if shard else None,
         samples=[SampleResult(**v.to_record()) for v in verdicts if v.status != "missing"],
         missing=[v.id for v in verdicts if v.status == "missing"],
         aggregates={name: _scope(scope) for name, scope in aggregates.scopes.items()},

@@ -39,6 +39,7 @@ class SummaryFacts:
     still_running: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the dataset's and the benchmark's, said once
     judge_notes: list[str] = field(default_factory=list)  # how the judge ran (device, load time, server)
+    withheld: str | None = None  # why this run is not gated on its own (a shard): said even without thresholds
 
 
 def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
@@ -95,7 +96,10 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
         lines.append((line, YELLOW if "NOT saved" in line or "kept as it was" in line else PLAIN))
     if f.still_running:
         lines.append((f"editeval: threads still running after the stop: {', '.join(f.still_running)}", RED))
-    for line, failed in render_gate(outcome.gate):
+    gate_lines = render_gate(outcome.gate)
+    if not gate_lines and f.withheld is not None and outcome.gate.reason == f.withheld:
+        gate_lines = [(f"editeval gate NOT APPLIED: {f.withheld}", False)]
+    for line, failed in gate_lines:
         style = {"red": failed, "green": line.startswith(("PASS", "editeval gate PASSED")),
                  "yellow": not failed and "NOT APPLIED" in line, "bold": line.startswith("editeval gate")}
         lines.append((line, style))

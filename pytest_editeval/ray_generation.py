@@ -1,0 +1,444 @@
+"""Model mode on a Ray cluster (`--editeval-ray ADDRESS`): the pipeline calls move to Ray actors; everything
+else stays on the driver, as on one machine.
+
+- One actor per GPU (`--editeval-ray-gpus-per-actor`, default 1; 0 with `--editeval-ray-actors N` runs them on
+  CPUs), each loading the pipeline once from the same model reference (hub id and revision, or a path every node
+  can read) and precision; or each unpickling the conftest's `editeval_pipeline` override, when it pickles.
+- The driver's producer (generation.ImageProducer) decodes sources, forms batches and computes each row's seed
+  exactly as on one machine, then hands batches to the actors, at most PER_ACTOR_IN_FLIGHT per actor: the
+  backpressure that bounds the decoded images held and the work a lost actor takes with it. Edited images come
+  back as PNG bytes through the object store and are saved, cached and judged on the driver as they arrive.
+- A dead actor (node lost, OOM kill) costs only its batch in flight: it goes to another live actor; a batch
+  lost ATTEMPTS times (a row that kills every process that edits it) becomes error rows with the reason, and
+  the run goes on with the other actors.
+- Stopping (Ctrl-C, -x, a fatal judge answer) kills the actors; the connection to Ray is closed (and a `local`
+  instance shut down) when the run's threads are joined.
+
+Ray is imported only when generation actually starts (not for --collect-only or a fully cached run).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .generation import GenerationInterrupted, GenerationSetupError, _generation_failure, _png_bytes
+
+# One batch per actor: a dead actor's lost work is then exactly the batch it was running. With two, a killed
+# actor may have finished the first without its reply reaching the driver, and the wrong batch would be blamed.
+# The driver's prefetch has the next batch decoded, so an actor waits only for the round trip (milliseconds,
+# against seconds to minutes of generation).
+PER_ACTOR_IN_FLIGHT = 1
+ATTEMPTS = 2  # a batch that was running when its actor died runs once more, on another actor
+INSTALL_HINT = "pip install 'pytest-editeval[ray]'"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str  # auto | local | ray://HOST:PORT | HOST:PORT
+    gpus_per_actor: float = 1.0
+    actors: int | None = None  # None: the cluster's GPUs / gpus_per_actor
+
+
+class RemotePipeline:
+    """What the default `editeval_pipeline` fixture gives under --editeval-ray: nothing is loaded on the driver;
+    each actor loads the diffusers pipeline of these generation settings itself."""
+
+    def __init__(self, generation) -> None:
+        self.generation = generation
+
+    def release(self) -> None:
+        pass
+
+
+# ---- inside each actor ---------------------------------------------------------------------------------------
+class EditorActor:
+    """The editor of one Ray actor. Errors come back as values (one line each), never as Ray's tracebacks."""
+
+    def __init__(self) -> None:
+        self.editor = None
+
+    def load(self, kind: str, recipe: Any) -> dict:
+        """kind "pipeline": recipe is the run's GenerationSettings; "callable": a cloudpickled editor."""
+        try:
+            if kind == "pipeline":
+                from .generation import load_diffusers_editor, resolve_model
+
+                folder = resolve_model(recipe)
+                self.editor = load_diffusers_editor(recipe, folder, recipe.resolve_device())
+            else:
+                import ray.cloudpickle as cloudpickle
+
+                self.editor = cloudpickle.loads(recipe)
+        except GenerationSetupError as exc:
+            return {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a setup failure of any kind is one line for the driver
+            return {"error": f"{type(exc).__name__}: {_first_line(exc)}"}
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(),
+                "max_batch": getattr(self.editor, "max_batch", None),
+                "multi_image": bool(getattr(self.editor, "editeval_multi_image", False))}
+
+    def edit(self, images: list, instructions: list[str], seeds: list[int]) -> tuple[str, Any]:
+        """("ok", [PNG bytes, or the reason a row has no image]) or ("error", the reason the batch failed)."""
+        editor = self.editor
+        try:
+            if hasattr(editor, "edit_batch"):
+                outputs = editor.edit_batch(images, instructions, seeds)
+            else:
+                outputs = [editor(image, instruction, seed) for image, instruction, seed in
+                           zip(images, instructions, seeds)]
+        except GenerationInterrupted:
+            return "error", "generation stopped before this row"
+        except Exception as exc:  # noqa: BLE001 - the run goes on: each row of the batch is an error with the reason
+            return "error", _generation_failure(exc)
+        pngs: list = []
+        for index in range(len(images)):
+            output = outputs[index] if index < len(outputs) else None
+            if not hasattr(output, "save"):
+                pngs.append(f"the pipeline returned no image for this row (got {type(output).__name__})")
+                continue
+            try:
+                pngs.append(_png_bytes(output))
+            except Exception as exc:  # noqa: BLE001 - an image mode PNG cannot hold: this row fails
+                pngs.append(f"cannot encode the edited image: {type(exc).__name__}: {_first_line(exc)}")
+        return "ok", pngs
+
+
+# ---- on the driver -------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Actor:
+    number: int
+    handle: Any
+    pid: int | None = None
+    node: str | None = None
+    queue: list = field(default_factory=list)  # its batches in flight, in the order sent (the first one runs)
+    alive: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"Ray actor {self.number}" + (f" (pid {self.pid} on {self.node})" if self.pid else "")
+
+
+class _Stopped(Exception):
+    """The run stopped while the actors were loading."""
+
+
+@dataclass(eq=False)
+class _Job:
+    token: Any
+    args: tuple
+    rows: int
+    ref: Any = None
+    actor: _Actor | None = None
+    lost_on: list[str] = field(default_factory=list)  # the actors that died while running it
+
+
+class RayEditorPool:
+    """The producer's editor under --editeval-ray: batches go to the actors, results are collected as they come.
+    Used from the producer thread (submit, collect) and, to stop, from the main thread (interrupt, shutdown)."""
+
+    editeval_parallel = True  # the producer keeps several batches in flight instead of calling one at a time
+
+    def __init__(self, settings: RaySettings, started_ray: bool) -> None:
+        self.settings = settings
+        self.started_ray = started_ray  # this run connected to Ray (and closes the connection at the end)
+        self.actors: list[_Actor] = []
+        self.max_batch: int | None = None
+        self.editeval_multi_image = False
+        self.notes: list[str] = []  # said in the summary: where generation ran, the actors lost
+        self.retried_rows = 0
+        self._in_flight: dict[Any, _Job] = {}
+        self._finished: list[tuple[Any, Any]] = []
+        self._stopping = False
+        self._closed = False
+
+    # set-up
+    @classmethod
+    def start(cls, settings: RaySettings, editor, generation, stop) -> "RayEditorPool | None":
+        """Connect, start the actors and have each load the editor (waits for them; raises GenerationSetupError
+        with one line on any failure, after stopping whatever was started). None when the run stopped meanwhile
+        (a fatal judge answer): that stop, not this, is what the run reports."""
+        kind, recipe = _recipe(editor, generation)
+        ray = _import_ray()
+        pool = cls(settings, _connect(ray, settings.address))
+        try:
+            pool._start_actors(ray, kind, recipe, stop)
+        except _Stopped:
+            pool.shutdown()
+            return None
+        except BaseException:
+            pool.shutdown()
+            raise
+        return pool
+
+    def _start_actors(self, ray, kind: str, recipe: Any, stop) -> None:
+        s = self.settings
+        count = _actor_count(ray, s)
+        actor_class = ray.remote(EditorActor).options(num_gpus=s.gpus_per_actor, num_cpus=0, max_restarts=0,
+                                                      max_concurrency=1)
+        self.actors = [_Actor(i + 1, actor_class.remote()) for i in range(count)]
+        shared = ray.put(recipe)  # the pickled editor or the settings travel to the object store once
+        loading = {actor.handle.load.remote(kind, shared): actor for actor in self.actors}
+        infos = {}
+        while loading:
+            if stop.is_set():
+                raise _Stopped()
+            ready, _ = ray.wait(list(loading), num_returns=1, timeout=0.5)
+            for ref in ready:
+                actor = loading.pop(ref)
+                try:
+                    info = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    raise GenerationSetupError(f"{actor.name} died while loading the editor: "
+                                               f"{_first_line(exc)}") from None
+                if "error" in info:
+                    raise GenerationSetupError(f"{actor.name} cannot load the editor: {info['error']}")
+                actor.pid, actor.node = info["pid"], info["node"]
+                infos[actor.number] = info
+        first = infos[1]
+        self.max_batch, self.editeval_multi_image = first["max_batch"], first["multi_image"]
+        gpus = f"{s.gpus_per_actor:g} GPU(s) each" if s.gpus_per_actor else "on CPUs"
+        nodes = len({a.node for a in self.actors})
+        self.notes.append(f"generating on {count} Ray actor(s) at {s.address} ({gpus}, {nodes} node(s))")
+
+    # the producer's side
+    def has_room(self) -> bool:
+        live = [a for a in self.actors if a.alive]
+        return not live or any(len(a.queue) < PER_ACTOR_IN_FLIGHT for a in live)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._in_flight or self._finished)
+
+    def submit(self, token: Any, images: list, instructions: list[str], seeds: list[int]) -> None:
+        self._dispatch(_Job(token, (images, instructions, seeds), len(images)))
+
+    def _dispatch(self, job: _Job) -> None:
+        live = [a for a in self.actors if a.alive]
+        if self._stopping:
+            self._finished.append((job.token, "generation stopped before this row"))
+            return
+        if not live:
+            lost = f" (it was running on {', '.join(job.lost_on)})" if job.lost_on else ""
+            self._finished.append((job.token, f"no Ray actor is left to generate this row: every actor died{lost}"))
+            return
+        actor = min(live, key=lambda a: (len(a.queue), a.number))
+        job.actor = actor
+        job.ref = actor.handle.edit.remote(*job.args)
+        actor.queue.append(job)
+        self._in_flight[job.ref] = job
+
+    def collect(self, timeout: float) -> list[tuple[Any, Any]]:
+        """Finished batches: (token, [PNG bytes or a row's error]) or (token, the batch's error)."""
+        import ray
+
+        if self._in_flight:
+            refs = list(self._in_flight)
+            # Wake at the first result (an idle actor gets its next batch at once), then take all that are in.
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if ready and len(refs) > 1:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in ready:
+                job = self._in_flight.get(ref)
+                if job is not None:  # None: settled already with the rest of its dead actor's queue
+                    self._settle(ray, job)
+        done, self._finished = self._finished, []
+        return done
+
+    def _settle(self, ray, job: _Job) -> None:
+        try:
+            status, value = ray.get(job.ref)
+        except ray.exceptions.RayActorError as exc:
+            self._lost(ray, job.actor, exc)
+            return
+        except ray.exceptions.ObjectLostError as exc:  # done, but its result went with its node: run it again
+            self._forget(job)
+            job.lost_on.append(f"{job.actor.name}, whose result was lost")
+            self._retry_or_fail(job, exc)
+            return
+        except ray.exceptions.RayError as exc:  # cancelled, or another failure of this batch only
+            value = f"generation failed on Ray: {type(exc).__name__}: {_first_line(exc)}"
+        self._forget(job)
+        self._finished.append((job.token, value))
+
+    def _forget(self, job: _Job) -> None:
+        self._in_flight.pop(job.ref, None)
+        if job in job.actor.queue:
+            job.actor.queue.remove(job)
+
+    def _lost(self, ray, actor: _Actor, exc: BaseException) -> None:
+        """An actor died. Of the batches it held, those it finished keep their results; the first unfinished one
+        (actors run their calls in order) was running and counts a loss; every unfinished one goes to another
+        actor, or fails past the bound."""
+        if actor.alive and not self._stopping:
+            self.notes.append(f"{actor.name} was lost: {_first_line(exc)}")
+        actor.alive = False
+        held, actor.queue = actor.queue, []
+        # A dead actor's calls all resolve soon: to their results, or to its death.
+        ray.wait([job.ref for job in held], num_returns=len(held), timeout=10)
+        running_found = False
+        for job in held:
+            self._in_flight.pop(job.ref, None)
+            try:
+                status, value = ray.get(job.ref, timeout=0)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, ray.exceptions.ObjectLostError):
+                pass  # not finished, or its result gone with the actor's node: lost with the actor
+            except ray.exceptions.RayError as other:
+                self._finished.append((job.token, f"generation failed on Ray: {type(other).__name__}: "
+                                                  f"{_first_line(other)}"))
+                continue
+            else:
+                self._finished.append((job.token, value))
+                continue
+            if not running_found:
+                running_found = True
+                job.lost_on.append(actor.name)
+            self._retry_or_fail(job, exc)
+
+    def _retry_or_fail(self, job: _Job, exc: BaseException) -> None:
+        if self._stopping:
+            self._finished.append((job.token, "generation stopped before this row"))
+        elif len(job.lost_on) >= ATTEMPTS:
+            self._finished.append((job.token, f"generation lost with its Ray actor {len(job.lost_on)} times "
+                                              f"({', '.join(job.lost_on)}): {_first_line(exc)}"))
+        else:
+            self.retried_rows += job.rows
+            self._dispatch(job)
+
+    def summary(self) -> list[str]:
+        """Lines for the run's summary: where generation ran, which actors were lost, what was retried."""
+        retried = [f"{self.retried_rows} row(s) in flight on a lost actor were retried on another actor"] \
+            if self.retried_rows else []
+        return [*self.notes, *retried]
+
+    # stopping
+    def interrupt(self) -> None:
+        """Stop at once: kill every actor (their calls in flight end); rows not finished fail with the stop."""
+        self._stopping = True
+        self._kill_actors()
+
+    def _kill_actors(self) -> None:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover - started pools imported it
+            return
+        for actor in self.actors:
+            if actor.alive:
+                actor.alive = False
+                try:
+                    ray.kill(actor.handle, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone, or Ray is shutting down
+                    pass
+
+    def shutdown(self) -> None:
+        """Kill the actors and close the connection this run opened (a `local` instance stops with it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._kill_actors()
+        if self.started_ray:
+            import ray
+
+            ray.shutdown()
+
+    def release(self) -> None:
+        self.shutdown()
+
+
+def _recipe(editor, generation) -> tuple[str, Any]:
+    """What each actor needs to build the editor: the generation settings (the default pipeline) or the override,
+    pickled here so that a callable that cannot travel is one line before any actor starts."""
+    if isinstance(editor, RemotePipeline):
+        return "pipeline", generation
+    try:
+        import ray.cloudpickle as cloudpickle
+    except ImportError:
+        raise GenerationSetupError(f"--editeval-ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    _pickle_conftest_by_value(cloudpickle, editor)
+    try:
+        return "callable", cloudpickle.dumps(editor)
+    except Exception as exc:  # noqa: BLE001 - TypeError, PicklingError, anything its __reduce__ raises
+        raise GenerationSetupError(
+            f"the editeval_pipeline override cannot be sent to the Ray actors ({type(exc).__name__}: "
+            f"{_first_line(exc)}): return a picklable callable (e.g. one that loads its model on first use, inside "
+            "the actor), or run without --editeval-ray") from None
+
+
+def _pickle_conftest_by_value(cloudpickle, editor) -> None:
+    """A conftest.py is not importable on the actors (it is no package on their path): send its code along."""
+    import sys
+
+    for obj in (editor, type(editor)):
+        name = getattr(obj, "__module__", None) or ""
+        if name.rpartition(".")[2] == "conftest" and name in sys.modules:
+            try:
+                cloudpickle.register_pickle_by_value(sys.modules[name])
+            except (ValueError, TypeError):  # pragma: no cover - not a module cloudpickle can take by value
+                pass
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise GenerationSetupError(f"--editeval-ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def _connect(ray, address: str) -> bool:
+    """Connect to (or, for `local`, start) Ray; False when this process was connected already."""
+    import logging
+
+    if ray.is_initialized():
+        return False
+    if address not in ("local", "auto"):
+        _check_reachable(address)
+    try:
+        if address == "local":
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
+                     log_to_driver=False)
+        else:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, gRPC errors...
+        raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: "
+                                   f"{_first_line(exc)}") from None
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes; a port nobody listens on is said at once."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: nothing answers at {host}:{port} "
+                                   f"({exc.strerror or exc}); start it with `ray start --head`, or check the "
+                                   "address") from None
+
+
+def _actor_count(ray, settings: RaySettings) -> int:
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    per = settings.gpus_per_actor
+    if settings.actors is None:
+        count = int(gpus // per) if per else 0
+        if count == 0:
+            raise GenerationSetupError(
+                f"the Ray cluster at {settings.address} has {gpus:g} GPU(s), not enough for one actor of {per:g} "
+                "GPU(s): to generate on CPUs pass --editeval-ray-gpus-per-actor 0 --editeval-ray-actors N")
+        return count
+    if settings.actors * per > gpus:
+        raise GenerationSetupError(
+            f"--editeval-ray-actors {settings.actors} x --editeval-ray-gpus-per-actor {per:g} needs "
+            f"{settings.actors * per:g} GPU(s); the Ray cluster at {settings.address} has {gpus:g}")
+    return settings.actors
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]

@@ -1,0 +1,332 @@
+"""Model mode on Ray (`--editeval-ray`), on this machine's CPUs: a local Ray instance with two (or three) actors,
+the tiny diffusers pipeline and the loopback judge. Every run is a subprocess, as users run pytest: a Ray driver
+must not live on in the test process."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import API_KEY, output_of
+from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference, needs_diffusers
+
+if importlib.util.find_spec("ray") is None:  # not imported here: every Ray driver is a subprocess
+    pytest.skip("the Ray tests need the [ray] extra (installed by the test extra)", allow_module_level=True)
+
+RAY_CPU = ["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0"]
+PIX2PIX = "StableDiffusionInstructPix2PixPipeline"
+ROWS = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=3"]  # 6 rows
+
+# A custom editor for the conftest: the tiny pipeline when TINY_MODEL is set (loaded on first use, so inside each
+# actor), else a flat image from the seed; it kills its own process (an OOM kill) on rows naming KILL_ON, once
+# across the run with KILL_ONCE, and records its process ids. Every setting is read when the fixture builds it,
+# on the driver, and travels with the pickled editor.
+EDITOR_CONFTEST = """
+import os, signal, time
+import pytest
+from PIL import Image
+
+class Editor:
+    editeval_identity = None  # never cached: every run generates
+
+    def __init__(self):
+        self.tiny = os.environ.get("TINY_MODEL")
+        self.config = os.environ.get("TINY_CONFIG")
+        self.kill_on = os.environ.get("KILL_ON")
+        self.kill_once = os.environ.get("KILL_ONCE")  # a marker file: only the first actor to get there dies
+        self.pids = os.environ.get("PIDS_FILE")
+        self.delay = float(os.environ.get("EDIT_DELAY", "0"))
+        self.pipe = None
+
+    def __call__(self, image, instruction, seed):
+        if self.pids:
+            with open(self.pids, "a") as fh:
+                fh.write(f"{os.getpid()}\\n")
+        if self.kill_on and self.kill_on in instruction and self._first():
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.delay)
+        if self.tiny:
+            if self.pipe is None:
+                import json
+                from pathlib import Path
+                from pytest_editeval.generation import GenerationSettings, load_diffusers_editor
+                settings = GenerationSettings(model=self.tiny, device="cpu", config=json.loads(self.config))
+                self.pipe = load_diffusers_editor(settings, Path(self.tiny), "cpu")
+            return self.pipe(image, instruction, seed)
+        return Image.new("RGB", image.size, (seed % 256, 90, 160))
+
+    def _first(self):
+        if not self.kill_once:
+            return True
+        try:
+            os.close(os.open(self.kill_once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+
+@pytest.fixture(scope="session")
+def editeval_pipeline():
+    return Editor()
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_pix2pix(tmp_path_factory):
+    needs_diffusers()
+    return build_tiny(PIX2PIX, tmp_path_factory.mktemp("tiny") / "pix2pix")
+
+
+def _fast_config():
+    from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
+
+    return json.dumps(FAST_CONFIGS[PIX2PIX])
+
+
+@pytest.fixture(scope="module")
+def local_reference(tiny_pix2pix, gedit, tmp_path_factory):
+    """The tiny pipeline's images and scores for the 6 rows, generated locally in one process."""
+    from pytest_editeval.testing import JudgeServer
+
+    folder = tmp_path_factory.mktemp("local-reference")
+    with JudgeServer(api_key=API_KEY) as judge:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--editeval-benchmark=gedit",
+             f"--editeval-dataset={gedit[0]}", f"--editeval-judge-url={judge.url}", *ROWS,
+             f"--editeval-model={tiny_pix2pix}", f"--editeval-generation-config={_fast_config()}",
+             "--editeval-device=cpu", f"--editeval-output-dir={folder / 'out'}",
+             f"--editeval-cache-dir={folder / 'cache'}", f"--editeval-json={folder / 'local.json'}"],
+            cwd=folder, env={**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return _edited(folder / "out"), _scores(folder / "local.json")
+
+
+def _edited(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))
+            if not p.name.endswith("_SRCIMG.png")}
+
+
+def _scores(path: Path) -> dict:
+    return {s["id"]: s["scores"] for s in json.loads(path.read_text())["samples"]}
+
+
+def _assert_same_images(images: dict, reference: dict) -> None:
+    assert images.keys() == reference.keys() and len(images) == 6
+    worst = max(max_pixel_difference(images[name], reference[name]) for name in images)
+    print("largest pixel difference between the Ray run and the local run:", worst)
+    assert worst <= PIXEL_TOLERANCE
+
+
+def _ray_processes() -> set[int]:
+    """Process ids of Ray's own servers (raylet, GCS) on this machine."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"raylet" in command or b"gcs_server" in command:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.is_file() and "\nState:\tZ" in status.read_text())
+
+
+def _gone(pids, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_ray_generation_gives_the_local_images_and_scores(run, pytester, tiny_pix2pix, local_reference, tmp_path):
+    images, scores = local_reference
+    servers_before = _ray_processes()
+    out, results = tmp_path / "out", tmp_path / "ray.json"
+    args = [*RAY_CPU, "--editeval-ray-actors=2", *ROWS, f"--editeval-model={tiny_pix2pix}",
+            f"--editeval-generation-config={_fast_config()}", f"--editeval-output-dir={out}"]
+    result = run(*args, f"--editeval-json={results}", images=None, subprocess=True)
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["editeval: generating on 2 Ray actor(s) at local (on CPUs, 1 node(s))",
+                                 "generated 6 images (0 from the cache), saved under*"])
+    _assert_same_images(_edited(out), images)
+    assert _scores(results) == scores  # per-row seeds: the same edits, so the same scores
+    assert json.loads(results.read_text())["meta"]["model_digest"]
+    assert _ray_processes() <= servers_before  # the local instance was shut down with the run
+    # a fully cached re-run needs no actor: Ray is never started, not even imported
+    pytester.makeconftest("""
+        import sys
+        def pytest_sessionfinish(session):
+            print("RAY-IMPORTED:", "ray" in sys.modules)
+    """)
+    again = run(*args, images=None, subprocess=True)
+    assert again.ret == 0, output_of(again)
+    again.stdout.fnmatch_lines(["*RAY-IMPORTED: False", "generated 0 images (6 from the cache)*"])
+    assert "Ray actor" not in output_of(again)
+
+
+def test_a_killed_actor_costs_only_its_rows(run, pytester, tiny_pix2pix, local_reference, tmp_path, monkeypatch):
+    """One actor is SIGKILLed (as the OOM killer does) while it edits a row: its rows are retried on the other
+    actor, and the run ends with the local run's images and scores."""
+    images, scores = local_reference
+    pytester.makeconftest(EDITOR_CONFTEST)
+    monkeypatch.setenv("TINY_MODEL", str(tiny_pix2pix))
+    monkeypatch.setenv("TINY_CONFIG", _fast_config())
+    monkeypatch.setenv("KILL_ON", "#text_change-1")
+    monkeypatch.setenv("KILL_ONCE", str(tmp_path / "killed-once"))
+    out, results = tmp_path / "out", tmp_path / "ray.json"
+    result = run(*RAY_CPU, "--editeval-ray-actors=2", *ROWS, f"--editeval-output-dir={out}",
+                 f"--editeval-json={results}", images=None, subprocess=True)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["editeval: Ray actor * (pid * on *) was lost: *",
+                                 "editeval: * row(s) in flight on a lost actor were retried on another actor"])
+    assert (tmp_path / "killed-once").exists()
+    _assert_same_images(_edited(out), images)
+    assert _scores(results) == scores
+
+
+def test_a_row_that_kills_every_actor_is_an_error_within_the_bound(run, pytester, tmp_path, monkeypatch):
+    pytester.makeconftest(EDITOR_CONFTEST)
+    monkeypatch.setenv("KILL_ON", "#text_change-1")  # every time: a row no process survives
+    results = tmp_path / "ray.json"
+    result = run(*RAY_CPU, "--editeval-ray-actors=3", "--editeval-subsets=color_alter,text_change",
+                 f"--editeval-output-dir={tmp_path / 'out'}", f"--editeval-json={results}", images=None,
+                 subprocess=True)
+    assert result.ret == 1, output_of(result)  # the error row fails its item; the run went on
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["*: generation lost with its Ray actor 2 times (Ray actor * (pid *), Ray actor * "
+                                 "(pid *)): *"])
+    assert output_of(result).count("was lost: ") == 2  # the bound: two actors, the third finished the run
+    errors = [s for s in json.loads(results.read_text())["samples"] if s["status"] == "error"]
+    assert [s["id"].split("-")[1] for s in errors] == ["text_change"] and "#text_change-1" in errors[0]["instruction"]
+
+
+def test_ctrl_c_stops_the_actors_and_joins_every_thread(gedit, judge, tmp_path):
+    pids, results = tmp_path / "pids", tmp_path / "ray.json"
+    (tmp_path / "conftest.py").write_text(EDITOR_CONFTEST)
+    servers_before = _ray_processes()
+    env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "PIDS_FILE": str(pids), "EDIT_DELAY": "0.5"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--editeval-benchmark=gedit",
+         f"--editeval-dataset={gedit[0]}", f"--editeval-judge-url={judge.url}", *RAY_CPU, "--editeval-ray-actors=2",
+         f"--editeval-cache-dir={tmp_path / 'cache'}", f"--editeval-output-dir={tmp_path / 'out'}",
+         f"--editeval-json={results}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def started() -> bool:  # both actors editing, and some images back on the driver
+        saved = list((tmp_path / "out").rglob("*.png")) if (tmp_path / "out").is_dir() else []
+        return pids.exists() and len(set(pids.read_text().split())) == 2 and len(saved) >= 2
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not started() and process.poll() is None:
+            time.sleep(0.1)
+        assert started(), "the actors never got going"
+        time.sleep(0.5)  # rows in flight on both actors
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 2, output[-3000:]  # pytest's "interrupted"
+    assert "KeyboardInterrupt" in output and "threads still running" not in output
+    actors = {int(pid) for pid in pids.read_text().split()}
+    assert len(actors) == 2 and _gone(actors), "the Ray actors outlived the run"
+    assert _gone(_ray_processes() - servers_before), "the local Ray instance outlived the run"
+    data = json.loads(results.read_text())  # the partial run's results are written
+    assert not data["complete"] and data["rows_ran"] < 44
+
+
+def test_an_override_that_cannot_travel_is_one_line(run, pytester):
+    pytester.makeconftest("""
+        import threading
+        import pytest
+        from PIL import Image
+
+        class Holding:
+            def __init__(self):
+                self.lock = threading.Lock()
+            def __call__(self, image, instruction, seed):
+                return Image.new("RGB", image.size)
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline():
+            return Holding()
+    """)
+    result = run(*RAY_CPU, "--editeval-ray-actors=2", *ROWS, images=None, subprocess=True)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines(["editeval STOPPED (exit 4): the editeval_pipeline override cannot be sent to the Ray "
+                                 "actors (TypeError: cannot pickle '_thread.lock' object): return a picklable "
+                                 "callable*, or run without --editeval-ray"])
+    assert "Traceback" not in output_of(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0", "--editeval-ray-actors=2", "IMAGES"],
+     "--editeval-ray generates the edited images on Ray actors (model mode): drop --editeval-images"),
+    (["--editeval-ray-actors=2"], "--editeval-ray-actors needs --editeval-ray ADDRESS"),
+    (["--editeval-ray=local", "--editeval-device=cpu"], "--editeval-device does not apply with --editeval-ray"),
+    (["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0"],
+     "--editeval-ray-gpus-per-actor 0 generates on the actors' CPUs: say how many actors with --editeval-ray-actors N"),
+    (["--editeval-ray=somewhere"], "'somewhere' is not a Ray address"),
+    (["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0", "--editeval-ray-actors=2", "-n", "2"],
+     "--editeval-ray spreads generation over the cluster itself: run without -n (pytest-xdist)"),
+])
+def test_ray_usage_errors_before_anything_runs(run, edits, args, message):
+    args = [f"--editeval-images={edits}" if a == "IMAGES" else a for a in args]
+    result = run(*args, images=None)
+    assert result.ret == 4, output_of(result)
+    assert message in output_of(result) and "Traceback" not in output_of(result)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--editeval-ray=local"], "editeval STOPPED (exit 4): the Ray cluster at local has 0 GPU(s), not enough for one "
+                               "actor of 1 GPU(s): to generate on CPUs pass --editeval-ray-gpus-per-actor 0 "
+                               "--editeval-ray-actors N"),
+    (["--editeval-ray=127.0.0.1:1"], "editeval STOPPED (exit 4): cannot connect to the Ray cluster at 127.0.0.1:1: "
+                                     "nothing answers at 127.0.0.1:1 (Connection refused)*"),
+    (["--editeval-ray=auto"], "editeval STOPPED (exit 4): cannot connect to the Ray cluster at auto: ConnectionError: "
+                              "Could not find any running Ray instance*"),
+])
+def test_a_cluster_that_cannot_serve_is_one_line(run, pytester, args, message, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    pytester.makeconftest(EDITOR_CONFTEST)
+    result = run(*args, *ROWS, images=None, subprocess=True)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines([message])
+    assert "Traceback" not in output_of(result)
+
+
+def test_an_actor_that_cannot_load_the_pipeline_is_one_line(run, tiny_pix2pix):
+    result = run(*RAY_CPU, "--editeval-ray-actors=1", *ROWS, f"--editeval-model={tiny_pix2pix}",
+                 "--editeval-pipeline-cls=NopeEditPipeline", images=None, subprocess=True)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines(["editeval STOPPED (exit 4): Ray actor 1 cannot load the editor: unknown pipeline "
+                                 "class 'NopeEditPipeline': not a pipeline of diffusers *"])
+    assert "Traceback" not in output_of(result)
+
+
+def test_without_the_ray_extra_one_line_names_the_pip_command(run, pytester):
+    pytester.makeconftest("""
+        import sys
+        sys.modules["ray"] = None  # as if Ray were not installed
+    """)
+    result = run(*RAY_CPU, "--editeval-ray-actors=2", images=None, subprocess=True)
+    assert result.ret == 4
+    assert ("--editeval-ray needs Ray, which is not installed: pip install 'pytest-editeval[ray]'"
+            in output_of(result))

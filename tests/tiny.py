@@ -1,0 +1,38 @@
+"""Tiny diffusers pipelines for tests, built in a clean interpreter, and the pixel tolerance model mode promises.
+
+Nothing here imports torch or diffusers: a test process that imports torch inside a pytester test has it dropped
+from sys.modules at that test's teardown, and importing torch a second time crashes the interpreter.
+"""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+# Batch 1 vs batch 2 of the tiny float32 Flux pipeline, or a Ray actor vs the driver: bit-identical on most
+# machines, a few levels apart where matrix kernels sum in another order. The README states the same guarantee.
+PIXEL_TOLERANCE = 4
+
+
+def needs_diffusers() -> None:
+    if importlib.util.find_spec("diffusers") is None:
+        pytest.skip("model mode needs the [model] extra (installed by the test extra)")
+
+
+def build_tiny(name, folder):
+    """Build a tiny pipeline in a clean interpreter: this test process has been through many in-process
+    pytester runs, whose module churn can leave diffusers' lazy submodules half-imported."""
+    code = f"from pytest_editeval.testing.tiny_pipelines import BUILDERS; BUILDERS[{name!r}]({str(folder)!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert (folder / "model_index.json").is_file()
+    return folder
+
+
+def max_pixel_difference(a: bytes, b: bytes) -> int:
+    import io
+
+    from PIL import Image, ImageChops
+
+    with Image.open(io.BytesIO(a)) as first, Image.open(io.BytesIO(b)) as second:
+        return max(high for _, high in ImageChops.difference(first.convert("RGB"), second.convert("RGB")).getextrema())
