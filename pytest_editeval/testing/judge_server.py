@@ -44,6 +44,7 @@ class JudgeCall:
     body: dict
     authorized: bool
     path: str = "/v1/chat/completions"  # the request's path and query, as received
+    arrived_at: float = field(default_factory=time.perf_counter)  # when the server received it
 
     @property
     def images(self) -> list[bytes]:
@@ -234,7 +235,8 @@ class JudgeServer:
         delay = self.latency
         if fault is not None:
             if fault.kind == "status":
-                return fault.status, fault.headers, b'{"error": {"message": "injected"}}', delay, False
+                body = fault.text.encode() if fault.text else b'{"error": {"message": "injected"}}'
+                return fault.status, fault.headers, body, delay, False
             if fault.kind == "hang":
                 delay += fault.seconds
             if fault.kind == "drop":
@@ -285,6 +287,9 @@ class JudgeServer:
 
 class _QuietServer(ThreadingHTTPServer):
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections that arrive together (64 workers opening theirs at
+    # once), and the client's kernel retries them only after a second: a stall no real server has.
+    request_queue_size = 256
 
     def handle_error(self, request, client_address) -> None:
         # A client that stops mid-request (a run stopped at once, a timeout) is normal here, not a crash.
