@@ -241,8 +241,9 @@ def _panel(config, get, env: dict[str, str], benchmark, protocol_name: str, path
 
     clash = [name for name in ONE_JUDGE_OPTIONS if get(name) is not None]
     if clash:
-        raise InputError(f"--editeval-{clash[0]} names one judge; with --editeval-judge-panel each judge is named "
-                         f"in {path}: set it there (see the README's panel keys)")
+        raise InputError(f"--editeval-{clash[0]} (or the ini key editeval_{clash[0].replace('-', '_')}) names one "
+                         f"judge; with --editeval-judge-panel each judge is named in {path}: set it there and remove "
+                         f"it from the command line and the ini file (see the README's panel keys)")
     recipe = benchmark.recipe(get("judge-recipe"))
     protocol = benchmark.protocol(protocol_name)
     max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens

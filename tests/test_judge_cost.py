@@ -50,6 +50,19 @@ def test_usage_and_cost_per_run_and_what_the_cache_saved(run, judge, en_rows, tm
     assert saved["cost"]["cache_saved_usd"] == pytest.approx(usd(tokens), abs=1e-6) and saved["cost"]["usd"] == 0
 
 
+def test_a_provider_that_reports_no_usage_is_said_not_priced_at_zero(run, judge, en_rows, tmp_path):
+    """Replies without `usage` count as requests, but their tokens are unknown: the summary says the count and the
+    cost leave them out, instead of letting $0 pass for a price."""
+    judge.usage = False
+    out = tmp_path / "r.json"
+    result = run(f"--editeval-judge-price={PRICE[0]},{PRICE[1]}", f"--editeval-json={out}")
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["*the provider sent replies without token usage; their tokens are not in the token "
+                                 "count or the cost*"])
+    data = json.loads(out.read_text())
+    assert data["judge"]["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "requests": 2 * len(en_rows)}
+
+
 def test_re_asked_replies_are_paid_for(run, judge, tmp_path):
     """An unreadable reply is asked again: both replies count in the run's usage, and in the answer's."""
     from pytest_editeval.testing import Fault

@@ -147,5 +147,5 @@ def test_a_bad_panel_file_is_one_line_naming_the_file_and_the_key(panel_run, tmp
 def test_panel_options_that_name_one_judge_are_refused(panel_run, judges):
     result = panel_run(member("judge-a"), f"--editeval-judge-url={judges['judge-a'].url}")
     assert result.ret == 4
-    assert "--editeval-judge-url names one judge; with --editeval-judge-panel each judge is named in" \
+    assert "--editeval-judge-url (or the ini key editeval_judge_url) names one judge; with --editeval-judge-panel each judge is named in" \
         in output_of(result)

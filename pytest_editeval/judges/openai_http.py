@@ -81,6 +81,7 @@ class JudgeClient:
         self.rate = RateControl(max_in_flight or None, adaptive=settings.concurrency == "adaptive", stop=self.stop)
         self.requests_sent = 0
         self.prompt_tokens = 0
+        self.replies_without_usage = 0  # a provider that reports no usage: its tokens are unknown, never guessed
         self.completion_tokens = 0
         self._answered_once = False
         self._lock = threading.Lock()
@@ -155,8 +156,11 @@ class JudgeClient:
                 "recipe": self.recipe, "parameters": {k: v for k, v in s.request_parameters().items() if k != "model"}}
 
     def notes(self) -> list[str]:
-        note = self.rate.note()
-        return [note] if note else []
+        notes = [self.rate.note()]
+        if self.replies_without_usage:  # no count here: xdist workers' notes are merged as one set of lines
+            notes.append(f"judge {self.settings.model}: the provider sent replies without token usage; their tokens "
+                         "are not in the token count or the cost")
+        return [note for note in notes if note]
 
     def complete(self, content: list[dict], deadline: float | None = None) -> str:
         """The judge's reply text to one user message of `content` parts (transport retries included)."""
@@ -260,10 +264,13 @@ class JudgeClient:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(text)}", None
         usage = _usage(body)
-        if usage is not None:
-            with self._lock:
+        with self._lock:
+            if usage is None:
+                self.replies_without_usage += 1
+            else:
                 self.prompt_tokens += usage["prompt_tokens"]
                 self.completion_tokens += usage["completion_tokens"]
+        if usage is not None:
             self.rate.observe_tokens(usage["prompt_tokens"] + usage["completion_tokens"])
         return Answer(cap_reply(_message_text(content)), usage)
 
