@@ -137,7 +137,8 @@ def _stats(rows: list[Verdict], metric, plain: list[str]) -> MetricStats:
     # The judge's error: each value of a row (the metric's, or every plain metric's for a pooled one) with its K.
     judged = [v for v in rows if v.scores.get(metric.name) is not None] if not metric.pooled else rows
     spread_of = plain if metric.pooled else [metric.name]
-    return MetricStats(stats.mean, stats.n, stats.stderr, judge_stderr(judged, spread_of, len(values)))
+    return MetricStats(stats.mean, stats.n, stats.stderr,
+                       judge_stderr(judged, spread_of, len(values), pooled=metric.pooled))
 
 
 def _part(rows: list[Verdict], benchmark: "Benchmark") -> SubsetAggregate:

@@ -23,7 +23,8 @@ Two standard errors of an aggregate mean:
                 (the variance of a mean of K_i samples is s_i^2 / K_i; rows are judged independently). Under
                 average_first a non-linear metric's row score is not exactly the mean of its samples' scores and
                 this is its first-order (delta-method) value. A pooled metric (KRIS's AVG) pools every value of
-                every row: the sum runs over each row's values and n is the number of values. A macro mean over S
+                every row: n is the number of values, and a row's term is the variance over its samples of the
+                sum of its values (they come from the same replies, so their errors are not independent). A macro mean over S
                 subsets combines the subsets' judge errors as the row errors are combined:
                   sqrt(sum_s judge_stderr_s^2) / S.
   judge_sd      (a threshold metric, `judge_sd<=0.5`, `judge_sd[subset]`): the root mean square, over the scored
@@ -82,15 +83,28 @@ def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
     return pairs[-1][0]
 
 
-def reducer(name: str, weights: Sequence[float]) -> Callable[[Sequence[float]], float]:
-    """The panel's per-question combination: weighted mean or weighted median of the judges' values."""
-    if name == "median":
-        return lambda values: weighted_median(values, weights)
-    return lambda values: weighted_mean(values, weights)
+Reduce = Callable[[Sequence["float | None"]], "float | None"]
 
 
-def fmean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
+def reducer(name: str, weights: Sequence[float]) -> Reduce:
+    """The panel's per-question combination: weighted mean or weighted median of the judges' values. It takes one
+    value per judge, in the panel's order, None where that judge has none (a KRIS answer without its KP): a value
+    keeps its own judge's weight, a missing one takes its weight out; None when no judge has a value."""
+    combine_values = weighted_median if name == "median" else weighted_mean
+
+    def reduce(values: Sequence[float | None]) -> float | None:
+        pairs = [(v, w) for v, w in zip(values, weights, strict=True) if v is not None]
+        if not pairs:
+            return None
+        return combine_values([v for v, _ in pairs], [w for _, w in pairs])
+
+    return reduce
+
+
+def fmean(values: Sequence[float | None]) -> float | None:
+    """The plain mean of the values that are there (None when none is): how a judge's samples combine."""
+    present = [v for v in values if v is not None]
+    return math.fsum(present) / len(present) if present else None
 
 
 # ---- one row --------------------------------------------------------------------------------------------------
@@ -105,8 +119,7 @@ class RowScores:
     judge_scores: dict[str, dict[str, float | None]] = field(default_factory=dict)  # a panel's judges, each alone
 
 
-def combine(benchmark: "Benchmark", question: str, answers: Sequence["Parsed"],
-            reduce: Callable[[Sequence[float]], float]) -> "Parsed":
+def combine(benchmark: "Benchmark", question: str, answers: Sequence["Parsed"], reduce: Reduce) -> "Parsed":
     """Answers to one question as one (a single answer is returned as it is, so one sample scores as always)."""
     if len(answers) == 1:
         return answers[0]
@@ -179,12 +192,25 @@ def row_judge_variances(verdict, metrics: Sequence[str]) -> list[float]:
     return out
 
 
-def judge_stderr(verdicts: Sequence, metrics: Sequence[str], n_values: int) -> float | None:
-    """sqrt(sum of the rows' s^2 / K) / n over the values a mean is taken of (`metrics`: the metric itself, or
-    every plain metric for a pooled one); None when no row has a spread."""
+def row_pooled_variance(verdict, metrics: Sequence[str]) -> list[float]:
+    """The judge variance of a row's share of a pooled mean (KRIS's AVG): the row's values of `metrics` come from
+    the same replies (IF and KP share one), so their errors are not independent; the variance of their sum is
+    taken over the samples directly, s_sum^2 / K (samples lacking one of the row's values left out)."""
+    present = [m for m in metrics if verdict.scores.get(m) is not None]
+    sums = [math.fsum(s[m] for m in present) for s in verdict.sample_scores
+            if all(s.get(m) is not None for m in present)]
+    sd = sample_sd(sums) if present else None
+    return [] if sd is None else [sd * sd / len(sums)]
+
+
+def judge_stderr(verdicts: Sequence, metrics: Sequence[str], n_values: int, *, pooled: bool = False) -> float | None:
+    """sqrt(sum of the rows' judge variances) / n over the values a mean is taken of: one metric's s^2 / K per
+    row, or for a pooled metric (`metrics`: every plain metric) the variance of each row's sum of values; None
+    when no row has a spread."""
     if not n_values:
         return None
-    variances = [v for verdict in verdicts for v in row_judge_variances(verdict, metrics)]
+    per_row = row_pooled_variance if pooled else row_judge_variances
+    variances = [v for verdict in verdicts for v in per_row(verdict, metrics)]
     if not variances:
         return None
     return math.sqrt(math.fsum(variances)) / n_values

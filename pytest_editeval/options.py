@@ -48,7 +48,11 @@ def _number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
+    except ValueError as exc:  # argparse would say only "invalid value"
+        raise argparse.ArgumentTypeError(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)")

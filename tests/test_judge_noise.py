@@ -219,3 +219,19 @@ def test_resampled_rows_move_by_the_drawn_samples_mean():
     draws = iter([0, 0, 1])
     assert judge_noise.resampled_row(5.0, [4.0, 6.0, 8.0], lambda k: next(draws)) == pytest.approx(5.0 + 14 / 3 - 6)
     assert judge_noise.resampled_row(5.0, [4.0], lambda k: 0) == 5.0
+
+
+def test_a_pooled_means_judge_error_counts_values_of_one_reply_together():
+    """KRIS's AVG pools IF and KP, which one reply gives: when the judge moves both together, the row's share of
+    the pooled mean moves by their sum, and the judge error is the SD of that sum, not of independent values."""
+    from types import SimpleNamespace
+
+    samples = [{"if": 50.0, "kp": 50.0}, {"if": 75.0, "kp": 75.0}, {"if": 25.0, "kp": 25.0}]
+    row = SimpleNamespace(scores={"if": 50.0, "kp": 50.0}, sample_scores=samples,
+                          judge_sd={"if": 25.0, "kp": 25.0})
+    # Sums per sample 100, 150, 50: SD 50, over K=3 samples; two values pooled: n = 2.
+    expected = math.sqrt(50.0 ** 2 / 3) / 2
+    assert judge_noise.judge_stderr([row], ["if", "kp"], 2, pooled=True) == pytest.approx(expected)
+    # Taken as independent values it would be sqrt(2) times smaller.
+    independent = judge_noise.judge_stderr([row], ["if", "kp"], 2)
+    assert independent == pytest.approx(expected / math.sqrt(2))

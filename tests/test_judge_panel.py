@@ -9,6 +9,9 @@ import statistics
 
 import pytest
 
+from pytest_editeval.benchmarks import Parsed
+from pytest_editeval.benchmarks.kris import KRIS
+from pytest_editeval.judge_noise import reducer
 from pytest_editeval.testing import JudgeServer, rule_scores
 
 from .conftest import API_KEY, output_of
@@ -133,10 +136,15 @@ def test_panel_samples_and_cost_per_judge(panel_run, judges, en_rows, tmp_path):
     (member("judge-a") + member("judge-a"), "judges[1].name: 'judge-a' names two judges"),
     ('[[judges]]\nname = "x"\nmodel = "m"\nurl_variable = "NOT_SET_ANYWHERE"\n',
      "judges[0].url_variable: the environment variable NOT_SET_ANYWHERE (or a .env line) holds no URL"),
+    (member("judge-a") + "temperature = nan\n", "judges[0].temperature: nan must be a finite number >= 0"),
+    (member("judge-a") + 'allow_http = "no"\n', "judges[0].allow_http: 'no' must be true or false"),
+    ('[[judges]]\nname = "x"\nmodel = "m"\nurl_variable = "BAD_PORT_URL"\n',
+     "judges[0].url_variable: BAD_PORT_URL does not hold a valid URL: Port out of range"),
     ("judges = 3\n", "judges: expected a list of [[judges]] tables"),
     ("[[judges]\n", "not valid TOML"),
 ])
-def test_a_bad_panel_file_is_one_line_naming_the_file_and_the_key(panel_run, tmp_path, text, message):
+def test_a_bad_panel_file_is_one_line_naming_the_file_and_the_key(panel_run, monkeypatch, tmp_path, text, message):
+    monkeypatch.setenv("BAD_PORT_URL", "http://127.0.0.1:99999/v1")
     result = panel_run(text)
     assert result.ret == 4
     errors = [line for line in result.errlines if line.startswith("ERROR: editeval:")]
@@ -149,3 +157,15 @@ def test_panel_options_that_name_one_judge_are_refused(panel_run, judges):
     assert result.ret == 4
     assert "--editeval-judge-url (or the ini key editeval_judge_url) names one judge; with --editeval-judge-panel each judge is named in" \
         in output_of(result)
+
+
+@pytest.mark.parametrize("reduce, weights, expected", [("mean", [1, 1, 1], 4.5), ("median", [1, 1, 1], 4.5),
+                                                       ("mean", [1, 3, 1], 4.25), ("median", [1, 3, 1], 4.0)])
+def test_a_judge_without_a_value_takes_its_weight_out(reduce, weights, expected):
+    """A KRIS answer can keep its IF and lose its KP (unreadable after the re-asks): the panel combines the other
+    judges' values, each with its own weight, and the missing judge's weight is not counted."""
+    answers = [Parsed({"IF": 3.0, "KP": None}), Parsed({"IF": 4.0, "KP": 4.0}), Parsed({"IF": 5.0, "KP": 5.0})]
+    combined = KRIS.combine_answers("if_kp", answers, reducer(reduce, weights))
+    assert combined.values["KP"] == pytest.approx(expected)
+    nobody = KRIS.combine_answers("if_kp", [Parsed({"KP": None})] * 3, reducer(reduce, weights))
+    assert nobody.values["KP"] is None and nobody.unreadable == ("KP",)

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from pytest_editeval.judges.openai_http import JudgeClient
-from pytest_editeval.judges.rate import INITIAL_WINDOW, RateControl, parse_duration
+from pytest_editeval.judges.rate import INITIAL_WINDOW, Budget, RateControl, Ticket, parse_duration
 from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import Fault, JudgeServer
 
@@ -52,6 +52,24 @@ def test_the_window_grows_additively_and_halves_once_per_burst_of_429s():
         expected += 1 / expected
     assert control.window == pytest.approx(expected, abs=1e-12) and 4.9 < expected < 5
     assert RateControl(64, adaptive=False).window == 64  # fixed: --editeval-judge-workers always
+
+
+def test_the_bucket_model_never_waits_for_what_can_never_come():
+    """Two readings after which the reserve on top of one request could never be met: a bucket of one request,
+    and requests that took nothing (timeouts, answered without headers). The wait ends when the bucket has
+    refilled, as the provider said, never never."""
+    one = Budget()
+    assert one.update(Ticket(0, 0.0), limit=1, remaining=0, reset_s=60)
+    assert 59.9 < one.wait(0.0, sent=1, cost=1.0) <= 60.0  # the provider's own reset
+    assert one.wait(60.0, sent=1, cost=1.0) == 0.0
+    ten = Budget()
+    assert ten.update(Ticket(0, 0.0), limit=10, remaining=9, reset_s=6)  # 1 request / 6 s
+    # 9 more requests sent since that reading, none answered with headers (timeouts): the model says the bucket
+    # holds at most 1, and it gets there 6 s later.
+    assert ten.wait(0.0, sent=10, cost=1.0) == pytest.approx(6.0)
+    assert ten.wait(6.0, sent=10, cost=1.0) == 0.0
+    # An 11th request sent: by the model nothing can ever fit; the provider's answers (429 or not) decide.
+    assert ten.wait(100.0, sent=11, cost=1.0) == 0.0
 
 
 def test_retry_after_pauses_the_whole_client_not_one_request(run, judge):

@@ -157,19 +157,17 @@ class Benchmark:
         raise NotImplementedError
 
     def combine_answers(self, question: str, answers: list[Parsed],
-                        reduce: Callable[[list[float]], float]) -> Parsed:
+                        reduce: Callable[[list[float | None]], float | None]) -> Parsed:
         """Several answers to one question (a judge's samples, a panel's judges) as one answer whose values the
-        row formula reads as their mean (or, for a panel, their median): `reduce` combines the numbers. This
-        default combines position by position (a score list of the same length in each answer) or name by name
-        (a mapping of values; None where no answer has one). A benchmark whose row formula first reduces each
-        answer to one number (GEdit's min, ImgEdit's mean) combines those numbers instead."""
+        row formula reads as their mean (or, for a panel, their median): `reduce` combines the numbers, one per
+        answer in the answers' order (None where an answer has none: a panel's reduce weighs each value by its
+        own judge). This default combines position by position (a score list of the same length in each answer)
+        or name by name (a mapping of values; None where no answer has one). A benchmark whose row formula first
+        reduces each answer to one number (GEdit's min, ImgEdit's mean) combines those numbers instead."""
         first = answers[0].values
         if isinstance(first, Mapping):
             names = list(dict.fromkeys(name for a in answers for name in a.values))
-            values: Any = {}
-            for name in names:
-                present = [a.values[name] for a in answers if a.values.get(name) is not None]
-                values[name] = reduce(present) if present else None
+            values: Any = {name: reduce([a.values.get(name) for a in answers]) for name in names}
             unreadable = tuple(name for name in names if values[name] is None)
         else:
             if len({len(a.values) for a in answers}) != 1:

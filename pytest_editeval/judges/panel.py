@@ -158,8 +158,8 @@ def _checked(value: Any, key: str, field: str, bad) -> Any:
                "startup_timeout_s": float}
     integers = ("max_tokens", "top_k", "seed", "retries", "parse_retries", "batch_size")
     if field in numbers:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise bad(key, f"{value!r} must be a number >= 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise bad(key, f"{value!r} must be a finite number >= 0")
         return float(value)
     if field in integers:
         least = 1 if field in ("max_tokens", "batch_size") else 0
@@ -188,10 +188,17 @@ def _http(entry: Mapping, spec: JudgeSpec, env: Mapping[str, str], bad) -> Judge
     url = env.get(url_variable, "").strip()
     if not url:
         raise bad("url_variable", f"the environment variable {url_variable} (or a .env line) holds no URL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
+    except ValueError as exc:  # the message names the fault, never the URL (it may hold credentials)
+        raise bad("url_variable", f"{url_variable} does not hold a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad("url_variable", f"{url_variable} does not hold an http(s) URL")
-    if not entry.get("allow_http", False):
+    allow_http = entry.get("allow_http", False)
+    if not isinstance(allow_http, bool):
+        raise bad("allow_http", f"{allow_http!r} must be true or false")
+    if not allow_http:
         problem = cleartext_problem(url)
         if problem:
             raise bad("url_variable", f"{problem} (allow_http = true in the panel file accepts it)")

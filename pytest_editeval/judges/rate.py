@@ -125,6 +125,10 @@ class Budget:
         if ticket.seq > self.as_of_seq:
             self._refused.append(ticket.seq)
 
+    def _taken_since(self, sent: int) -> int:
+        """Requests sent after the reading and not refused: by the model, each took from the bucket."""
+        return max(0, sent - self.as_of_seq - 1 - len(self._refused))
+
     def left(self, now: float, sent: int, cost: float) -> float | None:
         """What is left now, by the model: None when nothing is known."""
         if self.remaining is None:
@@ -132,16 +136,24 @@ class Budget:
         refilled = self.remaining + (self.rate or 0.0) * max(0.0, now - self.as_of_time)
         if self.limit is not None:
             refilled = min(self.limit, refilled)
-        return refilled - max(0, sent - self.as_of_seq - 1 - len(self._refused)) * cost
+        return refilled - self._taken_since(sent) * cost
 
     def wait(self, now: float, sent: int, cost: float) -> float:
         """Seconds until one more request of `cost` fits (0: it fits now)."""
         left = self.left(now, sent, cost)
-        need = cost + (self.rate or 0.0) * RESERVE_S
-        if left is None or left >= need:
+        if left is None or not self.rate:
+            return 0.0  # nothing known, or no refill rate: the 429s will tell
+        need = cost + self.rate * RESERVE_S
+        if self.limit is not None:
+            # The most the model can ever show is a full bucket less what was sent since the reading. When even
+            # that cannot fit one request (a bucket of 1, or requests that timed out and took nothing), waiting
+            # would never end: the reserve gives way, and below one request the provider's answers decide.
+            ceiling = self.limit - self._taken_since(sent) * cost
+            if ceiling < cost:
+                return 0.0
+            need = min(need, ceiling)
+        if left >= need:
             return 0.0
-        if not self.rate:
-            return 0.0  # no refill rate known: the 429s will tell
         return min(MAX_PAUSE_S, (need - left) / self.rate)
 
 
