@@ -8,6 +8,10 @@ For each scope (GEdit: the full set and the Intersection rows) and metric:
 - per group (KRIS's dimensions and knowledge types): the mean pooled over the group's rows.
 A pooled metric (KRIS's AVG) pools every metric value of the rows instead of one score per row. Errored and
 missing rows are counted, never scored. Sums use math.fsum so that results do not depend on row order.
+
+Each mean has two standard errors: over rows (`stderr`), and, when the rows were judged several times, of the
+judge alone (`judge_stderr`, from the rows' spread over their samples); each part also has `judge_sd`, the root
+mean square of its rows' spread of the headline metric (formulas in judge_noise.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from .judge_noise import judge_stderr, macro_judge_stderr, rms_spread
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -26,10 +31,11 @@ if TYPE_CHECKING:
 class MetricStats:
     mean: float | None
     n: int
-    stderr: float | None  # standard error of the mean; None when n < 2
+    stderr: float | None  # standard error of the mean over rows; None when n < 2
+    judge_stderr: float | None = None  # the judge's share (repeated judging only; judge_noise.py)
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "n": self.n, "stderr": self.stderr}
+        return {"mean": self.mean, "n": self.n, "stderr": self.stderr, "judge_stderr": self.judge_stderr}
 
 
 class _RowCounts:
@@ -56,6 +62,7 @@ class SubsetAggregate(_RowCounts):
     errors: int
     missing: int
     metrics: dict[str, MetricStats]
+    judge_sd: float | None = None  # RMS of the rows' judge spread of the headline metric (repeated judging)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class ScopeAggregate(_RowCounts):
     num: int
     errors: int
     missing: int
+    judge_sd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def mean_stats(values: list[float]) -> MetricStats:
 
 def macro_stats(per_subset: list[MetricStats], decimals: int | None = None) -> MetricStats:
     """Unweighted mean of subset means (each rounded to `decimals` first, when the benchmark publishes them
-    so); its standard error combines the subsets' (independent) errors."""
+    so); its standard errors combine the subsets' (independent) errors."""
     present = [s for s in per_subset if s.mean is not None]
     if not present:
         return MetricStats(None, 0, None)
@@ -108,9 +116,10 @@ def macro_stats(per_subset: list[MetricStats], decimals: int | None = None) -> M
     means = [round(s.mean, decimals) if decimals is not None else s.mean for s in present]  # type: ignore[arg-type]
     mean = math.fsum(means) / k
     n = sum(s.n for s in present)
+    judge = macro_judge_stderr([s.judge_stderr for s in present])
     if any(s.stderr is None for s in present):
-        return MetricStats(mean, n, None)
-    return MetricStats(mean, n, math.sqrt(math.fsum(s.stderr**2 for s in present)) / k)  # type: ignore[operator]
+        return MetricStats(mean, n, None, judge)
+    return MetricStats(mean, n, math.sqrt(math.fsum(s.stderr**2 for s in present)) / k, judge)  # type: ignore[operator]
 
 
 def _values(rows: list[Verdict], metric, plain: list[str]) -> list[float]:
@@ -120,12 +129,25 @@ def _values(rows: list[Verdict], metric, plain: list[str]) -> list[float]:
     return [v.scores[metric.name] for v in rows if v.scores.get(metric.name) is not None]
 
 
+def _stats(rows: list[Verdict], metric, plain: list[str]) -> MetricStats:
+    values = _values(rows, metric, plain)
+    stats = mean_stats(values)
+    if not any(v.sample_scores for v in rows):
+        return stats
+    # The judge's error: each value of a row (the metric's, or every plain metric's for a pooled one) with its K.
+    judged = [v for v in rows if v.scores.get(metric.name) is not None] if not metric.pooled else rows
+    spread_of = plain if metric.pooled else [metric.name]
+    return MetricStats(stats.mean, stats.n, stats.stderr,
+                       judge_stderr(judged, spread_of, len(values), pooled=metric.pooled))
+
+
 def _part(rows: list[Verdict], benchmark: "Benchmark") -> SubsetAggregate:
     scored = [v for v in rows if v.status == "scored"]
     plain = [m.name for m in benchmark.metrics if not m.pooled]
     return SubsetAggregate(
         num=len(scored), errors=sum(v.status == "error" for v in rows), missing=sum(v.status == "missing" for v in rows),
-        metrics={m.name: mean_stats(_values(scored, m, plain)) for m in benchmark.metrics})
+        metrics={m.name: _stats(scored, m, plain) for m in benchmark.metrics},
+        judge_sd=rms_spread(scored, benchmark.headline_metric))
 
 
 def aggregate_scope(verdicts: list[Verdict], benchmark: "Benchmark", subset_order: Iterable[str]) -> ScopeAggregate:
@@ -143,7 +165,7 @@ def aggregate_scope(verdicts: list[Verdict], benchmark: "Benchmark", subset_orde
         macro={m.name: macro_stats([s.metrics[m.name] for s in subsets.values()], benchmark.subset_decimals)
                for m in benchmark.metrics},
         micro=whole.metrics, groups=groups,
-        num=whole.num, errors=whole.errors, missing=whole.missing,
+        num=whole.num, errors=whole.errors, missing=whole.missing, judge_sd=whole.judge_sd,
     )
 
 

@@ -30,6 +30,8 @@ class _Deferred:
 
 # Returned by a non-blocking compute when another process holds the entry's lock.
 DEFERRED = _Deferred()
+# Where a payload came from (Cache.lookup / get_or_compute `origin`).
+HIT, SHARED, COMPUTED = "hit", "shared", "computed"
 
 
 def cache_key(identity: dict) -> str:
@@ -94,19 +96,23 @@ class Cache:
             return None
         return entry
 
-    def _count_found(self, entry: dict) -> None:
+    def _count_found(self, entry: dict, origin: list | None = None) -> None:
         with self._lock:
             if self.shared_after is not None and entry.get("created", 0) >= self.shared_after:
                 self.shared += 1
+                found = SHARED
             else:
                 self.hits += 1
+                found = HIT
+        if origin is not None:
+            origin.append(found)
 
-    def lookup(self, kind: str, key: str) -> dict | None:
-        """`get`, counted as a hit (or as shared, see the class) when found."""
+    def lookup(self, kind: str, key: str, origin: list | None = None) -> dict | None:
+        """`get`, counted as a hit (or as shared, see the class) when found; `origin` gets which (HIT, SHARED)."""
         entry = self._entry(kind, key)
         if entry is None:
             return None
-        self._count_found(entry)
+        self._count_found(entry, origin)
         return entry["payload"]
 
     def put(self, kind: str, key: str, payload: dict) -> None:
@@ -125,17 +131,21 @@ class Cache:
             raise CacheWriteError(message) from None
 
     def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True,
-                       checked: bool = False):
+                       checked: bool = False, origin: list | None = None):
         """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
-        process is computing the same entry right now. `checked`: the caller has just looked it up."""
+        process is computing the same entry right now. `checked`: the caller has just looked it up. `origin`
+        gets where the payload came from: HIT (a run before this one), SHARED (another process of this run) or
+        COMPUTED."""
         entry = None if checked else self._entry(kind, key)
         if entry is not None:
-            self._count_found(entry)
+            self._count_found(entry, origin)
             return entry["payload"]
         if self.root is None:
             payload = compute()
             with self._lock:
                 self.misses += 1
+            if origin is not None:
+                origin.append(COMPUTED)
             return payload
         from filelock import FileLock, Timeout
 
@@ -149,11 +159,13 @@ class Cache:
         try:
             entry = self._entry(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
             if entry is not None:
-                self._count_found(entry)
+                self._count_found(entry, origin)
                 return entry["payload"]
             payload = compute()
             with self._lock:
                 self.misses += 1
+            if origin is not None:
+                origin.append(COMPUTED)
             try:
                 self.put(kind, key, payload)
             except CacheWriteError:

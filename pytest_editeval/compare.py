@@ -5,6 +5,12 @@ masquerade as a quality change. Each difference comes with a 95% bootstrap confi
 resampled within each subset, seeded, so the interval is reproducible) and n, so that a user can tell judge
 noise from a real regression.
 
+When rows were judged several times (--editeval-judge-samples), each resampled row's score is also redrawn from
+its own samples (judge_noise.resampled_row: the K samples drawn with replacement), in both runs, so the interval
+includes the judge's noise explicitly. This is deliberately conservative: a paired row's difference already
+varies with the judge's noise, and redrawing the samples adds the judge's variance of the mean once more
+(about judge_stderr^2 of each run), so the interval errs wide: judge noise is not called a regression.
+
 Compare gates:  METRIC[\\[SUBSET\\]]:DELTA   e.g. `overall:-0.2` fails when the headline drops by more than 0.2,
 `overall[text_change]:-0.5` when that subset's mean does. Without a subset the headline is averaged as the
 benchmark's default (GEdit: macro, unweighted over subsets, as the official average; KRIS: micro, over rows).
@@ -18,7 +24,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .gate import COUNT_METRICS
+from .gate import COUNT_METRICS, SPREAD_METRIC
+from .judge_noise import resampled_row
 
 if TYPE_CHECKING:
     from .benchmarks import Benchmark
@@ -64,6 +71,9 @@ def parse_compare_gate(text: str) -> CompareGate:
         raise ValueError(f"malformed compare gate {text!r}: expected e.g. 'overall:-0.2' or 'overall[text_change]:-0.5'")
     if match["metric"].lower() in COUNT_METRICS:
         raise ValueError(f"compare gate {text!r}: {match['metric']} is a rate, not a score; gate it with a threshold")
+    if match["metric"].lower() == SPREAD_METRIC:
+        raise ValueError(f"compare gate {text!r}: {SPREAD_METRIC} is the judge's spread, not a score; gate it with "
+                         "a threshold")
     return CompareGate(text.strip(), match["metric"].lower(), match["subset"].strip() if match["subset"] else None,
                        float(match["delta"]))
 
@@ -80,8 +90,13 @@ def resolve_compare_gate(gate: CompareGate, benchmark: "Benchmark", known_subset
     return replace(gate, metric=metric)
 
 
+def _samples(record: dict, metric: str) -> list[float]:
+    return [s[metric] for s in record.get("sample_scores") or () if s.get(metric) is not None]
+
+
 def _pairs(current: list[dict], baseline: list[dict], metric: str, subset: str | None) -> dict[str, list]:
-    """subset -> [(current, baseline)] for the rows both runs scored on this metric."""
+    """subset -> [(current, baseline, current's samples, baseline's samples)] for the rows both runs scored on
+    this metric (the samples: the row formula on each of the row's samples; empty with one sample)."""
     base = {s["key"]: s for s in baseline if s.get("status") == "scored"}
     out: dict[str, list] = {}
     for row in current:
@@ -91,7 +106,7 @@ def _pairs(current: list[dict], baseline: list[dict], metric: str, subset: str |
         mine, theirs = row["scores"].get(metric), other["scores"].get(metric)
         if mine is None or theirs is None:
             continue
-        out.setdefault(row["subset"], []).append((mine, theirs))
+        out.setdefault(row["subset"], []).append((mine, theirs, _samples(row, metric), _samples(other, metric)))
     return out
 
 
@@ -105,19 +120,27 @@ def _micro(groups: list[list[float]]) -> float:
 
 
 def paired_delta(current: list[dict], baseline: list[dict], metric: str, subset: str | None = None,
-                 averaging: str = "macro", seed: int = 0) -> PairedDelta:
+                 averaging: str = "macro", seed: int = 0, judge_noise: bool = True) -> PairedDelta:
+    """`judge_noise=False` resamples rows only, even where rows have several samples."""
     pairs = _pairs(current, baseline, metric, subset)
     n = sum(len(v) for v in pairs.values())
     if not n:
         return PairedDelta(metric, subset, 0, None, None, None, None, None)
     mean = _macro if averaging == "macro" else _micro
     groups = list(pairs.values())
-    cur = mean([[c for c, _ in g] for g in groups])
-    base = mean([[b for _, b in g] for g in groups])
-    deltas = [[c - b for c, b in g] for g in groups]
+    cur = mean([[p[0] for p in g] for g in groups])
+    base = mean([[p[1] for p in g] for g in groups])
     rnd = random.Random(seed)
-    samples = sorted(mean([[d[rnd.randrange(len(d))] for _ in d] for d in deltas])
-                     for _ in range(BOOTSTRAP_ITERATIONS))
+    if judge_noise and any(p[2] or p[3] for g in groups for p in g):
+        def draw(group: list) -> float:
+            c, b, cs, bs = group[rnd.randrange(len(group))]
+            return resampled_row(c, cs, rnd.randrange) - resampled_row(b, bs, rnd.randrange)
+
+        samples = sorted(mean([[draw(g) for _ in g] for g in groups]) for _ in range(BOOTSTRAP_ITERATIONS))
+    else:  # rows only (the draws are exactly those of a run without samples)
+        deltas = [[p[0] - p[1] for p in g] for g in groups]
+        samples = sorted(mean([[d[rnd.randrange(len(d))] for _ in d] for d in deltas])
+                         for _ in range(BOOTSTRAP_ITERATIONS))
     low = samples[int(0.025 * BOOTSTRAP_ITERATIONS)]
     high = samples[int(0.975 * BOOTSTRAP_ITERATIONS) - 1]
     return PairedDelta(metric, subset, n, cur, base, cur - base, low, high)

@@ -1,5 +1,6 @@
-"""One benchmark row -> one Verdict: benchmark.questions(row) -> the judge (any backend of judges/; cached, bounded
-re-asks) -> benchmark.parse -> benchmark.score_row.
+"""One benchmark row -> one Verdict: benchmark.questions(row) -> the judge (any backend of judges/, or a panel of
+them; each question asked --editeval-judge-samples times; cached, bounded re-asks) -> benchmark.parse ->
+benchmark.score_row (through judge_noise.score_samples when there are several samples or judges).
 
 Errors of this row become an error Verdict; only a fault that makes the whole run pointless (JudgeFatalError)
 escapes. The cache key of an answer is computed without preparing any image: from the digests of the exact
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from .benchmarks import Benchmark, Parsed
-from .cache import DEFERRED, Cache, cache_key, file_identity, memoised_sha256
+from .cache import DEFERRED, HIT, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import ImageStore, Row
 from .errors import InputError, SampleError
 from .images import NEEDS_INPUT_SIZE, image_size, prepare, sniff_mime
+from .judge_cost import add, empty_saved
+from .judge_noise import AVERAGE_FIRST, combine, fmean, score_samples
 from .judges import Judge
+from .judges.panel import Voice
 from .judges.replies import UnreadableReply
 from .judges.requests import EDITED, ImageRef, PreparedImage, Question
 from .verdict import Verdict
@@ -29,8 +33,12 @@ ANSWER_KIND = "judge-answer-v2"
 
 class RowEvaluator:
     def __init__(self, *, benchmark: Benchmark, protocol: str, images: ImageStore, context: dict,
-                 edited_image: Callable[[Row], Path | None], edited_origin: str, judge: Judge, cache: Cache,
-                 max_pixels: int) -> None:
+                 edited_image: Callable[[Row], Path | None], edited_origin: str, cache: Cache, max_pixels: int,
+                 judge: Judge | None = None, voices: list[Voice] | None = None, samples: int = 1,
+                 order: str = AVERAGE_FIRST, reduce: str = "mean") -> None:
+        """`judge`: the run's judge; or `voices`: a panel's judges (judges/panel.py). `samples`: how many times
+        each question is asked (--editeval-judge-samples); `order`: average_first or average_last
+        (judge_noise.py); `reduce`: how a panel combines its judges' answers (mean or median)."""
         self.benchmark = benchmark
         self.protocol = protocol
         self.images = images
@@ -39,9 +47,21 @@ class RowEvaluator:
         # SampleError when the row could not be generated.
         self.edited_image = edited_image
         self.edited_origin = edited_origin
-        self.judge = judge
+        self.voices = voices if voices is not None else [Voice("", 1.0, judge)]
+        self.judge = self.voices[0].judge
+        self.samples = samples
+        self.order = order
+        self.reduce = reduce
         self.cache = cache
         self.max_pixels = max_pixels
+        self._saved_lock = threading.Lock()
+        # per judge name: what the answers read from earlier runs' cache entries cost when they were asked
+        self.saved: dict[str, dict] = {v.name: empty_saved() for v in self.voices}
+
+    @property
+    def _plain(self) -> bool:
+        """One judge, one sample: answers are recorded exactly as before repeated judging existed."""
+        return len(self.voices) == 1 and self.samples == 1
 
     def evaluate(self, row: Row, *, blocking: bool = True):
         """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
@@ -56,74 +76,157 @@ class RowEvaluator:
         shown_path = str(image_path)
         images = RowImages(row, self.images, image_path, self.cache, self.max_pixels)
         questions = self.benchmark.questions(row, self.protocol, self.context)
+        # One answer per (judge, sample, question), each cached under its own judge's identity for that sample; a
+        # deterministic judge names all its samples alike, so they are one answer, asked once.
         try:
-            keys = [cache_key({"kind": ANSWER_KIND, "question": images.identity(q), **self.judge.identity()})
-                    for q in questions]
+            identities = [images.identity(q) for q in questions]
+            slots = [(j, k, i, cache_key({"kind": ANSWER_KIND, "question": identities[i],
+                                           **voice.judge.identity(k)}))
+                     for j, voice in enumerate(self.voices) for k in range(self.samples)
+                     for i in range(len(questions))]
         except OSError as exc:
             return Verdict.failed(row, f"cannot read edited image {image_path}: {exc.strerror or exc}", shown_path)
         except InputError as exc:
             return Verdict.failed(row, str(exc), shown_path)
-        deadline = time.monotonic() + self.judge.row_deadline_s
+        deadline = time.monotonic() + max(v.judge.row_deadline_s for v in self.voices)
+        first_slot: dict[str, tuple[int, int, int]] = {}
+        for j, k, i, key in slots:
+            first_slot.setdefault(key, (j, k, i))
+        keys = list(first_slot)
+        origins: dict[str, list] = {key: [] for key in keys}
 
-        def answered(question: Question, key: str) -> object:
-            return self.cache.get_or_compute("answers", key, lambda: self._ask(question, images, deadline),
-                                             blocking=blocking, checked=True)
+        def answered(key: str) -> object:
+            j, k, i = first_slot[key]
+            return self.cache.get_or_compute(
+                "answers", key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
+                blocking=blocking, checked=True, origin=origins[key])
 
         try:
-            payloads = [self.cache.lookup("answers", key) for key in keys]
-            missing = [i for i, p in enumerate(payloads) if p is None]
-            # A row's questions are asked at once: it holds several request slots for one judge latency instead
-            # of one slot for several, so fewer rows (and decoded images) are in flight.
-            for i, payload in zip(missing, concurrently([lambda i=i: answered(questions[i], keys[i]) for i in missing])):
-                payloads[i] = payload
-            if any(p is DEFERRED for p in payloads):
+            found = {key: self.cache.lookup("answers", key, origins[key]) for key in keys}
+            missing = [key for key, payload in found.items() if payload is None]
+            # A row's questions (and samples, and judges) are asked at once: it holds several request slots for one
+            # judge latency instead of one slot for several, so fewer rows (and decoded images) are in flight.
+            for key, payload in zip(missing, concurrently([lambda key=key: answered(key) for key in missing])):
+                found[key] = payload
+            if any(p is DEFERRED for p in found.values()):
                 return DEFERRED
-            parsed = {q.name: self._read(q, p, images, deadline, key) for q, p, key in zip(questions, payloads, keys)}
+            self._count_saved(found, origins, first_slot)
+            read: dict[str, tuple[Parsed, dict]] = {}
+            for key in keys:
+                j, k, i = first_slot[key]
+                read[key] = self._read(questions[i], found[key], images, deadline, key, self.voices[j], k)
         except SampleError as exc:
             return Verdict.failed(row, str(exc), shown_path)
         except OSError as exc:  # the edited image vanished or became unreadable between the checks and now
             return Verdict.failed(row, f"cannot read edited image {image_path}: {exc}", shown_path)
-        scores = self.benchmark.score_row(row, {name: p for name, (p, _) in parsed.items()})
-        answers = {name: {"values": p.values, "reasoning": p.reasoning, "reply": reply,
-                          **({"unreadable": list(p.unreadable)} if p.unreadable else {})}
-                   for name, (p, reply) in parsed.items()}
-        return Verdict.scored(row, scores, answers, shown_path)
+        # answers[j][k][question name]
+        parsed = [[{} for _ in range(self.samples)] for _ in self.voices]
+        payloads = [[{} for _ in range(self.samples)] for _ in self.voices]
+        for j, k, i, key in slots:
+            parsed[j][k][questions[i].name], payloads[j][k][questions[i].name] = read[key]
+        if self._plain:
+            scores = self.benchmark.score_row(row, parsed[0][0])
+            answers = {name: _answer_record(p, payload) for name, (p, payload) in
+                       ((n, (parsed[0][0][n], payloads[0][0][n])) for n in parsed[0][0])}
+            return Verdict.scored(row, scores, answers, shown_path)
+        combined = score_samples(self.benchmark, row, parsed, order=self.order,
+                                 weights=[v.weight for v in self.voices], reduce=self.reduce,
+                                 judge_names=[v.name for v in self.voices])
+        answers = {}
+        for q in questions:
+            overall = combined.answers[q.name]
+            entry: dict = {"values": overall.values, "reasoning": overall.reasoning,
+                           **({"unreadable": list(overall.unreadable)} if overall.unreadable else {})}
+            per_judge = {}
+            for j, voice in enumerate(self.voices):
+                samples = [_answer_record(parsed[j][k][q.name], payloads[j][k][q.name]) for k in range(self.samples)]
+                if len(self.voices) == 1:
+                    entry["samples"] = samples
+                else:
+                    mean = combine(self.benchmark, q.name, [parsed[j][k][q.name] for k in range(self.samples)], fmean)
+                    per_judge[voice.name] = {"values": mean.values, "samples": samples}
+            if per_judge:
+                entry["judges"] = per_judge
+            answers[q.name] = entry
+        return Verdict.scored(row, combined.scores, answers, shown_path,
+                              judge_sd=combined.judge_sd if self.samples > 1 else {},
+                              sample_scores=combined.sample_scores if self.samples > 1 else [],
+                              judge_scores=combined.judge_scores)
 
-    def _ask(self, question: Question, images: "RowImages", deadline: float) -> dict:
+    def _count_saved(self, found: dict, origins: dict, first_slot: dict) -> None:
+        """Add what each answer read from an earlier run's cache entry had cost (stored with it)."""
+        with self._saved_lock:
+            for key, payload in found.items():
+                if origins[key][:1] != [HIT] or not isinstance(payload, dict):
+                    continue
+                usage = payload.get("usage")
+                saved = self.saved[self.voices[first_slot[key][0]].name]
+                saved["answers"] += 1
+                if isinstance(usage, dict):
+                    saved["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+                    saved["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+
+    def _ask(self, question: Question, images: "RowImages", deadline: float, voice: Voice | None = None,
+             sample: int = 0) -> dict:
         """Ask until the reply is readable (bounded re-asks). A reply with some values unreadable is asked again
-        too; after the last attempt the best one is kept and its unreadable values stay missing."""
-        attempts = self.judge.parse_retries + 1
+        too; after the last attempt the best one is kept and its unreadable values stay missing. The payload
+        stored: the reply, and the tokens all its attempts cost (when the judge reports them)."""
+        voice = voice or self.voices[0]
+        judge = voice.judge
+        attempts = judge.parse_retries + 1
         request = images.request(question)
         partial, problem = None, ""
+        usage: dict | None = None
         for _ in range(attempts):
-            text = self.judge.ask(request, deadline)
+            answer = judge.answer(request, deadline, sample)
+            if answer.usage is not None:
+                usage = add([usage, answer.usage], ("prompt_tokens", "completion_tokens"))
+            text = answer.text
             try:
                 parsed = self.benchmark.parse(question, text)
             except UnreadableReply as exc:
                 problem = str(exc)
                 continue
             if not parsed.unreadable:
-                return {"reply": text}
+                return _payload(text, usage)
             if partial is None or len(parsed.unreadable) < partial[0]:
                 partial = (len(parsed.unreadable), text)
             problem = f"unreadable: {', '.join(parsed.unreadable)}"
         if partial is not None:
-            return {"reply": partial[1]}
-        raise SampleError(f"{question.name}: judge reply unreadable after {attempts} attempts ({problem})")
+            return _payload(partial[1], usage)
+        who = self._who(voice, sample)
+        raise SampleError(f"{who}{question.name}: judge reply unreadable after {attempts} attempts ({problem})")
+
+    def _who(self, voice: Voice, sample: int) -> str:
+        """Which judge and sample an error is about (nothing for one judge asked once: as before)."""
+        parts = ([f"judge {voice.name}"] if len(self.voices) > 1 else []) + \
+                ([f"sample {sample + 1} of {self.samples}"] if self.samples > 1 else [])
+        return f"{', '.join(parts)}: " if parts else ""
 
     def _read(self, question: Question, payload: dict, images: "RowImages", deadline: float,
-              key: str) -> tuple[Parsed, str]:
+              key: str, voice: Voice | None = None, sample: int = 0) -> tuple[Parsed, dict]:
         """The stored reply, read with the benchmark's rules. A reply stored by an older reader that this one
         cannot read is asked again, and replaced."""
         try:
-            return self.benchmark.parse(question, payload["reply"]), payload["reply"]
+            return self.benchmark.parse(question, payload["reply"]), payload
         except UnreadableReply:
-            fresh = self._ask(question, images, deadline)
+            fresh = self._ask(question, images, deadline, voice, sample)
             try:
                 self.cache.put("answers", key, fresh)
             except Exception:  # noqa: BLE001 - a cache that cannot be written is reported by the cache
                 pass
-            return self.benchmark.parse(question, fresh["reply"]), fresh["reply"]
+            return self.benchmark.parse(question, fresh["reply"]), fresh
+
+
+def _payload(text: str, usage: dict | None) -> dict:
+    return {"reply": text} if usage is None else {"reply": text, "usage": usage}
+
+
+def _answer_record(parsed: Parsed, payload: dict) -> dict:
+    """One answer as results keep it: the values read, the judge's reasoning, its reply, its tokens."""
+    return {"values": parsed.values, "reasoning": parsed.reasoning, "reply": payload["reply"],
+            **({"unreadable": list(parsed.unreadable)} if parsed.unreadable else {}),
+            **({"usage": payload["usage"]} if payload.get("usage") else {})}
 
 
 class RowImages:

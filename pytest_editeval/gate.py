@@ -3,12 +3,13 @@
 Grammar:  [SCOPE.][macro.|micro.]METRIC[\\[SUBSET_OR_GROUP\\]] OP NUMBER
   SCOPE   one of the benchmark's scopes (GEdit: full, intersection; default full)
   METRIC  one of the benchmark's metrics or their aliases (GEdit: semantic_consistency | perceptual_quality |
-          overall, aliases sc, pq, o), or error_rate | missing_rate
+          overall, aliases sc, pq, o), or error_rate | missing_rate | judge_sd
   OP      >= > <= < ==
 Examples: overall>=7.0, sc[color_alter]>=6.5, intersection.overall>7, micro.pq>=7, error_rate<=0.02.
 Without a subset, METRIC is the benchmark's default mean (GEdit: macro, the official) unless `macro.`/`micro.`
 is given. error_rate = rows whose judging failed / rows judged; missing_rate = rows without an edited image /
-rows selected.
+rows selected; judge_sd = the root mean square of the rows' judge spread (SD over their
+--editeval-judge-samples) of the headline metric, in its units (judge_noise.py).
 
 An expression is parsed for its form when the option is read (argparse) and resolved against the chosen
 benchmark at configure time (metric, scope, subset or group names), both before any test runs.
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .benchmarks import Benchmark
 
 COUNT_METRICS = ("error_rate", "missing_rate")  # rates of rows, not means of scores
+SPREAD_METRIC = "judge_sd"  # how much the judge disagrees with itself (repeated judging)
+ROW_METRICS = (*COUNT_METRICS, SPREAD_METRIC)  # gate metrics that are not one of the benchmark's
 AVERAGINGS = ("macro", "micro")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
@@ -113,10 +116,10 @@ def resolve_threshold(t: Threshold, benchmark: "Benchmark", known_subsets: Itera
             raise ValueError(f"unknown prefix {prefix!r} in {what} {t.expression!r}: use "
                              + ", ".join(f"{p}." for p in [*scopes, *AVERAGINGS]))
     aliases = benchmark.metric_aliases()
-    metric = t.metric if t.metric in COUNT_METRICS else aliases.get(t.metric)
+    metric = t.metric if t.metric in ROW_METRICS else aliases.get(t.metric)
     if metric is None:
         raise ValueError(f"unknown metric {t.metric!r} in {what} {t.expression!r}: {benchmark.name} has "
-                         + ", ".join(sorted([*aliases, *COUNT_METRICS])))
+                         + ", ".join(sorted([*aliases, *ROW_METRICS])))
     known = [*known_subsets, *benchmark.group_names()]
     if t.subset is not None and t.subset not in known:
         raise ValueError(f"unknown subset {t.subset!r} in {what} {t.expression!r}: known subsets are "
@@ -134,12 +137,16 @@ def actual_value(t: Threshold, aggregates: Aggregates) -> tuple[float | None, in
             return part.error_rate, part.num + part.errors
         if t.metric == "missing_rate":
             return part.missing_rate, part.num + part.errors + part.missing
+        if t.metric == SPREAD_METRIC:
+            return part.judge_sd, part.num
         stats = part.metrics[t.metric]
         return stats.mean, stats.n
     if t.metric == "error_rate":
         return scope.error_rate, scope.num + scope.errors
     if t.metric == "missing_rate":
         return scope.missing_rate, scope.num + scope.errors + scope.missing
+    if t.metric == SPREAD_METRIC:
+        return scope.judge_sd, scope.num
     stats = (scope.macro if t.averaging == "macro" else scope.micro)[t.metric]
     return stats.mean, stats.n
 

@@ -48,7 +48,11 @@ def _number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
+    except ValueError as exc:  # argparse would say only "invalid value"
+        raise argparse.ArgumentTypeError(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)")
@@ -103,6 +107,7 @@ def _from_parser(module: str, name: str) -> Callable[[str], Any]:
 
 
 _threshold = _from_parser(".gate", "parse_threshold")
+_price = _from_parser(".judge_cost", "parse_price")
 _shard = _from_parser(".shards", "parse_shard")
 compare_gate = _from_parser(".compare", "parse_compare_gate")
 
@@ -253,7 +258,25 @@ OPTIONS = [
            "--max-model-len 8192'", _shell_words, metavar="ARGS"),
     Option("judge-startup-timeout", "vllm: seconds the server may take to answer its health check (default 1800)",
            _number(float, 0, False), metavar="S"),
-    Option("judge-workers", "judge requests kept in flight (default 8)", _number(int, 1), metavar="N"),
+    Option("judge-workers", "judge requests kept in flight (default 8); with adaptive concurrency the most kept in "
+           "flight", _number(int, 1), metavar="N"),
+    Option("judge-concurrency", "adaptive (default): requests in flight adapt to the provider's rate limit (halved on "
+           "a 429, grown by one per round trip; Retry-After and x-ratelimit-* headers pause the whole client), up to "
+           "--editeval-judge-workers; fixed: always --editeval-judge-workers",
+           _choice("judge concurrency", ("adaptive", "fixed"))),
+    Option("judge-samples", "ask each question K times (distinct seeds where the backend takes one), each answer "
+           "cached on its own; rows then report the judge's spread and aggregates its standard error (default 1)",
+           _number(int, 1), metavar="K"),
+    Option("judge-average", "with several samples: first (default) = the row formula on each question's mean over "
+           "the samples; last = the mean of the row formula's results on each sample",
+           _choice("averaging order", ("first", "last"))),
+    Option("judge-panel", "a TOML file of several judges (backend, model, the environment variables of their URL "
+           "and key, weight) whose answers are combined per question", metavar="FILE"),
+    Option("judge-panel-reduce", "how a panel combines its judges' answers to a question: mean (weighted, default) "
+           "or median (weighted)", _choice("panel reduction", ("mean", "median"))),
+    Option("table-judges", "with a panel: add each judge's own headline rows to the table", None, flag=True),
+    Option("judge-price", "USD per million prompt and completion tokens, e.g. '2,8': the run's judge cost, and what "
+           "the cache saved, in the summary and the results", _price, metavar="IN,OUT"),
     Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
     Option("judge-max-tokens", "max_tokens sent to the judge (default: the protocol's; GEdit 1400 official, "
            "4096 evalscope)", _number(int, 1), metavar="N"),

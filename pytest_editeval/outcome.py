@@ -28,6 +28,7 @@ class Outcome:
     deltas: list = field(default_factory=list)  # paired differences with the baseline
     compare_outcomes: list = field(default_factory=list)
     compare_warnings: list = field(default_factory=list)
+    judge_aggregates: dict = field(default_factory=dict)  # a panel: judge name -> Aggregates of its own scores
 
     @property
     def compare_failed(self) -> bool:
@@ -53,6 +54,9 @@ def decide(verdicts: list[Verdict], selected_ids: Sequence[str], benchmark: "Ben
     """`verdicts` in selection order; `selected_ids`: every row the run was to evaluate; `withheld`: why a run
     that ran whole is still not gated on its own (a shard), unless the policy is `always`."""
     aggregates = aggregate(verdicts, benchmark, subset_order, expected_rows=len(selected_ids))
+    judge_names = list(dict.fromkeys(name for v in verdicts for name in v.judge_scores))
+    judge_aggregates = {name: aggregate([v.as_judge(name) for v in verdicts], benchmark, subset_order,
+                                        expected_rows=len(selected_ids)) for name in judge_names}
     all_ran = {v.id for v in verdicts} >= set(selected_ids) and stopped is None
     complete = all_ran and aggregates.full.missing == 0
     gate = evaluate_gate(thresholds, aggregates, all_ran=all_ran, policy=gate_policy, allow_missing=allow_missing,
@@ -66,7 +70,8 @@ def decide(verdicts: list[Verdict], selected_ids: Sequence[str], benchmark: "Ben
             list(compare_gates), list(aggregates.full.subsets), [m.name for m in benchmark.metrics if not m.pooled],
             benchmark.default_averaging)
         warnings = comparability(baseline, benchmark.name, judge)
-    return Outcome(verdicts, aggregates, gate, complete, all_ran, stopped, deltas, compare_outcomes, warnings)
+    return Outcome(verdicts, aggregates, gate, complete, all_ran, stopped, deltas, compare_outcomes, warnings,
+                   judge_aggregates)
 
 
 def comparability(baseline, benchmark_name: str, judge: dict | None) -> list[str]:

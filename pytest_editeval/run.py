@@ -106,6 +106,9 @@ class Run:
         self._evaluator_parts: dict = {}
         self.worker_judge: dict | None = None  # the judge as an xdist worker described it (the controller's own
         # Run never starts one)
+        self.worker_counts: list[dict] = []  # judge and cache counters reported by xdist workers
+        self.voices: list = []  # the judges as the evaluation asks them (judges.panel.Voice), once started
+        self.evaluator = None
         self.ray_pool = None  # the Ray actors of --editeval-ray, once generation has started
 
     def _take_share(self, shard) -> None:
@@ -147,22 +150,22 @@ class Run:
 
     # ---- running ----------------------------------------------------------------------------------------
     def start(self, rows: list[Row]) -> None:
-        from . import judges
         from .evaluation import RowEvaluator
         from .scheduler import Scheduler
 
-        spec = self.settings.judge
-        workers = self.settings.workers
-        if spec.backend == "transformers":  # enough rows in flight to fill a batch, also at one question a row
-            workers = max(workers, 2 * spec.batch_size)
+        s = self.settings
+        specs = [m.spec for m in s.panel.members] if s.panel is not None else [s.judge]
+        workers = s.workers
+        for spec in specs:
+            if spec.backend == "transformers":  # enough rows in flight to fill a batch, also at one question a row
+                workers = max(workers, 2 * spec.batch_size)
         usable = [r for r in rows if r.problem is None]
         if usable and usable[0].inputs:  # read the first row's image while the judge is set up
             self._spawn(self.dataset.images.read, usable[0].inputs[0], name="editeval-prefetch-first")
         root = self.settings.cache_dir
         self.cache = Cache(root if root is None else root.resolve(), fresh_after=self.fresh_after,
                            shared_after=self.started_at if self.is_worker else None)
-        self.judge = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
-                                    workdir=Path(self.config.rootpath) / ".editeval")
+        self.judge, self.voices = self._create_judges(workers)
         if self.generation is None:
             paths, origin = self.edited.paths, self.edited.origin
             edited_image = lambda row: paths.get(row.key)  # noqa: E731
@@ -173,15 +176,42 @@ class Run:
             where = str(self.generation.output_dir)
         self._evaluator_parts = dict(benchmark=self.benchmark, protocol=self.settings.protocol,
                                      images=self.dataset.images, context=self.dataset.context,
-                                     edited_origin=where, judge=self.judge,
+                                     edited_origin=where, voices=self.voices, samples=s.judge_samples,
+                                     order=s.judge_average, reduce=s.panel.reduce if s.panel else "mean",
                                      cache=self.cache, max_pixels=self.settings.max_pixels)
-        evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
-        # Each row asks its questions at once, so workers/2 rows fill the request slots; a few more rows prepare
-        # their images (CPU) meanwhile. More would only hold more decoded images in memory.
-        self.scheduler = Scheduler(evaluator.evaluate, -(-workers // 2) + PREPARE_AHEAD_THREADS, self.stop)
+        evaluator = self.evaluator = RowEvaluator(edited_image=edited_image, **self._evaluator_parts)
+        # Each row asks its questions (times its samples and judges) at once, so workers/2 rows fill the request
+        # slots (at two questions a row); a few more rows prepare their images (CPU) meanwhile. More would only
+        # hold more decoded images in memory.
+        per_row = s.judge_samples * len(self.voices)
+        self.scheduler = Scheduler(evaluator.evaluate, -(-workers // (2 * per_row)) + PREPARE_AHEAD_THREADS,
+                                   self.stop)
         # Without a shared cache, xdist workers cannot tell who judges what: judge only one's own items.
         if not (self.is_worker and not self.cache.enabled):
             self.scheduler.submit(rows)
+
+    def _create_judges(self, workers: int):
+        """(the run's judge, its voices): one judge, or a panel's judges with their names and weights."""
+        from . import judges
+        from .judges.panel import Panel, Voice
+
+        s = self.settings
+        workdir = Path(self.config.rootpath) / ".editeval"
+        if s.panel is None:
+            judge = judges.create(s.judge, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
+                                  workdir=workdir)
+            return judge, [Voice("", 1.0, judge, s.judge_price)]
+        voices = []
+        try:
+            for member in s.panel.members:
+                judge = judges.create(member.spec, stop=self.stop, max_in_flight=workers, cache=self.cache,
+                                      say=self._say, workdir=workdir)
+                voices.append(Voice(member.name, member.weight, judge, member.price))
+        except BaseException:
+            for voice in voices:
+                voice.judge.close()
+            raise
+        return Panel(voices, s.panel.reduce, s.judge.recipe), voices
 
     def _say(self, line: str) -> None:
         """One progress line on the terminal now (a judge server starting, a judge model loading), from any
@@ -195,20 +225,62 @@ class Run:
         with _SAY_LOCK, (capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()):
             reporter.write_line(f"editeval: {line}")
 
-    def judge_info(self) -> dict:
-        """The judge as results name it: the started judge's own account, an xdist worker's, or the settings'."""
+    def judge_info(self, counts: list[dict] | None = None) -> dict:
+        """The judge as results name it: the started judge's own account, an xdist worker's, or the settings';
+        with `counts` (this process's and the workers'), what it used and cost."""
+        s = self.settings
         if self.judge is not None:
-            return self.judge.describe()
-        if self.worker_judge is not None:
-            return self.worker_judge
-        spec = self.settings.judge
-        if spec is None:
+            info = self.judge.describe()
+        elif self.worker_judge is not None:
+            info = dict(self.worker_judge)
+        elif s.judge is None:
             return {"backend": None, "model": ""}
-        if spec.http is not None:
-            http = spec.http
-            return {"backend": spec.backend, "model": http.model, "host": http.host,
+        elif s.panel is not None:
+            info = {"backend": "panel", "model": " + ".join(m.name for m in s.panel.members), "recipe": s.judge.recipe,
+                    "parameters": {"reduce": s.panel.reduce},
+                    "panel": [{"name": m.name, "weight": m.weight, "backend": m.spec.backend, "model": m.spec.model}
+                              for m in s.panel.members]}
+        elif s.judge.http is not None:
+            spec, http = s.judge, s.judge.http
+            info = {"backend": spec.backend, "model": http.model, "host": http.host,
                     "endpoint": http.public_endpoint.split("?")[0], "recipe": spec.recipe}
-        return {"backend": spec.backend, "model": spec.model, "recipe": spec.recipe}
+        else:
+            spec = s.judge
+            info = {"backend": spec.backend, "model": spec.model, "recipe": spec.recipe}
+        info.update(samples_per_question=s.judge_samples, sample_average=s.judge_average)
+        if counts is not None:
+            info.update(self._usage_and_cost(counts, info))
+        return info
+
+    def prices(self) -> dict:
+        """judge name ("" for a single judge) -> its price (None where none was given)."""
+        s = self.settings
+        if s.panel is not None:
+            return {m.name: m.price for m in s.panel.members}
+        return {"": s.judge_price}
+
+    def _usage_and_cost(self, counts: list[dict], info: dict) -> dict:
+        from .judge_cost import SAVED_FIELDS, add, cost_section
+
+        names = list(self.prices())
+        usage = {n: add(c.get("usage", {}).get(n) for c in counts) for n in names}
+        saved = {n: add((c.get("saved", {}).get(n) for c in counts), SAVED_FIELDS) for n in names}
+        total_usage, total_saved = add(usage.values()), add(saved.values(), SAVED_FIELDS)
+        prices = self.prices()
+        out: dict = {"usage": total_usage, "cache_saved": total_saved}
+        if self.settings.panel is None:
+            out["cost"] = cost_section(total_usage, total_saved, prices[""])
+            return out
+        members = []
+        for member in info.get("panel", []):
+            name = member.get("name")
+            members.append({**member, "usage": usage.get(name), "cache_saved": saved.get(name),
+                            "cost": cost_section(usage.get(name, {}), saved.get(name, {}), prices.get(name))})
+        out["panel"] = members
+        if members and all(m["cost"] is not None for m in members):
+            out["cost"] = {"usd": round(sum(m["cost"]["usd"] for m in members), 6),
+                           "cache_saved_usd": round(sum(m["cost"]["cache_saved_usd"] for m in members), 6)}
+        return out
 
     def _spawn(self, target, *args, name: str) -> None:
         thread = threading.Thread(target=_quietly(target), args=args, name=name, daemon=True)
@@ -330,6 +402,10 @@ class Run:
         self.records[record["id"]] = record
 
     # ---- finishing --------------------------------------------------------------------------------------
+    def all_counts(self) -> list[dict]:
+        """This process's counters and every xdist worker's."""
+        return [self.counts(), *self.worker_counts]
+
     def outcome(self) -> Outcome:
         verdicts = sorted((Verdict.from_record(r) for r in self.records.values()),
                           key=lambda v: self.position.get(v.id, len(self.position)))
@@ -344,7 +420,7 @@ class Run:
         from .report.results import build_results
         from .runs import run_metadata
 
-        judge, gen = self.judge_info(), self.generation
+        judge, gen = self.judge_info(self.all_counts()), self.generation
         shard = None
         if self.settings.shard is not None:
             from .shards import shard_section
@@ -364,7 +440,8 @@ class Run:
             model=self.model_name, judge=judge,
             verdicts=outcome.verdicts, aggregates=outcome.aggregates, gate=outcome.gate, complete=outcome.complete,
             allow_missing=self.settings.allow_missing, stopped=outcome.stopped, meta=meta,
-            comparison=comparison_section(self.baseline, outcome), shard=shard)
+            comparison=comparison_section(self.baseline, outcome), shard=shard,
+            judge_aggregates=outcome.judge_aggregates)
 
     def write_files(self, outcome: Outcome) -> None:
         from .report import files
@@ -399,7 +476,22 @@ class Run:
                 "generated": self.producer.generated if self.producer else 0,
                 "from_cache": (len(self.producer.rows) - len(self.producer.pending)) if self.producer else 0,
                 "started": self.judge is not None,
-                "judge_notes": self.judge.notes() if self.judge else []}
+                "judge_notes": self.judge_notes(),
+                "usage": {v.name: v.judge.usage() for v in self.voices},
+                "saved": dict(self.evaluator.saved) if self.evaluator is not None else {}}
+
+    def judge_notes(self) -> list[str]:
+        if self.judge is None:
+            return []
+        notes = list(self.judge.notes())
+        samples = self.settings.judge_samples
+        for voice in self.voices:
+            if samples > 1 and voice.judge.deterministic:
+                who = f"{voice.name}: " if voice.name else ""
+                notes.append(f"{who}a greedy (deterministic) judge: its {samples} samples of each question are one "
+                             "answer, asked once, so its spread is 0 by construction; give it a sampling temperature "
+                             "(--editeval-judge-temperature) to measure its noise")
+        return notes
 
     # ---- the marker API ---------------------------------------------------------------------------------
     def evaluate_all(self, verdict_for) -> Outcome:

@@ -43,7 +43,6 @@ class EditEvalPlugin:
         self.session: pytest.Session | None = None
         self.outcome: Outcome | None = None
         self.benchmark_items = 0
-        self.worker_counts: list[dict] = []  # judge and cache counters reported by xdist workers
         invocation = Path(config.invocation_params.dir)
         self.anchor = invocation if invocation.is_relative_to(config.rootpath) else None
 
@@ -172,7 +171,7 @@ class EditEvalPlugin:
     def worker_done(self, output: dict) -> None:
         """The controller's side of xdist.report_to_controller."""
         if "editeval_counts" in output:
-            self.worker_counts.append(output["editeval_counts"])
+            self.run.worker_counts.append(output["editeval_counts"])
         if output.get("editeval_judge") and self.run.worker_judge is None:
             self.run.worker_judge = output["editeval_judge"]
         if "editeval_stopped" in output and self.run.stopped is None:
@@ -184,8 +183,10 @@ class EditEvalPlugin:
             return
         from .report.terminal import SummaryFacts, summary_lines
 
+        from .judge_cost import usage_lines
+
         run, s = self.run, self.run.settings
-        counts = [run.counts(), *self.worker_counts]
+        counts = run.all_counts()
         generated = run.generation is not None and any(c["generated"] or c["from_cache"] for c in counts)
         facts = SummaryFacts(
             title=_title(run),
@@ -200,7 +201,9 @@ class EditEvalPlugin:
             output_dir=str(run.generation.output_dir) if run.producer is not None or generated else None,
             baseline=run.baseline, baseline_name=(run.baseline.meta.get("name") or s.compare) if run.baseline else None,
             compare_skipped=run.compare_skipped, written=run.written, still_running=run.still_running,
-            warnings=run.warnings, withheld=run.shard_withheld)
+            warnings=run.warnings, withheld=run.shard_withheld,
+            usage_lines=usage_lines(run.judge_info(counts)) if s.judge and any(c["started"] for c in counts) else [],
+            judge_aggregates=self.outcome.judge_aggregates if s.table_judges else None)
         terminalreporter.section(facts.title)
         for line, style in summary_lines(facts):
             terminalreporter.write_line(line, **style)

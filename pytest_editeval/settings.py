@@ -16,6 +16,8 @@ from . import options
 from .errors import InputError
 from .gate import Threshold
 from .generation import GenerationSettings
+from .judge_cost import Price
+from .judges.panel import PanelSpec
 from .judges.settings import JudgeSettings, JudgeSpec, cleartext_problem
 from .ray_generation import RaySettings
 from .shards import Shard
@@ -54,6 +56,11 @@ class RunSettings:
     workers: int
     junit_properties: bool
     judge: JudgeSpec | None = field(repr=False)  # None for --collect-only: no judge needed
+    judge_samples: int = 1  # --editeval-judge-samples: answers per question
+    judge_average: str = "first"  # first | last (judge_noise.py)
+    panel: PanelSpec | None = field(default=None, repr=False)  # --editeval-judge-panel: several judges
+    table_judges: bool = False  # the table shows each panel judge's own headline rows
+    judge_price: Price | None = None  # --editeval-judge-price: USD per million prompt, completion tokens
     judge_recipe: str | None = None  # --editeval-judge-recipe (None: the benchmark's own)
     generation: GenerationSettings | None = None  # model mode (no --editeval-images)
     shard: Shard | None = None  # --editeval-shard K/N: this run's share of the selected rows
@@ -89,7 +96,22 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
                              + ", ".join(benchmark.languages) + f" ({name})")
         env = environment(config)
         recipe = benchmark.recipe(get("judge-recipe")).name  # checked here, also when no judge is needed
-        judge = _judge_spec(config, get, env, benchmark, protocol) if need_judge else None
+        panel_file = get("judge-panel")
+        for option in ("judge-panel-reduce", "table-judges"):
+            if get(option) is not None and not panel_file:
+                raise InputError(f"--editeval-{option} is for a panel of judges: add --editeval-judge-panel FILE")
+        judge, panel = None, None
+        if need_judge and panel_file:
+            panel = _panel(config, get, env, benchmark, protocol, Path(panel_file).expanduser())
+            judge = panel.members[0].spec
+        elif need_judge:
+            judge = _judge_spec(config, get, env, benchmark, protocol)
+        samples = get("judge-samples") or 1
+        thresholds = get("threshold") or []
+        if samples < 2 and any(t.metric == "judge_sd" for t in thresholds):
+            first = next(t for t in thresholds if t.metric == "judge_sd")
+            raise InputError(f"threshold {first.expression!r} gates the judge's spread over repeated answers: pass "
+                             "--editeval-judge-samples 2 or more (each question is asked once by default)")
         cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
         json_path = get("json")
         ray = _ray_settings(config, get)
@@ -106,7 +128,7 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             max_pixels=get("max-pixels") or options.DEFAULT_MAX_PIXELS,
             model_name=get("model-name"),
             protocol=protocol,
-            thresholds=get("threshold") or [],
+            thresholds=thresholds,
             gate_policy=get("gate") or "auto",
             json_path=Path(json_path) if json_path else None,
             html_path=Path(get("html")) if get("html") else None,
@@ -122,6 +144,11 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             junit_properties=bool(config.getini("editeval_junit_properties")),
             judge=judge,
             judge_recipe=recipe,
+            judge_samples=samples,
+            judge_average=get("judge-average") or "first",
+            panel=panel,
+            table_judges=bool(get("table-judges")),
+            judge_price=get("judge-price"),
             generation=None if get("images") else _generation_settings(config, get, ray),
             shard=get("shard"),
             ray=ray,
@@ -156,15 +183,7 @@ def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str)
     protocol = benchmark.protocol(protocol_name)  # what the reference implementation sends
     max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
     temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
-    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout", "judge-seed",
-                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
-    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
-    common = dict(
-        recipe=recipe.name, max_tokens=pick("judge-max-tokens", max_tokens),
-        temperature=pick("judge-temperature", temperature), top_p=recipe.top_p, top_k=recipe.top_k,
-        seed=pick("judge-seed", recipe.seed), parse_retries=pick("judge-parse-retries", 2),
-        row_deadline_s=pick("row-deadline", 900.0), timeout_s=pick("judge-timeout", 120.0),
-        retries=pick("judge-retries", 5), backoff_s=pick("judge-backoff", 1.0))
+    common = _common_judge_settings(get, recipe, max_tokens, temperature)
     if backend == "openai":
         model = get("judge-model") or env.get(MODEL_VARIABLE) or benchmark.default_judge_model
         return JudgeSpec(backend=backend, model=model, http=_http_settings(get, env, model, common), **common)
@@ -192,6 +211,55 @@ def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str)
         worker_index=int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0,
         serve_command=get("judge-serve-command") or "vllm", serve_args=serve_args,
         startup_timeout_s=get("judge-startup-timeout") or 1800.0, **common)
+
+
+def _common_judge_settings(get, recipe, max_tokens, temperature) -> dict:
+    """The judge settings every backend (and every judge of a panel) shares: the recipe's and protocol's defaults
+    under the user's options."""
+    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout", "judge-seed",
+                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
+    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
+    return dict(
+        recipe=recipe.name, max_tokens=pick("judge-max-tokens", max_tokens),
+        temperature=pick("judge-temperature", temperature), top_p=recipe.top_p, top_k=recipe.top_k,
+        seed=pick("judge-seed", recipe.seed), parse_retries=pick("judge-parse-retries", 2),
+        row_deadline_s=pick("row-deadline", 900.0), timeout_s=pick("judge-timeout", 120.0),
+        retries=pick("judge-retries", 5), backoff_s=pick("judge-backoff", 1.0),
+        concurrency=get("judge-concurrency") or "adaptive")
+
+
+# A panel names each judge in its file: the options that name one judge would be ambiguous beside it.
+ONE_JUDGE_OPTIONS = ("judge-backend", "judge-model", "judge-url", "judge-allow-http", "judge-model-hub",
+                     "judge-adapter", "judge-device", "judge-precision", "judge-batch-size", "judge-serve-command",
+                     "judge-serve-args", "judge-startup-timeout")
+
+
+def _panel(config, get, env: dict[str, str], benchmark, protocol_name: str, path: Path) -> PanelSpec:
+    """The judges of --editeval-judge-panel, each with the run's recipe and settings under its own keys."""
+    from . import judges
+    from .judges.panel import load_panel
+
+    clash = [name for name in ONE_JUDGE_OPTIONS if get(name) is not None]
+    if clash:
+        raise InputError(f"--editeval-{clash[0]} (or the ini key editeval_{clash[0].replace('-', '_')}) names one "
+                         f"judge; with --editeval-judge-panel each judge is named in {path}: set it there and remove "
+                         f"it from the command line and the ini file (see the README's panel keys)")
+    recipe = benchmark.recipe(get("judge-recipe"))
+    protocol = benchmark.protocol(protocol_name)
+    max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
+    temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
+    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    base = JudgeSpec(backend="openai", model="", offline=bool(get("offline")),
+                     worker_index=int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0,
+                     **_common_judge_settings(get, recipe, max_tokens, temperature))
+    panel = load_panel(path, base=base, env=env, reduce=get("judge-panel-reduce") or "mean",
+                       default_price=get("judge-price"),
+                       check_installed=lambda backend, adapter: judges.check_installed(backend, adapter=adapter))
+    if any(m.spec.backend == "vllm" for m in panel.members) and (
+            getattr(config.option, "numprocesses", None) or worker != "gw0"):
+        raise InputError(f"judge panel {path}: a vllm judge starts one server for the run: run it without -n, or "
+                         "start `vllm serve` yourself and name it as an openai judge")
+    return panel
 
 
 def _check_cuda(device: str, option: str) -> None:
@@ -227,7 +295,8 @@ def _http_settings(get, env: dict[str, str], model: str, common: dict) -> JudgeS
         url=url, model=model, api_key=key, timeout_s=common["timeout_s"], max_tokens=common["max_tokens"],
         temperature=common["temperature"], retries=common["retries"], parse_retries=common["parse_retries"],
         backoff_s=common["backoff_s"], row_deadline_s=common["row_deadline_s"],
-        top_p=common["top_p"], seed=common["seed"])  # top_k is not an OpenAI parameter: never sent here
+        top_p=common["top_p"], seed=common["seed"],  # top_k is not an OpenAI parameter: never sent here
+        concurrency=common["concurrency"])
 
 
 def _ray_settings(config, get) -> RaySettings | None:

@@ -152,6 +152,9 @@ AGREEMENT = (
     ("judge weights", lambda r: (r.judge.digest, r.judge.adapter_digest)),
     ("judge recipe", lambda r: r.judge.recipe),
     ("judge endpoint", lambda r: r.judge.endpoint or r.judge.host),
+    ("judge samples per question", lambda r: (r.judge.samples_per_question, r.judge.sample_average)),
+    ("judge panel", lambda r: [(m.get("name"), m.get("weight"), m.get("backend"), m.get("model"))
+                               for m in r.judge.panel]),
     ("model", lambda r: r.model),
     ("model digest", lambda r: r.meta.get("model_digest")),
     ("seed", lambda r: r.meta.get("seed")),
@@ -304,6 +307,8 @@ def merge(request: MergeRequest) -> MergeResult:
     """Check, aggregate, gate, compare, write and summarise the shards as one run (MergeError / InputError: one
     line, nothing written)."""
     from . import benchmarks
+    from .judge_cost import merged as merged_usage
+    from .judge_cost import usage_lines
     from .outcome import comparison_section, decide
     from .report.results import build_results
     from .report.terminal import SummaryFacts, summary_lines
@@ -318,15 +323,17 @@ def merge(request: MergeRequest) -> MergeResult:
     baseline, compare_skipped = _baseline(request)
     stopped = next((f"shard {f.results.shard.index}/{f.results.shard.count} stopped: {f.results.stopped}" for f in
                     sorted(files, key=lambda f: f.results.shard.index) if f.results.stopped), None)
+    judge = {**first.judge.model_dump(), **merged_usage([f.results.judge.model_dump() for f in files])}
     outcome = decide(verdicts, [row_id for _, row_id in ordered], benchmark, subset_order,
                      thresholds=thresholds, gate_policy=request.gate_policy, allow_missing=first.allow_missing,
-                     stopped=stopped, baseline=baseline, compare_gates=compare_gates, judge=first.judge.model_dump())
+                     stopped=stopped, baseline=baseline, compare_gates=compare_gates, judge=judge)
     results = build_results(
         benchmark=first.benchmark, benchmark_info=first.benchmark_info.model_dump(), language=first.language,
-        protocol=first.protocol, model=first.model, judge=first.judge.model_dump(),
+        protocol=first.protocol, model=first.model, judge=judge,
         verdicts=outcome.verdicts, aggregates=outcome.aggregates,
         gate=outcome.gate, complete=outcome.complete, allow_missing=first.allow_missing, stopped=outcome.stopped,
-        meta=_merged_meta(files, request.save_name), comparison=comparison_section(baseline, outcome))
+        meta=_merged_meta(files, request.save_name), comparison=comparison_section(baseline, outcome),
+        judge_aggregates=outcome.judge_aggregates)
     notes = [f"merged {len(files)} shards of {first.shard.selected_rows} selected rows: "
              + ", ".join(f.label for f in sorted(files, key=lambda f: f.results.shard.index))]
     written = _write(request, results, outcome, benchmark, baseline, files, notes)
@@ -336,7 +343,7 @@ def merge(request: MergeRequest) -> MergeResult:
         stopped=outcome.stopped, stopped_code=2 if outcome.stopped else None, allow_missing=first.allow_missing,
         missing_origin="", baseline=baseline,
         baseline_name=(baseline.meta.get("name") or request.compare) if baseline is not None else None,
-        compare_skipped=compare_skipped, written=written, warnings=notes)
+        compare_skipped=compare_skipped, written=written, warnings=notes, usage_lines=usage_lines(judge))
     lines = [(facts.title, {"bold": True}), *summary_lines(facts)]
     if outcome.failed:
         code = 1

@@ -2,8 +2,11 @@
 
 Generic over benchmarks: `scores` maps each of the benchmark's metrics to its value (None where the judge never
 gave one readably), and `answers` keeps what the judge said to each question (the values read, its reasoning,
-the reply itself, capped). The record travels on pytest's TestReport (and through pytest-xdist), lands in the
-JSON results and feeds the aggregation, so it holds only str, float, bool, list, dict and None.
+the reply itself, capped, and its tokens; with repeated judging every sample, with a panel every judge's). With
+several samples a row also keeps the row formula's result on each (`sample_scores`) and their standard deviation
+per metric (`judge_sd`, the judge spread); with a panel, each judge's own scores (`judge_scores`). The record
+travels on pytest's TestReport (and through pytest-xdist), lands in the JSON results and feeds the aggregation,
+so it holds only str, float, bool, list, dict and None.
 """
 
 from __future__ import annotations
@@ -28,11 +31,17 @@ class Verdict:
     # Where the edited image came from (a path); lets reports show it without re-reading the run.
     edited_image: str | None = field(default=None, compare=False)
     instruction: str | None = None
+    judge_sd: dict[str, float | None] = field(default_factory=dict)  # metric -> SD over the samples (K > 1)
+    sample_scores: list[dict[str, float | None]] = field(default_factory=list)  # the row formula on each sample
+    judge_scores: dict[str, dict[str, float | None]] = field(default_factory=dict)  # a panel's judges, each alone
 
     @classmethod
     def scored(cls, row: Any, scores: dict[str, float | None], answers: dict[str, dict],
-               edited_image: str | None) -> Verdict:
-        return cls(**_identity(row), status="scored", scores=dict(scores), answers=answers, edited_image=edited_image)
+               edited_image: str | None, *, judge_sd: dict | None = None, sample_scores: list | None = None,
+               judge_scores: dict | None = None) -> Verdict:
+        return cls(**_identity(row), status="scored", scores=dict(scores), answers=answers, edited_image=edited_image,
+                   judge_sd=dict(judge_sd or {}), sample_scores=list(sample_scores or []),
+                   judge_scores=dict(judge_scores or {}))
 
     @classmethod
     def failed(cls, row: Any, error: str, edited_image: str | None = None) -> Verdict:
@@ -48,7 +57,14 @@ class Verdict:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Verdict:
-        return cls(**record)
+        return cls(**{k: v for k, v in record.items() if k in _FIELDS})
+
+    def as_judge(self, name: str) -> Verdict:
+        """This row as one judge of a panel scored it alone (for the per-judge table and aggregates)."""
+        import dataclasses
+
+        return dataclasses.replace(self, scores=dict(self.judge_scores.get(name, {})), judge_sd={}, sample_scores=[],
+                                   judge_scores={})
 
     def metric(self, name: str) -> float | None:
         return self.scores.get(name)
@@ -60,3 +76,6 @@ class Verdict:
 def _identity(row: Any) -> dict[str, Any]:
     return {"id": row.id, "key": row.key, "subset": row.subset, "language": row.language,
             "tags": sorted(row.tags), "instruction": row.instruction}
+
+
+_FIELDS = {f.name for f in Verdict.__dataclass_fields__.values()}

@@ -23,3 +23,15 @@ def expected_headline(rows):
     macro = tuple(statistics.fmean(statistics.fmean(r[i] for r in v) for v in by_subset.values()) for i in range(3))
     micro = tuple(statistics.fmean(expected_row(r)[i] for r in rows) for i in range(3))
     return macro, micro
+
+
+def reported_usage(server) -> dict:
+    """The tokens a loopback judge server reported over all its answers (its own arithmetic, request by request)."""
+    from pytest_editeval.testing.judge_server import usage_of
+
+    totals = {"prompt_tokens": 0, "completion_tokens": 0}
+    for call in server.calls:
+        usage = usage_of(call, server.reply(server.scores(call), call))
+        totals["prompt_tokens"] += usage["prompt_tokens"]
+        totals["completion_tokens"] += usage["completion_tokens"]
+    return totals

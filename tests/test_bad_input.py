@@ -129,6 +129,7 @@ def test_bad_threshold_in_ini(run, pytester):
     ("--editeval-limit=0", "'0' must be >= 1"),
     ("--editeval-judge-workers=x", "'x' is not an integer"),
     ("--editeval-judge-url=ftp://host", "is not an http(s) URL"),
+    ("--editeval-judge-url=http://127.0.0.1:99999/v1", "not a valid URL: Port out of range"),
     ("--editeval-gate=sometimes", "unknown gate policy 'sometimes'"),
 ])
 def test_bad_single_values(run, option, message):

@@ -366,6 +366,38 @@ def test_a_sampling_recipe_is_seeded_before_each_call(tiny_judges):
         other.close()
 
 
+def test_a_greedy_judges_samples_are_one_answer_and_said_so(local_run, tmp_path):
+    """--editeval-judge-samples with a greedy in-process judge: asking again would give the same reply, so the K
+    samples are one answer (asked once, one cache entry), their spread 0, and the summary says why once."""
+    out = tmp_path / "r.json"
+    result = local_run("--editeval-judge-samples=3", f"--editeval-json={out}")
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["judge requests: 6; cache: 0 hits, 6 computed",
+                                 "judge: a greedy (deterministic) judge: its 3 samples of each question are one answer, "
+                                 "asked once, so its spread is 0 by construction*"])
+    for sample in json.loads(out.read_text())["samples"]:
+        replies = [s["reply"] for s in sample["answers"]["semantic_consistency"]["samples"]]
+        assert len(replies) == 3 and len(set(replies)) == 1
+        assert sample["judge_sd"]["overall"] == 0
+
+
+def test_a_sampling_judge_asks_each_sample_with_its_own_seed(tiny_judges):
+    """Sample k of a sampling judge is seeded seed + k (EditScore's passes): another reply, another cache key;
+    sample 0 is the single-sample request itself."""
+    request = ["Rate this edit", _png((200, 10, 10))]
+    judge = _judge(tiny_judges / "qwen2.5-vl", seed=42, max_tokens=24, temperature=0.7, top_p=0.9, top_k=20)
+    other = _judge(tiny_judges / "qwen2.5-vl", seed=43, max_tokens=24, temperature=0.7, top_p=0.9, top_k=20)
+    try:
+        assert not judge.deterministic and _judge(tiny_judges / "qwen2.5-vl").deterministic
+        assert judge.identity(0) == judge.identity() and judge.identity(1) != judge.identity(0)
+        assert judge.identity(1)["generation"]["seed"] == 43 == other.identity()["generation"]["seed"]
+        first, second = judge.ask(request), judge.ask(request, sample=1)
+        assert first != second and second == other.ask(request)  # sample 1 of seed 42 is seed 43's reply
+    finally:
+        judge.close()
+        other.close()
+
+
 def test_an_adapter_is_merged_and_changes_the_replies(tiny_judges):
     request = ["Rate this edit", _png((200, 10, 10))]
     base, tuned = _judge(tiny_judges / "qwen2.5-vl"), _judge(tiny_judges / "qwen2.5-vl", adapter=str(tiny_judges / "qwen2.5-vl-lora"))

@@ -7,7 +7,7 @@ import pytest
 from pytest_editeval.testing import write_edited_images
 
 from .conftest import API_KEY, output_of
-from .expected import expected_headline, expected_row
+from .expected import expected_headline, expected_row, reported_usage
 
 
 def test_official_scores_are_exact(run, judge, en_rows, tmp_path):
@@ -39,7 +39,11 @@ def test_official_scores_are_exact(run, judge, en_rows, tmp_path):
     assert data["benchmark"] == "gedit" and data["language"] == "en" and data["protocol"] == "official"
     assert data["model"] == "my-model"
     assert data["judge"] == {"backend": "openai", "model": "gpt-4.1", "digest": None, "adapter_digest": None, "recipe": "viescore",
-                             "host": "127.0.0.1", "endpoint": f"{judge.url}/chat/completions", "parameters": {"max_tokens": 1400}}
+                             "host": "127.0.0.1", "endpoint": f"{judge.url}/chat/completions", "parameters": {"max_tokens": 1400},
+                             "samples_per_question": 1, "sample_average": "first",
+                             "usage": {**reported_usage(judge), "requests": 2 * len(en_rows)},
+                             "cache_saved": {"prompt_tokens": 0, "completion_tokens": 0, "answers": 0}, "cost": None,
+                             "panel": []}
     assert data["complete"] and data["gate"]["evaluated"]
     text = output_of(result)
     assert f"| my-model | gedit-en | Overall              | OVERALL (macro)      |  {len(en_rows)} | {macro[2]:.3f} |" in text

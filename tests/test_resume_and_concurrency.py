@@ -20,9 +20,12 @@ ROWS = 44
 
 
 def _comparable(path):
-    """The results minus where the edited images live and when the run happened (its meta)."""
+    """The results minus where the edited images live, when the run happened (its meta) and what its judging cost
+    (a cached re-run pays nothing, and says what the cache saved instead)."""
     data = json.loads(path.read_text())
     data.pop("meta")
+    for paid in ("usage", "cache_saved", "cost"):
+        data["judge"].pop(paid)
     for sample in data["samples"]:
         sample.pop("edited_image")
     return data

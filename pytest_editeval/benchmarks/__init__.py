@@ -156,6 +156,27 @@ class Benchmark:
     def score_row(self, row: "Row", answers: Mapping[str, Parsed]) -> dict[str, float | None]:
         raise NotImplementedError
 
+    def combine_answers(self, question: str, answers: list[Parsed],
+                        reduce: Callable[[list[float | None]], float | None]) -> Parsed:
+        """Several answers to one question (a judge's samples, a panel's judges) as one answer whose values the
+        row formula reads as their mean (or, for a panel, their median): `reduce` combines the numbers, one per
+        answer in the answers' order (None where an answer has none: a panel's reduce weighs each value by its
+        own judge). This default combines position by position (a score list of the same length in each answer)
+        or name by name (a mapping of values; None where no answer has one). A benchmark whose row formula first
+        reduces each answer to one number (GEdit's min, ImgEdit's mean) combines those numbers instead."""
+        first = answers[0].values
+        if isinstance(first, Mapping):
+            names = list(dict.fromkeys(name for a in answers for name in a.values))
+            values: Any = {name: reduce([a.values.get(name) for a in answers]) for name in names}
+            unreadable = tuple(name for name in names if values[name] is None)
+        else:
+            if len({len(a.values) for a in answers}) != 1:
+                raise ValueError(f"{self.name}: the answers to {question} have different numbers of values; "
+                                 "the benchmark must say how they combine (Benchmark.combine_answers)")
+            values = [reduce([a.values[i] for a in answers]) for i in range(len(first))]
+            unreadable = ()
+        return Parsed(values=values, reasoning=answers[0].reasoning, unreadable=unreadable)
+
     # ---- model mode and image mode ----------------------------------------------------------------------
     def output_path(self, row: "Row") -> Path:
         """Where model mode saves a row's edited image, relative to the output folder (official layout)."""

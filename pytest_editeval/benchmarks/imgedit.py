@@ -51,6 +51,11 @@ class ImgEditRecipe:
     def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
         return {SCORE: official.row_score(answers[official.QUESTION_NAME].values)}
 
+    def combine_answers(self, question: str, answers: list[Parsed], reduce) -> Parsed:
+        """The row formula reads each answer's mean sub-score (however many lines it kept): those are combined,
+        kept as a one-value list; the row's rounding to 2 decimals then happens once, as officially."""
+        return Parsed(values=[reduce([official.mean_score(a.values) for a in answers])])
+
 
 class ImgEditBench(ImgEditRecipe, Benchmark):
     name = "imgedit"

@@ -152,6 +152,11 @@ class VieScoreRecipe:
     def score_row(self, row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
         return score_row(answers, EDITSCORE_RANGE / 10 if self.judge_recipe == EDITSCORE.name else 1.0)
 
+    def combine_answers(self, question: str, answers: list[Parsed], reduce) -> Parsed:
+        """The row formula reads each answer's min(scores): those are combined (EditScore averages SC_k and PQ_k
+        over its passes the same way), kept as a one-value score list whose min is that number."""
+        return Parsed(values=[reduce([float(min(a.values)) for a in answers])], reasoning=answers[0].reasoning)
+
 
 def questions(instruction: str, protocol: str) -> list[Question]:
     prompts = load_prompts()

@@ -1,9 +1,12 @@
 """The judge: one interface, three backends chosen by name.
 
 A judge is asked a backend-neutral request (requests.Request: prompt texts and prepared images, in the order the
-benchmark gives them) and answers with the reply text; it names itself for the cache (`identity`) and for
-reports (`describe`); `interrupt` makes requests in flight fail at once, `close` releases what it holds (threads,
-connections, a model, a server process) and is safe to call twice.
+benchmark gives them) and answers with the reply text and, where the backend reports it, the tokens it used
+(`answer`); it names itself for the cache (`identity`) and for reports (`describe`); `interrupt` makes requests in
+flight fail at once, `close` releases what it holds (threads, connections, a model, a server process) and is safe
+to call twice. A question asked several times (--editeval-judge-samples) passes its sample number: a backend that
+takes a seed asks sample k with its own seed, and names it in `identity(k)`; a judge that cannot vary its answer
+(a greedy model in this process) is `deterministic` and names every sample the same, so they are one answer.
 
 Backends (one module each, imported only when chosen):
   openai        openai_http.py        any OpenAI-compatible chat-completions endpoint (today's client)
@@ -30,9 +33,18 @@ if TYPE_CHECKING:
     from .settings import JudgeSpec
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A judge's reply text (capped) and the tokens it cost, as the backend reported them (None: not reported)."""
+
+    text: str
+    usage: dict | None = None  # {"prompt_tokens": int, "completion_tokens": int}
+
+
 class Judge(Protocol):
     backend: str
     requests_sent: int
+    deterministic: bool  # asked again, it gives the same reply: its samples are one answer
 
     @property
     def parse_retries(self) -> int: ...
@@ -40,11 +52,18 @@ class Judge(Protocol):
     @property
     def row_deadline_s(self) -> float: ...
 
-    def ask(self, request: "Request", deadline: float | None = None) -> str:
-        """The reply text (capped); raises SampleError for this request, JudgeFatalError for the run."""
+    def answer(self, request: "Request", deadline: float | None = None, sample: int = 0) -> Answer:
+        """The reply (capped) and its usage; raises SampleError for this request, JudgeFatalError for the run."""
 
-    def identity(self) -> dict:
-        """Everything about the judge that can change its answers (input of the cache key; never a secret)."""
+    def ask(self, request: "Request", deadline: float | None = None, sample: int = 0) -> str:
+        """The reply text alone."""
+
+    def identity(self, sample: int = 0) -> dict:
+        """Everything about the judge that can change its answers to `sample` (input of the cache key; never a
+        secret)."""
+
+    def usage(self) -> dict:
+        """Tokens this judge reported in this process: {prompt_tokens, completion_tokens, requests}."""
 
     def describe(self) -> dict:
         """The judge as results name it: backend, model, digest, recipe, endpoint, generation parameters."""

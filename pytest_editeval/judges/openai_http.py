@@ -12,12 +12,14 @@ Faults are sorted into three kinds:
 - row errors (SampleError): whatever is still failing after the bounded retries, other 4xx such as a content
   filter's 400, an answer over 4 MiB, and replies with no readable score after the bounded re-asks.
 
-Reply texts are capped at 64 KiB (marked where cut) before they are parsed or stored anywhere.
+Reply texts are capped at 64 KiB (marked where cut) before they are parsed or stored anywhere. Each reply's
+`usage` (prompt and completion tokens) is kept with it and summed per client. How many requests are in flight
+is decided by rate.RateControl: adapted to the provider's rate limit (429s, Retry-After, x-ratelimit headers), or
+fixed at --editeval-judge-workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import random
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
+from . import Answer
+from .rate import RateControl
 from .requests import Request
 from .settings import JudgeSettings, JudgeSpec, public_url
 
@@ -42,16 +46,30 @@ MAX_BACKOFF_S = 60.0
 # Before the judge has ever answered, give up on connection errors quickly: it is most likely a wrong URL
 # or a server that is not up, and the user should hear so at once.
 INITIAL_CONNECT_ATTEMPTS = 3
+# A request the provider keeps rate-limiting (adaptive concurrency: 429s spend no retry) gives up after this many.
+MAX_RATE_LIMITED = 50
 
 
 def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, **_) -> "JudgeClient":
     return JudgeClient(spec.http, stop=stop, max_in_flight=max_in_flight, recipe=spec.recipe)
 
 
+def _usage(body: dict) -> dict | None:
+    """The reply's token counts, if the server reported them as OpenAI does."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    counts = {name: usage.get(name) for name in ("prompt_tokens", "completion_tokens")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()):
+        return None
+    return counts
+
+
 class JudgeClient:
     """Thread-safe: one instance serves all the scheduler's worker threads."""
 
     backend = "openai"
+    deterministic = False  # even at temperature 0 a served model may answer differently
 
     def __init__(self, settings: JudgeSettings, stop: threading.Event | None = None,
                  max_in_flight: int | None = None, recipe: str | None = None) -> None:
@@ -60,8 +78,11 @@ class JudgeClient:
         self.stop = stop or threading.Event()
         # Requests in flight are capped here, not by the number of threads: threads beyond the cap prepare
         # the next rows' images (CPU) while the judge works on the current ones (network).
-        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self.rate = RateControl(max_in_flight or None, adaptive=settings.concurrency == "adaptive", stop=self.stop)
         self.requests_sent = 0
+        self.prompt_tokens = 0
+        self.replies_without_usage = 0  # a provider that reports no usage: its tokens are unknown, never guessed
+        self.completion_tokens = 0
         self._answered_once = False
         self._lock = threading.Lock()
         self._client: "httpx.Client | None" = None
@@ -87,6 +108,7 @@ class JudgeClient:
     def interrupt(self) -> None:
         """Stop: no new request goes out, and requests in flight fail at once (their threads can be joined)."""
         self.stop.set()
+        self.rate.wake()
         with self._lock:
             backend = self._backend
         if backend is not None:
@@ -114,11 +136,19 @@ class JudgeClient:
     def row_deadline_s(self) -> float:
         return self.settings.row_deadline_s
 
-    def ask(self, request: Request, deadline: float | None = None) -> str:
-        return self.complete(render_request(request), deadline)
+    def answer(self, request: Request, deadline: float | None = None, sample: int = 0) -> Answer:
+        return self.complete_answer(render_request(request), deadline, sample)
 
-    def identity(self) -> dict:
-        return self.settings.identity()
+    def ask(self, request: Request, deadline: float | None = None, sample: int = 0) -> str:
+        return self.answer(request, deadline, sample).text
+
+    def identity(self, sample: int = 0) -> dict:
+        return self.settings.identity(sample)
+
+    def usage(self) -> dict:
+        with self._lock:
+            return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                    "requests": self.requests_sent}
 
     def describe(self) -> dict:
         s = self.settings
@@ -126,20 +156,28 @@ class JudgeClient:
                 "recipe": self.recipe, "parameters": {k: v for k, v in s.request_parameters().items() if k != "model"}}
 
     def notes(self) -> list[str]:
-        return []
+        notes = [self.rate.note()]
+        if self.replies_without_usage:  # no count here: xdist workers' notes are merged as one set of lines
+            notes.append(f"judge {self.settings.model}: the provider sent replies without token usage; their tokens "
+                         "are not in the token count or the cost")
+        return [note for note in notes if note]
 
     def complete(self, content: list[dict], deadline: float | None = None) -> str:
         """The judge's reply text to one user message of `content` parts (transport retries included)."""
+        return self.complete_answer(content, deadline).text
+
+    def complete_answer(self, content: list[dict], deadline: float | None = None, sample: int = 0) -> Answer:
         deadline = deadline or time.monotonic() + self.settings.row_deadline_s
-        payload = {**self.settings.request_parameters(), "messages": [{"role": "user", "content": content}]}
+        payload = {**self.settings.request_parameters(sample), "messages": [{"role": "user", "content": content}]}
         return self._complete(payload, deadline)
 
-    def _complete(self, payload: dict, deadline: float) -> str:
+    def _complete(self, payload: dict, deadline: float) -> Answer:
         import httpx
 
         s = self.settings
         last = "no attempt made"
         attempt = 0
+        limited = 0  # answers 429 (rate limit) to this request
         while True:
             if self.stop.is_set():
                 self._raise_stopped()
@@ -165,41 +203,76 @@ class JudgeClient:
             else:
                 self._answered_once = True
                 outcome = self._read(response)
-                if isinstance(outcome, str):
+                if isinstance(outcome, Answer):
                     return outcome
                 last, retry_after = outcome
+                if response.status == 429 and self.rate.adaptive:
+                    # A rate limit is a signal to wait, which the client's rate control acts on; it is not a fault
+                    # of this request, so it spends no retry (the row deadline and a cap still bound it).
+                    limited += 1
+                    if limited > MAX_RATE_LIMITED:
+                        raise SampleError(f"judge answered HTTP 429 (rate limit) {limited} times to one request")
+                    delay = 0.0 if retry_after is not None else \
+                        s.backoff_s * 2 ** min(limited - 1, 6) * (0.5 + random.random() / 2)
+                    self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
+                    continue
             attempt += 1
             if attempt > s.retries:
                 raise SampleError(f"judge request failed after {attempt} attempts: {last}")
-            delay = retry_after if retry_after is not None else s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+            if retry_after is not None and self.rate.adaptive:
+                delay = 0.0  # the whole client is paused for it (rate.py): the retry waits for its place
+            elif retry_after is not None:
+                delay = retry_after
+            else:
+                delay = s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
     def _post(self, payload: dict, timeout: float) -> "_Reply":
-        with self._slots if self._slots is not None else contextlib.nullcontext():
-            if self.stop.is_set():  # a fatal answer arrived while this request waited for its slot
-                self._raise_stopped()
+        ticket = self.rate.acquire()
+        if ticket is None:  # a fatal answer (or a stop) arrived while this request waited for its place
+            self._raise_stopped()
+        status, headers, retry_after = None, None, None
+        try:
             with self._http.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
                 status = response.status_code
                 if status in FATAL_STATUS or status in REDIRECT_STATUS:
-                    self._fatal_status(response)  # before the slot is freed: nothing else goes out
-                return _Reply(status, response.headers, _read_capped(response, MAX_BODY_BYTES))
+                    self._fatal_status(response)  # before the place is freed: nothing else goes out
+                headers = response.headers
+                if status in RETRYABLE_STATUS or status >= 500:
+                    retry_after = _retry_after(headers)
+                return _Reply(status, headers, _read_capped(response, MAX_BODY_BYTES), retry_after)
+        finally:
+            self.rate.release(ticket, status, headers, retry_after)
 
-    def _read(self, reply: "_Reply") -> str | tuple[str, float | None]:
-        """The reply text (capped), or (what went wrong, Retry-After seconds) for a retryable fault."""
+    def _read(self, reply: "_Reply") -> Answer | tuple[str, float | None]:
+        """The reply (capped, with its usage), or (what went wrong, Retry-After seconds) for a retryable fault."""
         status = reply.status  # fatal statuses were handled in _post
+        if status == 429 and reply.body is not None and b"insufficient_quota" in reply.body:
+            self._fatal(f"judge quota exhausted: HTTP 429 insufficient_quota from {self.settings.public_endpoint}; "
+                        "asking again will not help: check the account's plan and billing", usage=True)
         if status in RETRYABLE_STATUS or status >= 500:
-            return f"HTTP {status}", _retry_after(reply.headers)
+            return f"HTTP {status}", reply.retry_after
         if reply.body is None:
             raise SampleError(f"judge answer larger than {MAX_BODY_BYTES >> 20} MiB: not read (HTTP {status})")
         text = reply.body.decode("utf-8", errors="replace")
         if status >= 400:
             raise SampleError(f"judge refused the request: HTTP {status}: {self._excerpt(text)}")
         try:
-            message = json.loads(text)["choices"][0]["message"]
+            body = json.loads(text)
+            message = body["choices"][0]["message"]
             content = message.get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(text)}", None
-        return cap_reply(_message_text(content))
+        usage = _usage(body)
+        with self._lock:
+            if usage is None:
+                self.replies_without_usage += 1
+            else:
+                self.prompt_tokens += usage["prompt_tokens"]
+                self.completion_tokens += usage["completion_tokens"]
+        if usage is not None:
+            self.rate.observe_tokens(usage["prompt_tokens"] + usage["completion_tokens"])
+        return Answer(cap_reply(_message_text(content)), usage)
 
     def _fatal_status(self, response: "httpx.Response"):
         s, status = self.settings, response.status_code
@@ -235,6 +308,7 @@ class _Reply:
     status: int
     headers: "httpx.Headers"
     body: bytes | None  # None: larger than MAX_BODY_BYTES, not read
+    retry_after: float | None = None  # seconds, from a retryable answer's Retry-After
 
 
 def _read_capped(response: "httpx.Response", limit: int) -> bytes | None:
@@ -265,6 +339,12 @@ def _message_text(content: object) -> str:
 
 
 def _retry_after(headers: "httpx.Headers") -> float | None:
+    milliseconds = headers.get("retry-after-ms")  # OpenAI's and Azure's, finer than Retry-After
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
     value = headers.get("retry-after")
     if not value:
         return None

@@ -49,6 +49,15 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def sample_seed(seed: int | None, sample: int) -> int | None:
+    """The seed of a question's `sample`-th answer (--editeval-judge-samples): sample 0 keeps the judge's own seed
+    (None stays None: one sample is asked exactly as before, with the same cache key); sample k > 0 is seeded
+    seed + k (0 + k without a seed), as EditScore seeds its passes."""
+    if sample == 0:
+        return seed
+    return (seed or 0) + sample
+
+
 @dataclass(frozen=True)
 class JudgeSettings:
     url: str
@@ -65,6 +74,7 @@ class JudgeSettings:
     top_p: float | None = None
     top_k: int | None = None  # not an OpenAI parameter: only servers that take it (vLLM) are sent it
     seed: int | None = None
+    concurrency: str = "adaptive"  # adaptive (AIMD on 429, rate-limit headers honoured) | fixed (rate.py)
 
     @property
     def endpoint(self) -> str:
@@ -104,20 +114,22 @@ class JudgeSettings:
             text = text.replace(secret, "***")
         return text
 
-    def request_parameters(self) -> dict:
+    def request_parameters(self, sample: int = 0) -> dict:
+        """What every request sends besides its messages; `sample` picks the seed of a repeated question."""
         params: dict = {"model": self.model}
         if self.max_tokens is not None:
             params["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             params["temperature"] = self.temperature
-        for name in ("top_p", "top_k", "seed"):
-            if getattr(self, name) is not None:
-                params[name] = getattr(self, name)
+        seed = sample_seed(self.seed, sample)
+        for name, value in (("top_p", self.top_p), ("top_k", self.top_k), ("seed", seed)):
+            if value is not None:
+                params[name] = value
         return params
 
-    def identity(self) -> dict:
+    def identity(self, sample: int = 0) -> dict:
         """Everything about the judge that can change its answers (input of the cache key)."""
-        return {"endpoint": self.endpoint_identity(), **self.request_parameters()}
+        return {"endpoint": self.endpoint_identity(), **self.request_parameters(sample)}
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,7 @@ class JudgeSpec:
     parse_retries: int = 2
     row_deadline_s: float = 900.0
     # HTTP (openai, and vllm's own server)
+    concurrency: str = "adaptive"  # adaptive | fixed (judges/rate.py)
     timeout_s: float = 120.0
     retries: int = 5
     backoff_s: float = 1.0

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, JudgeFatalError, SampleError
+from . import Answer
 from .requests import PreparedImage, Request
-from .settings import JudgeSpec
+from .settings import JudgeSpec, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -65,10 +66,11 @@ def create(spec: JudgeSpec, *, stop: threading.Event, cache: "Cache", say, **_) 
 
 
 class _Pending:
-    __slots__ = ("request", "done", "text", "error")
+    __slots__ = ("request", "seed", "done", "text", "error")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, seed: int | None = None) -> None:
         self.request = request
+        self.seed = seed  # a sampling judge's seed for this request (its sample's); None when greedy
         self.done = threading.Event()
         self.text: str | None = None
         self.error: Exception | None = None
@@ -111,23 +113,32 @@ class TransformersJudge:
         return self.spec.parse_retries if self.spec.sampling else 0
 
     @property
+    def deterministic(self) -> bool:
+        """Greedy: the same request always gets the same reply, so repeated samples are one answer."""
+        return not self.spec.sampling
+
+    @property
     def row_deadline_s(self) -> float:
         return self.spec.row_deadline_s
 
-    def generation(self) -> dict:
+    def generation(self, sample: int = 0) -> dict:
         s = self.spec
         out: dict = {"max_new_tokens": s.max_tokens or DEFAULT_MAX_NEW_TOKENS, "do_sample": s.sampling}
         if s.sampling:
             out.update({k: v for k, v in (("temperature", s.temperature), ("top_p", s.top_p), ("top_k", s.top_k))
                         if v is not None})
-            out["seed"] = s.seed if s.seed is not None else 0  # sampling is always seeded
+            out["seed"] = sample_seed(s.seed if s.seed is not None else 0, sample)  # sampling is always seeded
             out["batch_size"] = s.batch_size  # a sampled reply depends on its batch-mates
         return out
 
-    def identity(self) -> dict:
+    def identity(self, sample: int = 0) -> dict:
+        # A greedy judge's samples are one answer: its identity does not depend on the sample.
         return {"backend": self.backend, "model_digest": self.digest, "adapter_digest": self.adapter_digest,
                 "precision": self.precision, "device_type": self.device.split(":")[0],
-                "generation": self.generation()}
+                "generation": self.generation(sample)}
+
+    def usage(self) -> dict:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "requests": self.requests_sent}
 
     def describe(self) -> dict:
         return {"backend": self.backend, "model": self.spec.model, "digest": self.digest,
@@ -142,10 +153,13 @@ class TransformersJudge:
         return [*self._notes, f"{len(batches)} generate calls, {sum(batches) / len(batches):.1f} requests each on "
                               "average"]
 
-    def ask(self, request: Request, deadline: float | None = None) -> str:
+    def answer(self, request: Request, deadline: float | None = None, sample: int = 0) -> Answer:
+        return Answer(self.ask(request, deadline, sample))
+
+    def ask(self, request: Request, deadline: float | None = None, sample: int = 0) -> str:
         from .openai_http import cap_reply
 
-        pending = _Pending(request)
+        pending = _Pending(request, self.generation(sample).get("seed"))
         with self._cv:
             if self.fatal is not None:
                 raise self.fatal
@@ -223,7 +237,16 @@ class TransformersJudge:
                 if remaining <= 0:
                     break
                 self._cv.wait(remaining)
-            batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+            # One seed a batch (torch is seeded once a generate call): a sample with another seed waits its turn.
+            seed = self._queue[0].seed
+            batch = []
+            for pending in list(self._queue):
+                if len(batch) == size:
+                    break
+                if pending.seed == seed:
+                    batch.append(pending)
+            for pending in batch:
+                self._queue.remove(pending)
         if self._stopping() and self.fatal is None:
             for pending in batch:
                 pending.finish(error=SampleError("run interrupted before the judge answered"))
@@ -235,7 +258,7 @@ class TransformersJudge:
 
     def _answer(self, batch: list[_Pending]) -> None:
         try:
-            texts = self._generate([p.request for p in batch])
+            texts = self._generate([p.request for p in batch], batch[0].seed)
         except _Interrupted:
             for pending in batch:
                 pending.finish(error=SampleError("run interrupted while the judge was answering"))
@@ -257,7 +280,7 @@ class TransformersJudge:
         for pending, text in zip(batch, texts):
             pending.finish(text=text)
 
-    def _generate(self, requests: list[Request]) -> list[str]:
+    def _generate(self, requests: list[Request], seed: int | None = None) -> list[str]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
@@ -277,7 +300,7 @@ class TransformersJudge:
         kwargs: dict = {"max_new_tokens": generation["max_new_tokens"], "do_sample": s.sampling}
         if s.sampling:
             kwargs.update({k: generation[k] for k in ("temperature", "top_p", "top_k") if k in generation})
-            torch.manual_seed(generation["seed"])
+            torch.manual_seed(generation["seed"] if seed is None else seed)
         else:  # greedy whatever the model's generation_config.json says
             kwargs.update(temperature=None, top_p=None, top_k=None)
         processors = self.extra_logits_processors(requests, prompt_length)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from . import Answer
 from .requests import Request
-from .settings import JudgeSettings, JudgeSpec
+from .settings import JudgeSettings, JudgeSpec, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -64,6 +65,7 @@ def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, cache:
 
 class ManagedVllmJudge:
     backend = "vllm"
+    deterministic = False  # vLLM's replies depend on their batch-mates, even greedy
 
     def __init__(self, spec: JudgeSpec, command: list[str], folder: Path, adapter: Path | None, digest: str,
                  adapter_digest: str | None, *, stop: threading.Event, max_in_flight: int, say,
@@ -96,15 +98,21 @@ class ManagedVllmJudge:
     def row_deadline_s(self) -> float:
         return self.spec.row_deadline_s
 
-    def request_parameters(self) -> dict:
+    def request_parameters(self, sample: int = 0) -> dict:
         s = self.spec
-        return {name: getattr(s, name) for name in ("max_tokens", "temperature", "top_p", "top_k", "seed")
-                if getattr(s, name) is not None}
+        values = {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+                  "seed": sample_seed(s.seed, sample)}
+        return {name: value for name, value in values.items() if value is not None}
 
-    def identity(self) -> dict:
+    def identity(self, sample: int = 0) -> dict:
         # Not the endpoint: its port changes every run, the weights and parameters do not.
         return {"backend": self.backend, "model_digest": self.digest, "adapter_digest": self.adapter_digest,
-                "serve_args": list(self.spec.serve_args), **self.request_parameters()}
+                "serve_args": list(self.spec.serve_args), **self.request_parameters(sample)}
+
+    def usage(self) -> dict:
+        if self.client is None:
+            return {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0}
+        return self.client.usage()
 
     def describe(self) -> dict:
         return {"backend": self.backend, "model": self.spec.model, "digest": self.digest,
@@ -115,12 +123,16 @@ class ManagedVllmJudge:
         server = self.server
         if server is None or server.started_in is None:
             return []
-        return [f"{server.name} (pid {server.pid}) ready in {server.started_in:.1f} s; log {server.log_path}"]
+        return [f"{server.name} (pid {server.pid}) ready in {server.started_in:.1f} s; log {server.log_path}",
+                *(self.client.notes() if self.client is not None else [])]
 
-    def ask(self, request: Request, deadline: float | None = None) -> str:
+    def answer(self, request: Request, deadline: float | None = None, sample: int = 0) -> Answer:
         waited = self._ensure_started()
         # The row deadline counts the judge's answering, not the server's start-up.
-        return self.client.ask(request, deadline + waited if deadline is not None else None)
+        return self.client.answer(request, deadline + waited if deadline is not None else None, sample)
+
+    def ask(self, request: Request, deadline: float | None = None, sample: int = 0) -> str:
+        return self.answer(request, deadline, sample).text
 
     def interrupt(self) -> None:
         self.stop.set()  # a start in progress notices it and stops the server
@@ -165,7 +177,7 @@ class ManagedVllmJudge:
             url=f"http://127.0.0.1:{port}/v1", model=ADAPTER_NAME if self.adapter else self.served_name, api_key=key,
             timeout_s=s.timeout_s, max_tokens=s.max_tokens, temperature=s.temperature, retries=s.retries,
             parse_retries=s.parse_retries, backoff_s=s.backoff_s, row_deadline_s=s.row_deadline_s, top_p=s.top_p,
-            top_k=s.top_k, seed=s.seed)
+            top_k=s.top_k, seed=s.seed, concurrency=s.concurrency)
         client = JudgeClient(settings, stop=self.stop, max_in_flight=self.max_in_flight, recipe=s.recipe)
         server.watch(lambda message: _crashed(client, message))
         self.client = client

@@ -2,8 +2,10 @@
 (baselines, `pytest-editeval compare`). Never holds the API key: the judge is named by model and endpoint.
 
 Schema 2 is generic over benchmarks: a sample carries `scores` {metric: value} and the judge's `answers` per
-question; aggregates keep {mean, n, stderr} per metric, per subset, group and scope. Files of schema 1 (GEdit's
-three named metrics as fields) are upgraded when read, so saved runs of 0.1 still serve as baselines.
+question; aggregates keep {mean, n, stderr, judge_stderr} per metric, per subset, group and scope. Files of
+schema 1 (GEdit's three named metrics as fields) are upgraded when read, so saved runs of 0.1 still serve as
+baselines. Fields added later (the judge's noise, usage and cost, a panel's judges) have defaults, so files
+written before them read as runs judged once by one judge.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ V1_METRICS = ("semantic_consistency", "perceptual_quality", "overall")
 class MetricResult(BaseModel):
     mean: Optional[float]
     n: int
-    stderr: Optional[float]
+    stderr: Optional[float]  # over rows
+    judge_stderr: Optional[float] = None  # the judge's share (repeated judging): sqrt(sum s_i^2 / K_i) / n
 
 
 class SubsetResult(BaseModel):
@@ -31,6 +34,7 @@ class SubsetResult(BaseModel):
     errors: int
     missing: int
     metrics: dict[str, MetricResult]
+    judge_sd: Optional[float] = None  # RMS of the rows' judge spread of the headline metric
 
 
 class ScopeResult(BaseModel):
@@ -43,6 +47,7 @@ class ScopeResult(BaseModel):
     missing: int
     error_rate: float
     missing_rate: float = 0.0
+    judge_sd: Optional[float] = None
 
 
 class SampleResult(BaseModel):
@@ -57,6 +62,9 @@ class SampleResult(BaseModel):
     answers: dict[str, dict[str, Any]] = {}
     edited_image: Optional[str] = None
     instruction: Optional[str] = None
+    judge_sd: dict[str, Optional[float]] = {}  # metric -> SD over the row's samples (K > 1)
+    sample_scores: list[dict[str, Optional[float]]] = []  # the row formula on each sample (K > 1)
+    judge_scores: dict[str, dict[str, Optional[float]]] = {}  # a panel: each judge's own scores of the row
 
 
 class JudgeInfo(BaseModel):
@@ -68,6 +76,12 @@ class JudgeInfo(BaseModel):
     host: str = ""
     endpoint: Optional[str] = None  # scheme, host, port and path; never credentials or query values
     parameters: dict[str, Any] = {}  # generation parameters (and, in-process, device, precision, batch size)
+    samples_per_question: int = 1  # --editeval-judge-samples
+    sample_average: str = "first"  # first: the row formula on the samples' mean; last: the mean of its results
+    usage: Optional[dict[str, int]] = None  # {prompt_tokens, completion_tokens, requests} of this run
+    cache_saved: Optional[dict[str, int]] = None  # {prompt_tokens, completion_tokens, answers} read from the cache
+    cost: Optional[dict[str, float]] = None  # {usd, cache_saved_usd, usd_per_million_*} with a price
+    panel: list[dict[str, Any]] = []  # a panel's judges: name, weight, backend, model, ..., usage, cost
 
 
 class ThresholdResult(BaseModel):
@@ -141,6 +155,7 @@ class RunResults(BaseModel):
     aggregates: dict[str, ScopeResult]
     gate: GateInfo
     comparison: Optional[Comparison] = None
+    judge_aggregates: dict[str, dict[str, ScopeResult]] = {}  # a panel: each judge's own aggregates
 
     def sample_records(self) -> list[dict]:
         return [s.model_dump() for s in self.samples]
@@ -148,7 +163,8 @@ class RunResults(BaseModel):
 
 def _part(part: SubsetAggregate) -> SubsetResult:
     return SubsetResult(num=part.num, errors=part.errors, missing=part.missing,
-                        metrics={m: MetricResult(**s.to_dict()) for m, s in part.metrics.items()})
+                        metrics={m: MetricResult(**s.to_dict()) for m, s in part.metrics.items()},
+                        judge_sd=part.judge_sd)
 
 
 def _scope(scope: ScopeAggregate) -> ScopeResult:
@@ -158,7 +174,7 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
         macro={m: MetricResult(**s.to_dict()) for m, s in scope.macro.items()},
         micro={m: MetricResult(**s.to_dict()) for m, s in scope.micro.items()},
         num=scope.num, errors=scope.errors, missing=scope.missing, error_rate=scope.error_rate,
-        missing_rate=scope.missing_rate,
+        missing_rate=scope.missing_rate, judge_sd=scope.judge_sd,
     )
 
 
@@ -166,7 +182,7 @@ def build_results(*, benchmark: str, language: str, protocol: str, model: str, j
                   verdicts: list[Verdict], aggregates: Aggregates, gate: GateResult,
                   complete: bool, meta: dict | None = None, comparison: dict | None = None, allow_missing: bool = False,
                   stopped: str | None = None, benchmark_info: dict | None = None,
-                  shard: dict | None = None) -> RunResults:
+                  shard: dict | None = None, judge_aggregates: dict[str, Aggregates] | None = None) -> RunResults:
     return RunResults(
         meta=meta or {}, comparison=Comparison(**comparison) if comparison else None,
         benchmark=benchmark, benchmark_info=BenchmarkInfo(**(benchmark_info or {})), language=language,
@@ -178,6 +194,8 @@ def build_results(*, benchmark: str, language: str, protocol: str, model: str, j
         missing=[v.id for v in verdicts if v.status == "missing"],
         aggregates={name: _scope(scope) for name, scope in aggregates.scopes.items()},
         gate=GateInfo(**gate.to_dict()),
+        judge_aggregates={name: {scope_name: _scope(scope) for scope_name, scope in agg.scopes.items()}
+                          for name, agg in (judge_aggregates or {}).items()},
     )
 
 

@@ -1,10 +1,13 @@
 """The result table (pure rendering), generic over the benchmark's metrics, scopes and groups.
 
-Long layout (EvalScope's shape, GEdit): Model | Dataset | Metric | Subset | Num | Score; per metric one row per
-subset, then one per group, then the headline rows of each scope and averaging (GEdit: OVERALL (macro) is the
-official average, OVERALL (micro) EvalScope's, then the same for the Intersection rows).
-Wide layout (KRIS-Bench's published table): Model | Dataset | Subset | Num | one column per metric; subsets, then
-groups (dimensions, knowledge types), then the headline rows.
+Long layout (EvalScope's shape, GEdit): Model | Dataset | Metric | Subset | Num | Score | ±; per metric one row
+per subset, then one per group, then the headline rows of each scope and averaging (GEdit: OVERALL (macro) is
+the official average, OVERALL (micro) EvalScope's, then the same for the Intersection rows).
+Wide layout (KRIS-Bench's published table): Model | Dataset | Subset | Num | one column per metric, the headline
+metric's followed by its ±; subsets, then groups (dimensions, knowledge types), then the headline rows.
+`±` is the mean's standard error over rows; with repeated judging a `± judge` column follows it, the judge's
+share (judge_noise.py). With a panel and `--editeval-table-judges`, each judge's own headline rows follow the
+panel's, marked `[judge name]`.
 Scores use the metric's decimals, as its official scorer prints them.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..aggregate import Aggregates, MetricStats
-from ..gate import GateResult
+from ..gate import SPREAD_METRIC, GateResult
 
 if TYPE_CHECKING:
     from ..benchmarks import Benchmark
@@ -56,32 +59,65 @@ def _stats(kind: str, part, metric: str) -> tuple[MetricStats, int]:
     return getattr(part, kind)[metric], part.num
 
 
+def judged_repeatedly(aggregates: Aggregates) -> bool:
+    """Whether any mean has a judge error (the table then shows its `± judge` column)."""
+    for scope in aggregates.scopes.values():
+        parts = [*scope.subsets.values(), *scope.groups.values()]
+        stats = [s for p in parts for s in p.metrics.values()] + [*scope.macro.values(), *scope.micro.values()]
+        if any(s.judge_stderr is not None for s in stats):
+            return True
+    return False
+
+
+def _judge_lines(benchmark: "Benchmark", judge_aggregates: dict[str, Aggregates] | None):
+    """(label, scope, None, averaging, part) of each panel judge's headline rows."""
+    out = []
+    for judge, aggregates in (judge_aggregates or {}).items():
+        for scope in benchmark.scopes:
+            agg = aggregates.scope(scope.name)
+            for averaging in benchmark.table_averagings:
+                out.append((f"{scope.label} ({benchmark.averaging_labels[averaging]}) [{judge}]", None, None,
+                            averaging, agg))
+    return out
+
+
 def table_rows(aggregates: Aggregates, benchmark: "Benchmark", model: str, dataset: str,
-               baseline: dict | None = None) -> list[list[object]]:
+               baseline: dict | None = None, judge_aggregates: dict[str, Aggregates] | None = None
+               ) -> list[list[object]]:
     rows: list[list[object]] = []
     lines = _lines(aggregates, benchmark)
+    judge_lines = _judge_lines(benchmark, judge_aggregates)
+    judged = judged_repeatedly(aggregates)
     if benchmark.table_layout == "wide":
         shown_for = {g.name: g.metrics for g in benchmark.groups}
-        for label, scope, name, kind, part in lines:
+        for label, scope, name, kind, part in lines + judge_lines:
             row: list[object] = [model, dataset, label, part.num]
             for metric in benchmark.metrics:
                 stats, _ = _stats(kind, part, metric.name)
                 only = shown_for.get(name) if kind == "groups" else None
-                cell = "" if only is not None and metric.name not in only else _fmt(stats.mean, metric.decimals)
-                base = _baseline_mean(baseline, scope, kind, name, metric.name)
+                hidden = only is not None and metric.name not in only
+                cell = "" if hidden else _fmt(stats.mean, metric.decimals)
+                base = _baseline_mean(baseline, scope, kind, name, metric.name) if scope else None
                 if cell and baseline is not None and stats.mean is not None and base is not None:
                     cell += f" ({stats.mean - base:+.{metric.decimals}f})"
                 row.append(cell)
+                if metric.name == benchmark.headline_metric:
+                    row.append("" if hidden else _fmt(stats.stderr, metric.decimals))
+                    if judged:
+                        row.append("" if hidden else _fmt(stats.judge_stderr, metric.decimals))
             rows.append(row)
         return rows
     for metric in benchmark.metrics:
-        for label, scope, name, kind, part in lines:
+        for label, scope, name, kind, part in lines + judge_lines:
             stats, num = _stats(kind, part, metric.name)
             if stats.n == 0 and kind == "groups":
                 continue  # a group without this metric (KRIS's KP outside the knowledge dimensions)
-            row = [model, dataset, metric.label, label, num, _fmt(stats.mean, metric.decimals)]
+            row = [model, dataset, metric.label, label, num, _fmt(stats.mean, metric.decimals),
+                   _fmt(stats.stderr, metric.decimals)]
+            if judged:
+                row.append(_fmt(stats.judge_stderr, metric.decimals))
             if baseline is not None:
-                base = _baseline_mean(baseline, scope, kind, name, metric.name)
+                base = _baseline_mean(baseline, scope, kind, name, metric.name) if scope else None
                 delta = "-" if stats.mean is None or base is None else f"{stats.mean - base:+.{metric.decimals}f}"
                 row += [_fmt(base, metric.decimals), delta]
             rows.append(row)
@@ -89,20 +125,23 @@ def table_rows(aggregates: Aggregates, benchmark: "Benchmark", model: str, datas
 
 
 def render_table(aggregates: Aggregates, benchmark: "Benchmark", model: str, dataset: str,
-                 baseline: dict | None = None) -> str:
+                 baseline: dict | None = None, judge_aggregates: dict[str, Aggregates] | None = None) -> str:
     from tabulate import tabulate
 
+    spread = ["±", "± judge"] if judged_repeatedly(aggregates) else ["±"]
     if benchmark.table_layout == "wide":
-        headers = ["Model", "Dataset", "Subset", "Num", *(m.short for m in benchmark.metrics)]
-        align = ["left", "left", "left", "right", *("right" for _ in benchmark.metrics)]
+        headers = ["Model", "Dataset", "Subset", "Num"]
+        for m in benchmark.metrics:
+            headers += [m.short, *spread] if m.name == benchmark.headline_metric else [m.short]
+        align = ["left", "left", "left", *("right" for _ in headers[3:])]
     else:
-        headers = ["Model", "Dataset", "Metric", "Subset", "Num", "Score"]
-        align = ["left", "left", "left", "left", "right", "right"]
+        headers = ["Model", "Dataset", "Metric", "Subset", "Num", "Score", *spread]
+        align = ["left", "left", "left", "left", *("right" for _ in headers[4:])]
         if baseline is not None:
             headers += ["Baseline", "Delta"]
             align += ["right", "right"]
-    return tabulate(table_rows(aggregates, benchmark, model, dataset, baseline), headers=headers, tablefmt="pretty",
-                    colalign=align)
+    return tabulate(table_rows(aggregates, benchmark, model, dataset, baseline, judge_aggregates), headers=headers,
+                    tablefmt="pretty", colalign=align)
 
 
 def render_comparison(deltas, outcomes, baseline_name: str, evaluated: bool, labels: dict[str, str],
@@ -138,7 +177,12 @@ def render_gate(gate: GateResult) -> list[tuple[str, bool]]:
     """(line, is_failure) pairs: one per threshold, one per other failure (missing rows), then the verdict."""
     lines: list[tuple[str, bool]] = []
     for o in gate.outcomes:
-        actual = "no scored rows" if o.actual is None else f"{o.actual:.4f}"
+        if o.actual is not None:
+            actual = f"{o.actual:.4f}"
+        elif o.threshold.metric == SPREAD_METRIC:
+            actual = "no judge spread (each question was asked once: pass --editeval-judge-samples 2 or more)"
+        else:
+            actual = "no scored rows"
         mark = "PASS" if o.passed else "FAIL"
         lines.append((f"{mark} {o.threshold.expression}: actual {actual} (n={o.n})",
                       gate.evaluated and not o.passed))

@@ -40,6 +40,8 @@ class SummaryFacts:
     warnings: list[str] = field(default_factory=list)  # the dataset's and the benchmark's, said once
     judge_notes: list[str] = field(default_factory=list)  # how the judge ran (device, load time, server)
     withheld: str | None = None  # why this run is not gated on its own (a shard): said even without thresholds
+    usage_lines: list[str] = field(default_factory=list)  # the judge's tokens, cost and cache savings
+    judge_aggregates: dict | None = None  # a panel's judges, each alone: shown as their own table rows
 
 
 def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
@@ -55,7 +57,7 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
                       "without path arguments, or in the folder you want", YELLOW))
     if agg.seen_rows:
         baseline = f.baseline.model_dump()["aggregates"] if f.baseline is not None else None
-        lines.append((render_table(agg, f.benchmark, f.model, f.dataset, baseline), PLAIN))
+        lines.append((render_table(agg, f.benchmark, f.model, f.dataset, baseline, f.judge_aggregates), PLAIN))
     lines.append((render_counts(agg), RED if agg.full.errors else PLAIN))
     unreadable = _unreadable_values(outcome.verdicts)
     if unreadable:
@@ -74,6 +76,8 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
         shared = f" ({total['shared']} answers passed between xdist workers)" if total["shared"] else ""
         lines.append((f"judge requests: {total['requests']}; cache: {total['hits']} hits, {total['misses']} computed"
                       f"{corrupt}{shared}", PLAIN))
+        for line in f.usage_lines:
+            lines.append((line, PLAIN))
         for note in f.judge_notes:
             lines.append((f"judge: {note}", PLAIN))
         for message in sorted({m for c in f.counts for m in c["write_errors"]}):
@@ -83,6 +87,8 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
             cached = sum(c["from_cache"] for c in f.counts)
             lines.append((f"generated {generated} images ({cached} from the cache), saved under {f.output_dir} "
                           "(edits.jsonl there re-judges them in image mode)", PLAIN))
+    else:  # merged shards: no counters of their own, the shards' usage summed
+        lines.extend((line, PLAIN) for line in f.usage_lines)
     if f.compare_skipped:
         lines.append((f.compare_skipped, YELLOW))
     if f.baseline is not None:

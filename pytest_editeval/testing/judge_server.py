@@ -6,6 +6,13 @@ a hang, a dropped connection, a non-JSON body, or an arbitrary reply text. `down
 listening on the same port. Only loopback is ever bound.
 A /health route answers 200 (vLLM's health check); an empty `api_key` accepts any request, as vLLM without a key
 does. `stand_in_vllm.py` runs this server as a stand-in for `vllm serve`.
+
+Like OpenAI, every answer reports its `usage` (prompt and completion tokens, estimated from the request's text
+and images and the reply's length; `usage=False` leaves it out). `rate_limit=R` puts the server behind a token
+bucket of R requests a second (`burst`, default R, requests at once): beyond it, 429 with Retry-After
+(`retry-after-ms` too), and every answer carries OpenAI's `x-ratelimit-limit/remaining/reset-requests` headers
+(`rate_headers=False` leaves them out); `token_rate_limit` does the same for tokens a second. `noisy(...)` makes a
+scoring rule that varies with the request's seed, as a sampling judge does.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import re
 import socket
 import threading
@@ -36,6 +44,7 @@ class JudgeCall:
     body: dict
     authorized: bool
     path: str = "/v1/chat/completions"  # the request's path and query, as received
+    arrived_at: float = field(default_factory=time.perf_counter)  # when the server received it
 
     @property
     def images(self) -> list[bytes]:
@@ -96,14 +105,75 @@ def reply_for_request(request, scores: Callable[[JudgeCall], list[float]] = rule
     return reply(scores(call), call)
 
 
+def noisy(rule: Callable[[JudgeCall], list[float]] = rule_scores, amplitude: int = 2, salt: str = "",
+          high: float = 10.0) -> Callable[[JudgeCall], list[float]]:
+    """A scoring rule that, like a sampling judge, answers a request differently for each seed: `rule`'s scores
+    each moved by a whole number in -amplitude..amplitude drawn from (request, seed, salt), kept in 0..high.
+    Two servers with different salts are two re-judgings by the same judge."""
+    import random
+
+    def scores(call: JudgeCall) -> list[float]:
+        base = rule(call)
+        images = hashlib.sha256("".join(call.image_urls).encode()).hexdigest()
+        what = json.dumps([call.prompt, call.instruction, images, call.body.get("seed"), salt])
+        rnd = random.Random(hashlib.sha256(what.encode()).hexdigest())
+        return [float(min(high, max(0.0, v + rnd.randint(-amplitude, amplitude)))) for v in base]
+
+    return scores
+
+
+def usage_of(call: JudgeCall, reply: str) -> dict:
+    """Token counts as an OpenAI-like server would report them: about 4 characters a token, 85 an image."""
+    prompt = sum(len(p.get("text", "")) for p in call.body["messages"][0]["content"] if isinstance(p, dict)) // 4
+    return {"prompt_tokens": prompt + 85 * len(call.image_urls), "completion_tokens": max(1, len(reply) // 4),
+            "total_tokens": prompt + 85 * len(call.image_urls) + max(1, len(reply) // 4)}
+
+
+class TokenBucket:
+    """`rate` a second, `burst` at once; `take` at a request's arrival: (granted, headers to send)."""
+
+    def __init__(self, rate: float, burst: float | None, kind: str) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self.kind = kind  # requests | tokens
+        self.level = self.burst
+        self.at = time.perf_counter()
+
+    def _refill(self) -> None:
+        now = time.perf_counter()
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+
+    def take(self, cost: float) -> tuple[bool, float]:
+        """(granted, seconds until `cost` would fit)."""
+        self._refill()
+        if self.level >= cost:
+            self.level -= cost
+            return True, 0.0
+        return False, (cost - self.level) / self.rate
+
+    def headers(self) -> dict:
+        return {f"x-ratelimit-limit-{self.kind}": str(int(self.burst)),
+                f"x-ratelimit-remaining-{self.kind}": str(int(self.level)),
+                f"x-ratelimit-reset-{self.kind}": f"{(self.burst - self.level) / self.rate:.3f}s"}
+
+
 class JudgeServer:
     def __init__(self, api_key: str = "test-key", latency: float = 0.0,
                  scores: Callable[[JudgeCall], list[float]] = rule_scores,
-                 reply: Callable[[list[float], JudgeCall], str] = json_reply) -> None:
+                 reply: Callable[[list[float], JudgeCall], str] = json_reply, *, usage: bool = True,
+                 rate_limit: float | None = None, burst: float | None = None, rate_headers: bool = True,
+                 token_rate_limit: float | None = None, token_burst: float | None = None) -> None:
         self.api_key = api_key
         self.latency = latency
         self.scores = scores
         self.reply = reply
+        self.usage = usage
+        self.requests_bucket = TokenBucket(rate_limit, burst, "requests") if rate_limit else None
+        self.tokens_bucket = TokenBucket(token_rate_limit, token_burst, "tokens") if token_rate_limit else None
+        self.rate_headers = rate_headers
+        self.limited = 0  # requests answered 429 by the rate limit
+        self.granted_at: list[float] = []  # time.perf_counter() of each request the rate limit let through
         self.faults: deque[Fault] = deque()
         self.calls: list[JudgeCall] = []
         self.lock = threading.Lock()
@@ -156,12 +226,17 @@ class JudgeServer:
                 self.first_request_at = time.perf_counter()
             self.calls.append(call)
             fault = self.faults.popleft() if self.faults else None
+            limited = self._rate_limit(call, fault) if authorized else None
         if not authorized:
             return 401, {}, b'{"error": {"message": "Incorrect API key provided"}}', self.latency, False
+        if limited is not None and limited[0] == 429:  # a rate limiter answers at once
+            return 429, limited[1], b'{"error": {"message": "Rate limit reached", "type": "requests"}}', 0.0, False
+        rate_headers = limited[1] if limited is not None else {}
         delay = self.latency
         if fault is not None:
             if fault.kind == "status":
-                return fault.status, fault.headers, b'{"error": {"message": "injected"}}', delay, False
+                body = fault.text.encode() if fault.text else b'{"error": {"message": "injected"}}'
+                return fault.status, fault.headers, body, delay, False
             if fault.kind == "hang":
                 delay += fault.seconds
             if fault.kind == "drop":
@@ -174,11 +249,47 @@ class JudgeServer:
         payload = {"id": "cmpl-test", "object": "chat.completion", "model": body.get("model"),
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                 "finish_reason": "stop"}]}
-        return 200, {}, json.dumps(payload).encode(), delay, False
+        if self.usage:
+            payload["usage"] = usage_of(call, text)
+        return 200, rate_headers, json.dumps(payload).encode(), delay, False
+
+    def _rate_limit(self, call: JudgeCall, fault) -> tuple[int, dict] | None:
+        """(200 or 429, headers) under the rate limit (None without one); called with the lock held."""
+        if self.requests_bucket is None and self.tokens_bucket is None:
+            return None
+        headers: dict = {}
+        waits = []
+        cost = None
+        if self.tokens_bucket is not None:  # what the reply will count, known here (the rules are deterministic)
+            text = fault.text if fault is not None and fault.kind == "reply" else self.reply(self.scores(call), call)
+            usage = usage_of(call, text)
+            cost = usage["prompt_tokens"] + usage["completion_tokens"]
+        buckets = [(b, c) for b, c in ((self.requests_bucket, 1.0), (self.tokens_bucket, cost)) if b is not None]
+        for bucket, need in buckets:  # look before taking: a refused request costs nothing
+            bucket._refill()
+            if bucket.level < need:
+                waits.append((need - bucket.level) / bucket.rate)
+        if not waits:
+            for bucket, need in buckets:
+                bucket.take(need)
+            self.granted_at.append(time.perf_counter())
+        if self.rate_headers:
+            for bucket, _ in buckets:
+                headers.update(bucket.headers())
+        if waits:
+            self.limited += 1
+            wait = max(waits)
+            headers["retry-after-ms"] = str(max(1, round(wait * 1000)))
+            headers["retry-after"] = str(max(1, math.ceil(wait)))
+            return 429, headers
+        return 200, headers
 
 
 class _QuietServer(ThreadingHTTPServer):
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections that arrive together (64 workers opening theirs at
+    # once), and the client's kernel retries them only after a second: a stall no real server has.
+    request_queue_size = 256
 
     def handle_error(self, request, client_address) -> None:
         # A client that stops mid-request (a run stopped at once, a timeout) is normal here, not a crash.
