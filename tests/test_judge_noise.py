@@ -121,6 +121,21 @@ def test_average_last_runs_the_formula_on_each_sample_then_averages(run, noisy_j
     assert larger > 0
 
 
+def test_the_html_report_shows_the_judges_share_of_each_mean_and_each_rows_spread(run, noisy_judge, tmp_path):
+    out, html = tmp_path / "r.json", tmp_path / "r.html"
+    result = run(f"--editeval-judge-url={noisy_judge.url}", f"--editeval-judge-samples={K}", f"--editeval-json={out}",
+                 f"--editeval-html={html}")
+    assert result.ret == 0, output_of(result)
+    data, report = json.loads(out.read_text()), html.read_text()
+    macro = data["aggregates"]["full"]["macro"][OVERALL]
+    assert macro["judge_stderr"] > 0
+    assert f"{macro['mean']:.3f} <small class='judge'>&plusmn; {macro['judge_stderr']:.3f} judge</small>" in report
+    for sample in data["samples"]:
+        assert f"data-judge_sd='{sample['judge_sd'][OVERALL]:.6f}'" in report
+    assert "<option value='judge_sd-desc'>Judge spread high first</option>" in report
+    assert f"Each question was asked {K} times" in report
+
+
 def test_raising_the_samples_asks_only_the_new_ones(run, noisy_judge, en_rows, tmp_path):
     """Each sample is cached on its own, and sample 0 is the single-sample run's answer."""
     questions = 2 * len(en_rows)

@@ -67,8 +67,9 @@ def test_a_weighted_mean_panel_keeps_every_judges_scores(panel_run, run, judges,
     assert run(f"--editeval-judge-url={judges['judge-a'].url}", f"--editeval-json={single}").ret == 0
     assert judges["judge-a"].count == 2 * len(en_rows)
     out = tmp_path / "panel.json"
+    html = tmp_path / "panel.html"
     result = panel_run(member("judge-a", 1) + member("judge-b", 3), f"--editeval-json={out}",
-                       "--editeval-table-judges")
+                       "--editeval-table-judges", f"--editeval-html={html}")
     assert result.ret == 0, output_of(result)
     assert judges["judge-a"].count == 2 * len(en_rows)  # all from the cache
     assert judges["judge-b"].count == 2 * len(en_rows)
@@ -98,6 +99,14 @@ def test_a_weighted_mean_panel_keeps_every_judges_scores(panel_run, run, judges,
     line = next(line for line in result.outlines if "| Overall" in line and "OVERALL (macro) [judge-b]" in line)
     assert f"{b_macro:.3f}" in line
     assert "judge gpt-4.1 + ... (panel)" not in result.stdout.str()
+    # The HTML report has the panel's judges: weight, own headline, usage (judge-a's all from the cache).
+    report = html.read_text()
+    judges_table = report[report.index("<table id='judges'>"):]
+    judges_table = judges_table[:judges_table.index("</table>")]
+    a_macro = data["judge_aggregates"]["judge-a"]["full"]["macro"][OVERALL]["mean"]
+    assert f"<td>3</td><td>{b_macro:.3f}</td>" in judges_table and f"<td>1</td><td>{a_macro:.3f}</td>" in judges_table
+    assert f"0 requests, 0 + 0 tokens; the cache saved {2 * len(en_rows)} answers" in judges_table
+    assert API_KEY not in report
     assert "judge judge-a + judge-b (panel)" in result.stdout.str()
 
 

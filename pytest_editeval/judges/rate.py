@@ -144,14 +144,14 @@ class Budget:
         if left is None or not self.rate:
             return 0.0  # nothing known, or no refill rate: the 429s will tell
         need = cost + self.rate * RESERVE_S
-        if self.limit is not None:
-            # The most the model can ever show is a full bucket less what was sent since the reading. When even
-            # that cannot fit one request (a bucket of 1, or requests that timed out and took nothing), waiting
-            # would never end: the reserve gives way, and below one request the provider's answers decide.
-            ceiling = self.limit - self._taken_since(sent) * cost
-            if ceiling < cost:
-                return 0.0
-            need = min(need, ceiling)
+        if self.limit is not None and self.limit - self._taken_since(sent) * cost < need:
+            # The model above (refill capped at the limit first, then every request since taken) can never show
+            # room here: a bucket of one request, or more requests since the reading than the bucket holds
+            # (spread out while it refilled, or timed out and took nothing). Waiting on it would never end, so the
+            # refill is counted against those requests as it came, and one request without the reserve is asked.
+            elapsed = max(0.0, now - self.as_of_time)
+            left = min(self.limit, self.remaining + self.rate * elapsed - self._taken_since(sent) * cost)
+            need = cost
         if left >= need:
             return 0.0
         return min(MAX_PAUSE_S, (need - left) / self.rate)

@@ -5,7 +5,9 @@ Generic over the benchmark's metrics. Sections: the gate; the result table; scor
 (SVG histograms of every metric over its range); a gallery of rows (source and edited thumbnails, instruction,
 scores, the judge's reasoning per question), filterable by subset and sortable by any metric, also from the
 URL (`report.html#subset=color_alter&sort=overall-asc`); how the scores are computed; missing rows; errors
-with their reason; and, with a baseline, both runs side by side per row with the headline's difference.
+with their reason; and, with a baseline, both runs side by side per row with the headline's difference. With
+repeated judging each mean carries the judge's standard error and each row its judge spread (sortable); the
+judge's usage and cost, and a panel's judges (weight, own headline, usage), have their own section.
 Everything that comes from the dataset, the judge or the user is escaped: judge text is untrusted input.
 """
 
@@ -126,11 +128,13 @@ def render_report(results, benchmark, baseline=None, thumbs: dict | None = None)
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>{escape(benchmark.title or results.benchmark)} ({escape(results.language)}): "
              f"{escape(results.model)}</h1>",
-             f"<p>protocol {escape(results.protocol)}, judge {escape(results.judge.model)} at "
-             f"{escape(results.judge.host)}; {len(scored)} scored, {len(errors)} errors, "
+             f"<p>protocol {escape(results.protocol)}, judge {escape(results.judge.model)}"
+             + (f" at {escape(results.judge.host)}" if results.judge.host else "")
+             + f"{_sampling(results.judge)}; {len(scored)} scored, {len(errors)} errors, "
              f"{len(results.missing)} missing; {_completeness(results)}</p>"]
     parts.append(_gate_section(results))
     parts.append(_table_section(results, benchmark, baseline))
+    parts.append(_judges_section(results, benchmark))
     parts.append("<h2>Score distributions</h2>")
     for name in ["all", *subsets]:
         rows = scored if name == "all" else [s for s in scored if s.subset == name]
@@ -162,10 +166,65 @@ def _how_scored(results, benchmark) -> str:
         items.append("<li>" + "; ".join(f"<b>{escape(s.label)}</b>: rows tagged {escape(s.tag)}" for s in
                                          benchmark.scopes[1:]) + " (GEdit: the rows every compared model of the "
                      "benchmark's paper edited).</li>")
+    if results.judge.samples_per_question > 1:
+        items.append(f"<li>Each question was asked {results.judge.samples_per_question} times. "
+                     "<small>&plusmn; judge</small> beside a mean is the judge's share of its standard error "
+                     "(from the rows' spread over their samples); under a row's score, its judge spread (the SD "
+                     "over its samples).</li>")
     items.append("<li>Rows whose judging failed are errors: counted, shown, and left out of every mean (never "
                  "scored 0). <code>error_rate</code> = errors / rows judged; <code>missing_rate</code> = rows "
                  "without an edited image / rows selected.</li>")
     return f"<h2>How the scores are computed</h2><ul>{''.join(items)}</ul>"
+
+
+def _sampling(judge) -> str:
+    """How often each question was asked, and how the samples were averaged (nothing for one sample)."""
+    if judge.samples_per_question <= 1:
+        return ""
+    order = "the row formula on each question's mean" if judge.sample_average == "first" else \
+        "the mean of the row formula's results"
+    return f", {judge.samples_per_question} samples a question ({escape(order)})"
+
+
+def _tokens(usage, cost, saved=None) -> str:
+    """Requests, prompt + completion tokens and their cost; what the cache saved, if it saved anything."""
+    if not usage:
+        return "-"
+    text = f"{usage.get('requests', 0):,} requests, {usage.get('prompt_tokens', 0):,} + " \
+           f"{usage.get('completion_tokens', 0):,} tokens"
+    text += f", ${cost['usd']:,.4f}" if cost and cost.get("usd") is not None else ""
+    if saved and saved.get("answers"):
+        text += f"; the cache saved {saved['answers']:,} answers"
+        text += f" (${cost['cache_saved_usd']:,.4f})" if cost and cost.get("cache_saved_usd") is not None else ""
+    return text
+
+
+def _judges_section(results, benchmark) -> str:
+    """The judge's usage and cost; with a panel, each judge's weight, headline and cost."""
+    judge = results.judge
+    if not judge.panel:
+        if not judge.usage:
+            return ""
+        return f"<h2>Judge</h2><p id='judge-usage'>{escape(_tokens(judge.usage, judge.cost, judge.cache_saved))}</p>"
+    headline = benchmark.metric(benchmark.headline_metric)
+    averaging = benchmark.table_averagings[0]
+    scope = benchmark.scopes[0].name
+    head = (f"<tr><th class='l'>Judge</th><th class='l'>Model</th><th>Weight</th>"
+            f"<th>{escape(headline.label)} ({escape(benchmark.averaging_labels[averaging])})</th>"
+            "<th class='l'>Usage</th></tr>")
+    rows = []
+    for member in judge.panel:
+        name = member.get("name", "")
+        own = results.judge_aggregates.get(name, {}).get(scope)
+        stats = getattr(own, averaging).get(headline.name) if own is not None else None
+        rows.append(f"<tr><td class='l'>{escape(name)}</td><td class='l'>{escape(str(member.get('model', '')))} "
+                    f"({escape(str(member.get('backend', '')))})</td><td>{member.get('weight', 1):g}</td>"
+                    f"<td>{_fmt(stats.mean if stats else None, headline.decimals)}</td>"
+                    f"<td class='l'>{escape(_tokens(member.get('usage'), member.get('cost'), member.get('cache_saved')))}"
+                    "</td></tr>")
+    reduce = judge.parameters.get("reduce", "mean")
+    return (f"<h2>Judges (a panel: weighted {escape(str(reduce))} per question)</h2>"
+            f"<table id='judges'>{head}{''.join(rows)}</table>")
 
 
 def _completeness(results) -> str:
@@ -204,9 +263,12 @@ def _table_section(results, benchmark, baseline) -> str:
     def cells(current, previous) -> str:
         out = ""
         for m in metrics:
-            value = current.get(m.name)
-            value = value.mean if value is not None else None
-            out += f"<td>{_fmt(value, m.decimals)}</td>"
+            stats = current.get(m.name)
+            value = stats.mean if stats is not None else None
+            noise = getattr(stats, "judge_stderr", None)
+            out += (f"<td>{_fmt(value, m.decimals)}"
+                    + (f" <small class='judge'>&plusmn; {_fmt(noise, m.decimals)} judge</small>" if noise is not None
+                       else "") + "</td>")
             if base:
                 b = previous.get(m.name) if previous else None
                 b = b.mean if b is not None else None
@@ -238,8 +300,10 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
     metrics = benchmark.metrics
     headline = benchmark.metric(benchmark.headline_metric)
     options = "".join(f"<option value='{escape(s)}'>{escape(s)}</option>" for s in subsets)
+    repeated = any(s.judge_sd for s in results.samples)
     keys = [(headline.name, headline.label), *((m.name, m.short) for m in metrics if m is not headline),
-            *((("delta", "Delta vs baseline"),) if base_rows else ())]
+            *((("delta", "Delta vs baseline"),) if base_rows else ()),
+            *((("judge_sd", "Judge spread"),) if repeated else ())]
     sorts = "".join(f"<option value='{k}-{d}'>{escape(label)} {'high first' if d == 'desc' else 'low first'}</option>"
                     for k, label in keys for d in ("desc", "asc"))
     header = ("<tr><th class='l'>Row</th><th>Source</th><th>Edited</th><th class='l'>Instruction</th>"
@@ -254,7 +318,8 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
         delta = value - before if value is not None and before is not None else None
         data = (f"data-subset='{escape(s.subset)}' data-order='{order}' "
                 + "".join(f"data-{m.name}='{_num(s.scores.get(m.name))}' " for m in metrics)
-                + f"data-delta='{_num(delta)}' data-status='{escape(s.status)}'")
+                + f"data-delta='{_num(delta)}' data-judge_sd='{_num(s.judge_sd.get(headline.name))}' "
+                + f"data-status='{escape(s.status)}'")
         why = ("<br>".join(f"{escape(name)}: {escape(str(answer.get('reasoning') or ''))}"
                            for name, answer in s.answers.items()) if s.status == "scored"
                else f"<span class='fail'>error: {escape(s.error or '')}</span>")
@@ -262,13 +327,19 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
         rows.append(
             f"<tr {data}><td class='l'>{escape(s.id)}</td><td>{img(src)}</td><td>{img(edited)}</td>"
             f"<td class='l'>{escape(s.instruction or '')}</td>"
-            + "".join(f"<td>{_fmt(s.scores.get(m.name), m.decimals)}</td>" for m in metrics)
+            + "".join(f"<td>{_fmt(s.scores.get(m.name), m.decimals)}{_spread(s, m)}</td>" for m in metrics)
             + (f"<td>{_fmt(before, headline.decimals)}</td><td>{'-' if delta is None else f'{delta:+.3f}'}</td>"
                if base_rows else "")
             + f"<td class='why'>{why}</td></tr>")
     return ("<h2>Gallery</h2><div class='controls'>Subset <select id='subset'><option value='all'>all</option>"
             f"{options}</select> Sort <select id='sort'>{sorts}</select> <span id='shown'></span> rows shown</div>"
             f"<table class='gallery' id='gallery'><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _spread(sample, metric) -> str:
+    """A row's judge spread (SD over its samples) under its score, when it was judged more than once."""
+    sd = sample.judge_sd.get(metric.name)
+    return "" if sd is None else f"<br><small class='judge'>&plusmn; {_fmt(sd, metric.decimals)}</small>"
 
 
 def _num(value) -> str:
