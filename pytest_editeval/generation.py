@@ -200,17 +200,10 @@ class DiffusersEditor:
         return self.edit_batch([image], [instruction], [seed])[0]
 
     def release(self) -> None:
-        import gc
+        from .accelerator import free_accelerator_memory
 
         self.pipe = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+        free_accelerator_memory()
 
 
 def load_diffusers_editor(settings: GenerationSettings, folder: Path, device: str) -> DiffusersEditor:

@@ -175,3 +175,19 @@ class JudgeSpec:
         """The generation parameters that are set (recorded in results and cache keys)."""
         names = ("max_tokens", "temperature", "top_p", "top_k", "seed")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+def resolve_adapter(spec: JudgeSpec):
+    """The judge's LoRA adapter folder (--editeval-judge-adapter: a folder or a hub id), or None without one; the
+    in-process and the vllm backends load it alike. The hub code is imported only when an adapter is named."""
+    if not spec.adapter:
+        return None
+    from ..errors import InputError
+    from ..hub import resolve
+
+    adapter = resolve(spec.adapter, spec.hub, "model", offline=spec.offline, option="--editeval-judge-adapter",
+                      example="EditScore/EditScore-7B", what="judge adapter")
+    if not (adapter / "adapter_config.json").is_file():
+        raise InputError(f"judge adapter {adapter} has no adapter_config.json: --editeval-judge-adapter must be "
+                         "a PEFT LoRA adapter folder (or a hub id of one)")
+    return adapter

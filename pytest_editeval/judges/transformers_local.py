@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError, JudgeFatalError, SampleError
 from . import Answer
 from .requests import PreparedImage, Request
-from .settings import JudgeSpec, sample_seed
+from .settings import JudgeSpec, resolve_adapter, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -53,13 +53,7 @@ def create(spec: JudgeSpec, *, stop: threading.Event, cache: "Cache", say, **_) 
     if not (folder / "config.json").is_file():
         raise InputError(f"judge model {folder} has no config.json: --editeval-judge-model must be a folder saved "
                          "with save_pretrained (or a hub id of one)")
-    adapter = None
-    if spec.adapter:
-        adapter = resolve(spec.adapter, spec.hub, "model", offline=spec.offline, option="--editeval-judge-adapter",
-                          example="EditScore/EditScore-7B", what="judge adapter")
-        if not (adapter / "adapter_config.json").is_file():
-            raise InputError(f"judge adapter {adapter} has no adapter_config.json: --editeval-judge-adapter must be "
-                             "a PEFT LoRA adapter folder (or a hub id of one)")
+    adapter = resolve_adapter(spec)
     digest = folder_identity(folder, cache)
     adapter_digest = folder_identity(adapter, cache) if adapter is not None else None
     return TransformersJudge(spec, folder, adapter, digest, adapter_digest, stop=stop, say=say)
@@ -351,17 +345,10 @@ class TransformersJudge:
     def _release(self) -> None:
         if self.model is None:
             return
-        import gc
+        from ..accelerator import free_accelerator_memory
 
         self.model = self.processor = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+        free_accelerator_memory()
 
 
 class _Interrupted(Exception):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..errors import InputError
 from . import Answer
 from .requests import Request
-from .settings import JudgeSettings, JudgeSpec, sample_seed
+from .settings import JudgeSettings, JudgeSpec, resolve_adapter, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -51,13 +51,7 @@ def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, cache:
                          "--editeval-judge-serve-command")
     folder = resolve(spec.model, spec.hub, "model", offline=spec.offline, option="--editeval-judge-model",
                      example="Qwen/Qwen2.5-VL-72B-Instruct", what="judge model")
-    adapter = None
-    if spec.adapter:
-        adapter = resolve(spec.adapter, spec.hub, "model", offline=spec.offline, option="--editeval-judge-adapter",
-                          example="EditScore/EditScore-7B", what="judge adapter")
-        if not (adapter / "adapter_config.json").is_file():
-            raise InputError(f"judge adapter {adapter} has no adapter_config.json: --editeval-judge-adapter must be "
-                             "a PEFT LoRA adapter folder (or a hub id of one)")
+    adapter = resolve_adapter(spec)
     return ManagedVllmJudge(spec, command, folder, adapter, folder_identity(folder, cache),
                             folder_identity(adapter, cache) if adapter is not None else None,
                             stop=stop, max_in_flight=max_in_flight, say=say, log_path=workdir / "logs" / "vllm-serve.log")
