@@ -287,17 +287,18 @@ class Run:
         self._threads.append(thread)
         thread.start()
 
-    def stop_threads(self) -> None:
+    def stop_threads(self, drain: bool = False) -> None:
         """Stop and join every thread this run started, and close the judge (its connections, its model thread,
         its server). Called when the run loop ends (normally or not) and again at unconfigure; does nothing the
-        second time."""
+        second time. `drain`: the run ended normally, so judge requests in flight finish before the stop."""
         from .scheduler import JOIN_TIMEOUT_S, join_all
 
         if self.producer is not None:
             self.producer.request_stop()  # releases judge threads waiting for images that will not come
         still_alive = []
         if self.scheduler is not None:
-            still_alive += self.scheduler.shutdown(interrupt=self.judge.interrupt if self.judge else None)
+            still_alive += self.scheduler.shutdown(interrupt=self.judge.interrupt if self.judge else None,
+                                                   drain=drain and not self.stop.is_set())
         if self.producer is not None and not self.producer.join(JOIN_TIMEOUT_S):
             still_alive.append("editeval-generate")
         still_alive += join_all(self._threads, JOIN_TIMEOUT_S)

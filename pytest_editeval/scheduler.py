@@ -4,7 +4,8 @@ pytest runs items one after another; if each item judged its own row, the run wo
 once collection is final (after -k, --lf, deselection), every selected row is queued in item order for a pool
 of worker threads, and each item only waits for its own row's future. When the session ends early (-x,
 Ctrl-C, a fatal judge error) the queued rows are cancelled and requests in flight are interrupted; finished
-rows are already in the cache, and its atomic writes mean nothing half-written is left behind.
+rows are already in the cache, and its atomic writes mean nothing half-written is left behind. When it ends
+normally, rows still in flight (an xdist worker's rows judged ahead for another worker) finish first.
 
 Every thread is joined before the plugin lets pytest finish: a thread still running native code (image
 decoding, Arrow reads) while the interpreter shuts down can abort the process after the tests passed. The
@@ -88,14 +89,23 @@ class Scheduler:
             verdict = self._evaluate(row, blocking=True)
         return verdict  # type: ignore[return-value]
 
-    def shutdown(self, interrupt: Callable[[], None] | None = None, timeout: float = JOIN_TIMEOUT_S) -> list[str]:
+    def shutdown(self, interrupt: Callable[[], None] | None = None, timeout: float = JOIN_TIMEOUT_S,
+                 drain: bool = False) -> list[str]:
         """Cancel the rows not started, interrupt those in flight (`interrupt`), and join every thread.
-        Returns the names of threads still alive after `timeout` seconds (none, unless something hangs)."""
-        self._stop.set()
+        Returns the names of threads still alive after `timeout` seconds (none, unless something hangs).
+
+        `drain` (a run that ended normally): rows in flight finish first, for up to `timeout` seconds, and only
+        then is anything interrupted. An xdist worker judges ahead rows that another worker's items then wait
+        for (through the cache's lock); cutting those requests off would make the other worker ask them again,
+        paying twice for one answer."""
         for future in self._futures.values():
             future.cancel()  # only rows not yet started are cancelled
         for _ in self._threads:
             self._queue.put(None)
+        if drain and join_all(self._threads, timeout) == []:
+            self._stop.set()
+            return []
+        self._stop.set()
         if interrupt is not None and any(t.is_alive() for t in self._threads):
             interrupt()
         return join_all(self._threads, timeout)

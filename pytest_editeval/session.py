@@ -89,10 +89,13 @@ class EditEvalPlugin:
                 self.run.start(rows)
             except EditEvalError as exc:
                 raise pytest.UsageError(f"editeval: {exc}") from None
+        ended_normally = False
         try:
-            return (yield)
+            result = yield
+            ended_normally = not (session.shouldstop or session.shouldfail)
+            return result
         finally:
-            self.run.stop_threads()
+            self.run.stop_threads(drain=ended_normally)
             if not self.is_worker and not session.config.option.collectonly:
                 self.outcome = self.run.outcome()
                 if self.outcome.failed:

@@ -86,9 +86,14 @@ def test_re_asked_replies_are_paid_for(run, judge, tmp_path):
 
 
 def test_xdist_workers_usage_reaches_the_controller(run, judge, en_rows, tmp_path):
+    """Each worker judges ahead rows that the other's items may need. With a judge slow enough that some are still
+    in flight when the first worker is done, they finish (and pass to the other worker through the cache) instead
+    of being cut off: every question is asked once, and every answer the judge sent is counted."""
+    judge.latency = 0.3
     out = tmp_path / "r.json"
     result = run("-n", "2", f"--editeval-judge-price={PRICE[0]},{PRICE[1]}", f"--editeval-json={out}")
     assert result.ret == 0, output_of(result)
+    assert judge.count == 2 * len(en_rows)
     tokens = reported(judge)
     data = json.loads(out.read_text())
     assert data["judge"]["usage"] == {**tokens, "requests": 2 * len(en_rows)}

@@ -4,6 +4,7 @@ every registered benchmark. Shard files are untrusted: what does not belong toge
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -178,7 +179,9 @@ def test_merged_shards_give_the_whole_run(name, bench_run, tmp_path):
         elif key != "meta":
             assert combined[key] == one[key], key
     assert combined["shard"] is None and combined["meta"]["merged_shards"] == 3
-    assert (tmp_path / "merged.html").read_bytes() == (tmp_path / "whole.html").read_bytes()
+    # The same report, but for what each run paid (the judge's usage section, as `paid` in the JSON).
+    assert _unpaid_html(tmp_path / "merged.html") == _unpaid_html(tmp_path / "whole.html")
+    assert "<h2>Judge</h2><p id='judge-usage'>" in (tmp_path / "whole.html").read_text()
 
 
 def test_merge_compares_saves_and_follows_the_missing_rows_setting(run, tmp_path, pytester):
@@ -321,3 +324,9 @@ def test_merge_report_without_the_dataset_or_the_images_says_so_in_one_line(thre
     assert len([line for line in lines if line.startswith("editeval: HTML report: 44 edited image(s) not found")]) == 1
     page = html.read_text()
     assert "data:image/jpeg" not in page and page.count("<tr data-subset=") == 44  # every row, no thumbnail
+
+
+def _unpaid_html(path):
+    """A report without its judge usage section: requests, tokens and cost differ between a whole run and shards
+    that found its answers cached."""
+    return re.sub(r"<h2>Judge</h2><p id='judge-usage'>[^<]*</p>", "", path.read_text())

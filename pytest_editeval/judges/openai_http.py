@@ -186,8 +186,6 @@ class JudgeClient:
                 raise SampleError(f"judge gave no usable answer within the row deadline ({last})")
             retry_after: float | None = None
             try:
-                with self._lock:
-                    self.requests_sent += 1
                 response = self._post(payload, min(s.timeout_s, remaining))
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"cannot connect: {_reason(exc)}"
@@ -231,6 +229,8 @@ class JudgeClient:
         ticket = self.rate.acquire()
         if ticket is None:  # a fatal answer (or a stop) arrived while this request waited for its place
             self._raise_stopped()
+        with self._lock:  # counted once it may go out, not while it waits for its place
+            self.requests_sent += 1
         status, headers, retry_after = None, None, None
         try:
             with self._http.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
