@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from .cache import file_identity
 from .errors import InputError
@@ -85,9 +85,10 @@ class Dataset:
 
 
 def select_rows(rows: Iterable[Row], language: str, subsets: Sequence[str] | None, limit: int | None,
-                order: list[str]) -> list[Row]:
+                order: list[str], hints: Mapping[str, str] | None = None) -> list[Row]:
     """Rows of one language, grouped by subset in the benchmark's order, dataset order inside a subset;
-    `limit` keeps the first N rows of each subset (EvalScope's `limit`)."""
+    `limit` keeps the first N rows of each subset (EvalScope's `limit`). `hints`: what to say of a subset name
+    that is not the benchmark's but means something to its users (ImgEdit's `uge`)."""
     by_subset: dict[str, list[Row]] = {}
     for row in rows:
         if row.language == language:
@@ -96,9 +97,10 @@ def select_rows(rows: Iterable[Row], language: str, subsets: Sequence[str] | Non
     wanted = list(subsets) if subsets else known
     unknown = [s for s in wanted if s not in by_subset]
     if unknown:
+        hint = next((hints[s] for s in unknown if hints and s in hints), "")
         raise InputError(
             f"unknown subset(s) {', '.join(unknown)} for language {language!r}: known subsets are "
-            + ", ".join(known)
+            + ", ".join(known) + (f" ({hint})" if hint else "")
         )
     out: list[Row] = []
     for name in (s for s in known if s in wanted):

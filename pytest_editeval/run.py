@@ -60,7 +60,8 @@ class Run:
         self.warnings[:0] = self.dataset.warnings
         rows = self.dataset.rows
         self.subset_order = self.benchmark.subset_order(r.subset for r in rows if r.language == settings.language)
-        self.selection = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order)
+        self.selection = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order,
+                                     self.benchmark.subset_hints)
         self.selected = self.selection  # what this process evaluates: the selection, or a shard's share of it
         self.owned: list[tuple[int, Row]] = []
         if settings.shard is not None:

@@ -83,6 +83,43 @@ def test_imgedit_prompts_come_from_the_user_and_a_missing_file_is_one_line(brun,
     assert all(call.prompt.startswith("\n") and "(case " in call.prompt for call in judge.calls)
 
 
+def test_imgedit_uge_from_the_tar_with_the_official_script_read_not_run(brun, judge, tmp_path, pytester):
+    """The UGE suite from Benchmark.tar (only Benchmark/hard/ is extracted), its template read from the user's
+    copy of UGE_bench.py, which would exit if it were run; the official overall: round(row mean, 2)."""
+    rows = imgedit.make_imgedit_uge_dataset(tmp_path / "dl", layout="tar", script=False)
+    script = tmp_path / "ImgEdit" / "Benchmark" / "UGE" / "UGE_bench.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(imgedit.synthetic_uge_script(imgedit.synthetic_uge_template()), encoding="utf-8")
+    _imgedit_judge(judge)
+    edits = imgedit.write_imgedit_edits(tmp_path / "edits", rows)
+    out = tmp_path / "uge.json"
+    result = brun("imgedit-uge", f"--editeval-judge-prompts={script}", f"--editeval-json={out}",
+                  dataset=tmp_path / "dl" / "Benchmark.tar", images=edits, subprocess=True)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=len(rows))
+    assert all(call.prompt.startswith("\nSYNTHETIC UGE TEST TEMPLATE. Instruction: Remove") for call in judge.calls)
+    assert "UGE judge template in" in output_of(result) and "differs from the official text" in output_of(result)
+    data = json.loads(out.read_text())
+    scores = [round(sum(imgedit.expected_values(r.key)) / 3, 2) for r in rows]
+    assert data["aggregates"]["full"]["macro"]["score"]["mean"] == round(sum(scores) / len(scores), 2)
+    extracted = [p for p in (pytester.path / ".editeval" / "datasets").iterdir() if not p.name.startswith(".")]
+    assert len(extracted) == 1 and not (extracted[0] / "Benchmark" / "singleturn").exists()  # hard/ only
+
+
+def test_imgedit_uge_needs_its_template_and_is_not_a_subset_of_imgedit(brun, judge, tmp_path):
+    rows = imgedit.make_imgedit_uge_dataset(tmp_path / "uge", script=False)
+    edits = imgedit.write_imgedit_edits(tmp_path / "edits", rows)
+    missing = brun("imgedit-uge", dataset=tmp_path / "uge", images=edits)
+    errors = [line for line in missing.errlines if line.startswith("ERROR: editeval:")]
+    assert missing.ret == 4 and len(errors) == 1, output_of(missing)
+    assert "no UGE judge template" in errors[0] and "--editeval-judge-prompts=PATH/TO/UGE_bench.py" in errors[0]
+    basic = imgedit.make_imgedit_dataset(tmp_path / "basic", rows_per_type=1)
+    as_subset = brun("imgedit", "--editeval-subsets=uge", dataset=tmp_path / "basic",
+                     images=imgedit.write_imgedit_edits(tmp_path / "basic-edits", basic))
+    assert as_subset.ret == 4
+    assert "unknown subset(s) uge" in output_of(as_subset) and "--editeval-benchmark=imgedit-uge" in output_of(as_subset)
+
+
 def test_imgedit_model_mode_writes_the_official_flat_layout(brun, judge, pytester, tmp_path):
     rows = imgedit.make_imgedit_dataset(tmp_path / "dl", rows_per_type=1)
     pytester.makeconftest("""

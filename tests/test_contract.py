@@ -90,6 +90,26 @@ class ImgEdit:
         return {f"{r.edit_type}-{r.key}" for r in rows}
 
 
+class ImgEditUge(ImgEdit):
+    """ImgEdit-Bench's UGE suite: one subset, the official overall = round(mean of the row scores, 2)."""
+    name = "imgedit-uge"
+    headline_label = "OVERALL (official, rounded)"
+
+    def dataset(self, root: Path, hostile: bool = False):
+        rows = imgedit.make_imgedit_uge_dataset(root, hostile=hostile)
+        good = [r for r in rows if not r.problem]
+        return root, good, len(rows) - len(good)
+
+    def subset(self, row):
+        return "uge"
+
+    def headline(self, rows):
+        return round(statistics.fmean(self.row_scores(row)["score"] for row in rows), 2)
+
+    def expected_ids(self, rows):
+        return {f"uge-{r.key}" for r in rows}
+
+
 class Kris:
     name = "kris"
     headline_label = "OVERALL (pooled)"
@@ -124,7 +144,7 @@ class Kris:
         return {f"{r.category}-{r.id}" for r in rows}
 
 
-ADAPTERS = {"gedit": Gedit(), "imgedit": ImgEdit(), "kris": Kris()}
+ADAPTERS = {"gedit": Gedit(), "imgedit": ImgEdit(), "imgedit-uge": ImgEditUge(), "kris": Kris()}
 
 
 def test_every_registered_benchmark_has_a_contract():

@@ -23,7 +23,7 @@ from pytest_editeval.judges.replies import UnreadableReply
 from pytest_editeval.judges.requests import EDITED, ImageRef, input_image
 from pytest_editeval.testing.imgedit_factory import (
     BAD_ROWS, edited_red, expected_values, imgedit_reply, imgedit_rule_scores, make_imgedit_dataset,
-    synthetic_template, synthetic_uge_template, write_imgedit_edits,
+    synthetic_template, synthetic_uge_script, synthetic_uge_template, write_imgedit_edits,
 )
 from pytest_editeval.testing.judge_server import JudgeCall
 
@@ -647,8 +647,22 @@ def test_uge_rows_load_from_every_layout(tmp_path, layout):
 
 
 def _text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("source, message", [
+    ("prompt = f'{x} <edit_prompt>'\n", "not a plain string literal"),
+    ("template = 'Instruction: <edit_prompt>'\n", "assigns no string to `prompt`"),
+    ("prompt = 'Instruction: <edit_prompt>'\ndef broken(:\n", "is not valid Python"),
+    ("prompt = 'no marker here'\n", "exactly once"),
+])
+def test_the_uge_template_is_read_from_the_script_without_running_it(tmp_path, source, message):
+    script = _text(tmp_path / "UGE_bench.py", synthetic_uge_script(synthetic_uge_template()))
+    assert ie.load_uge_prompt(script) == synthetic_uge_template()  # the script exits if it is ever run
+    with pytest.raises(InputError, match=message):
+        ie.load_uge_prompt(_text(tmp_path / "bad" / "UGE_bench.py", source))
 
 
 def test_uge_rows_file_can_be_passed_and_a_missing_one_is_explained(tmp_path):
@@ -658,6 +672,9 @@ def test_uge_rows_file_can_be_passed_and_a_missing_one_is_explained(tmp_path):
         ie.find_uge(tmp_path, extract_to=None)
     rows_file = _text(tmp_path / "mine.json", json.dumps({"1": {"id": "000000001.jpg", "prompt": "p"}}))
     assert ie.find_uge(tmp_path, extract_to=None, rows_file=rows_file) == (rows_file, hard)
+    # A checkout of the ImgEdit repository keeps UGE_edit.json beside UGE_bench.py (Benchmark/UGE/).
+    beside = _text(tmp_path / "repo" / "Benchmark" / "UGE" / "UGE_edit.json", rows_file.read_text())
+    assert ie.find_uge(tmp_path, extract_to=None, also_look_in=(beside.parent,)) == (beside, hard)
     rows, _ = ie.load_uge_rows(rows_file, hard)
     assert "not found" in rows[0].problem
     with pytest.raises(InputError, match="exactly once"):

@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "pytest_editeval.benchmarks"
 BUILTIN = {
     "gedit": "pytest_editeval.benchmarks.gedit:GEDIT",
     "imgedit": "pytest_editeval.benchmarks.imgedit:IMGEDIT",
+    "imgedit-uge": "pytest_editeval.benchmarks.imgedit_uge:IMGEDIT_UGE",
     "kris": "pytest_editeval.benchmarks.kris:KRIS",
 }
 
@@ -121,6 +122,7 @@ class Benchmark:
     table_layout: str = "long"  # long: one row per metric and subset (EvalScope's shape); wide: metrics as columns
     table_averagings: tuple[str, ...] = ("macro", "micro")  # the headline rows the table shows, per scope
     row_formula: str = ""  # one line for reports: how a row's scores come from the replies
+    subset_hints: Mapping[str, str] = {}  # a name users may try as a subset -> where it really is
     # --editeval-judge-recipe choices, the default first; empty: only the benchmark's own (named after it)
     judge_recipes: tuple[JudgeRecipe, ...] = ()
     judge_recipe: str = ""  # the recipe this instance asks with ("" before with_judge_recipe: the default)

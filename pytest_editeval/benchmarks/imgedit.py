@@ -63,9 +63,11 @@ class ImgEditBench(ImgEditRecipe, Benchmark):
     default_dataset = "sysuyy/ImgEdit"
     default_hub = "huggingface"
     default_judge_model = "gpt-4.1"  # the leaderboard's judge (the scripts default to gpt-4o)
+    subset_hints = {official.SUBSET_UGE: "the UGE suite is its own benchmark, with its own headline: "
+                                         "--editeval-benchmark=imgedit-uge"}
 
     def known_subsets(self) -> tuple[str, ...]:
-        return (*official.EDIT_TYPES, official.SUBSET_UGE)
+        return official.EDIT_TYPES  # the UGE suite is its own benchmark (imgedit_uge.py): its own headline
 
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
         from ..hub import resolve_dataset

@@ -62,6 +62,8 @@ HARD_MEMBERS = "Benchmark/hard"
 ROWS_FILE = "singleturn.json"
 PROMPTS_FILE = "judge_prompt.json"
 UGE_ROWS_FILE = "UGE_edit.json"
+UGE_SCRIPT = "UGE_bench.py"  # the official UGE scorer, whose module-level string `prompt` is the template
+UGE_TEMPLATE_NAME = "prompt"
 
 MAX_JSON_BYTES = 64 << 20
 MAX_ID_BYTES = 200
@@ -118,11 +120,13 @@ def find_singleturn(path: Path, *, extract_to: Path | None) -> Path:
     raise InputError(f"no ImgEdit-Bench single-turn data in {path}: {expected}")
 
 
-def find_uge(path: Path, *, extract_to: Path | None, rows_file: Path | None = None) -> tuple[Path, Path]:
+def find_uge(path: Path, *, extract_to: Path | None, rows_file: Path | None = None,
+             also_look_in: tuple[Path, ...] = ()) -> tuple[Path, Path]:
     """(UGE_edit.json, folder of the UGE originals) of a user's download. ASSUMPTION, not verified against the
     tar: the 47 UGE originals sit flat in `Benchmark/hard/` (the official UGE_edit.json ids are bare file
     names). UGE_edit.json, which the official repository keeps in Benchmark/UGE/ on GitHub, is `rows_file`
-    when given, else looked for in hard/, beside it, or in a UGE/ folder beside it. `path` is `Benchmark.tar`
+    when given, else looked for in hard/, beside it, in a UGE/ folder beside it, then in `also_look_in` (the
+    folder of the user's UGE_bench.py: the repository keeps both in Benchmark/UGE/). `path` is `Benchmark.tar`
     (only Benchmark/hard/ is extracted), a folder holding Benchmark/hard/, hard/ or Benchmark.tar, or the
     hard folder itself."""
     path = Path(path).expanduser()
@@ -138,18 +142,35 @@ def find_uge(path: Path, *, extract_to: Path | None, rows_file: Path | None = No
     else:
         hard = next((c for c in (path / "Benchmark" / "hard", path / "hard") if c.is_dir()), None)
         if hard is None and (path / TAR_NAME).is_file():
-            return find_uge(path / TAR_NAME, extract_to=extract_to, rows_file=rows_file)
+            return find_uge(path / TAR_NAME, extract_to=extract_to, rows_file=rows_file, also_look_in=also_look_in)
         hard = hard or path
         search = [hard, hard.parent, hard.parent / "UGE"]
     if rows_file is not None:
         if not Path(rows_file).is_file():
             raise InputError(f"UGE row file {rows_file} does not exist")
         return Path(rows_file), hard
-    found = next((c / UGE_ROWS_FILE for c in search if (c / UGE_ROWS_FILE).is_file()), None)
+    found = next((c / UGE_ROWS_FILE for c in [*search, *also_look_in] if (c / UGE_ROWS_FILE).is_file()), None)
     if found is None:
         raise InputError(f"no {UGE_ROWS_FILE} for the UGE images in {hard}: {expected} (the official one is "
                          "Benchmark/UGE/UGE_edit.json in the ImgEdit repository)")
     return found, hard
+
+
+def find_uge_template(rows_file: Path, hard: Path, given: Path | None) -> Path:
+    """The UGE judge template: `given` (--editeval-judge-prompts), else the official UGE_bench.py beside the
+    row file, in hard/, beside it or in a UGE/ folder beside it. It is not shipped with this plugin (the
+    repository has no licence), so a download without it gets one line that says where it comes from."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise InputError(f"UGE judge template {given} does not exist: pass the official {UGE_SCRIPT} or a text "
+                             "file of the template")
+        return Path(given)
+    for folder in (rows_file.parent, hard, hard.parent, hard.parent / "UGE"):
+        if (folder / UGE_SCRIPT).is_file():
+            return folder / UGE_SCRIPT
+    raise InputError(f"no UGE judge template: the official one is the string `{UGE_TEMPLATE_NAME}` in "
+                     f"Benchmark/UGE/{UGE_SCRIPT} of the ImgEdit repository (PKU-YuanGroup/ImgEdit), not shipped "
+                     f"here; pass --editeval-judge-prompts=PATH/TO/{UGE_SCRIPT} (or a text file of the template)")
 
 
 def _looks_like_tar(path: Path) -> bool:
@@ -355,21 +376,50 @@ def load_judge_prompts(path: Path) -> dict[str, str]:
 
 
 def load_uge_prompt(path: Path) -> str:
-    """The UGE template, from a UTF-8 text file the user provides (the official one is a string inside
-    UGE_bench.py, not a data file); its text is used byte for byte."""
+    """The UGE template, used byte for byte: from the official `UGE_bench.py` (its module-level string
+    `prompt`, read with `ast`, never run) or from a UTF-8 text file holding the template itself."""
     path = Path(path)
+    if path.suffix == ".py":
+        return _template_in_script(path, _read_text(path, "UGE judge script"))
+    return checked_template(_read_text(path, "UGE judge template"), f"UGE judge template {path}")
+
+
+def _template_in_script(path: Path, source: str) -> str:
+    """The string assigned to `prompt` at the top level of the official script (the last such assignment, as
+    Python would leave it); the script is untrusted, so it is parsed, never executed."""
+    import ast
+
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        raise InputError(f"UGE judge script {path} is not valid Python ({exc.__class__.__name__}); pass the "
+                         f"official {UGE_SCRIPT} or a text file of the template") from None
+    found: object = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == UGE_TEMPLATE_NAME
+                                                for t in node.targets):
+            found = node.value.value if isinstance(node.value, ast.Constant) else node.value
+    if found is None:
+        raise InputError(f"UGE judge script {path} assigns no string to `{UGE_TEMPLATE_NAME}` at its top level, "
+                         f"where the official {UGE_SCRIPT} keeps the template")
+    if not isinstance(found, str):
+        raise InputError(f"UGE judge script {path}: `{UGE_TEMPLATE_NAME}` is not a plain string literal, so it "
+                         "cannot be read without running the script; pass a text file of the template")
+    return checked_template(found, f"UGE judge template in {path}")
+
+
+def _read_text(path: Path, what: str) -> str:
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
-        raise InputError(f"cannot read the UGE judge template {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
     if len(raw) > MAX_JSON_BYTES:
-        raise InputError(f"UGE judge template {path} is larger than {MAX_JSON_BYTES >> 20} MiB")
+        raise InputError(f"{what} {path} is larger than {MAX_JSON_BYTES >> 20} MiB")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"UGE judge template {path} is not UTF-8 text") from None
-    return checked_template(text, f"UGE judge template {path}")
+        raise InputError(f"{what} {path} is not UTF-8 text") from None
 
 
 def checked_template(value: object, where: str) -> str:

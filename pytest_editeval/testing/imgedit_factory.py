@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..benchmarks.imgedit_official import (
-    EDIT_TYPES, PLACEHOLDER, PROMPTS_FILE, ROWS_FILE, SUBSET_BASIC, SUBSET_UGE, TAR_NAME, UGE_ROWS_FILE, UGE_TYPE,
-    reply_labels, row_order,
+    EDIT_TYPES, PLACEHOLDER, PROMPTS_FILE, ROWS_FILE, SUBSET_BASIC, SUBSET_UGE, TAR_NAME, UGE_ROWS_FILE, UGE_SCRIPT,
+    UGE_TYPE, reply_labels, row_order,
 )
 
 if TYPE_CHECKING:
@@ -230,16 +230,59 @@ def _bad_row(kind: str, number: int, singleturn: Path, root: Path) -> tuple[ImgE
     return ImgEditCase(key, "unknown", "", "", problem="not an object"), "just a string"
 
 
-def _write_uge(hard: Path) -> list[ImgEditCase]:
+def _write_uge(hard: Path, extra: tuple[tuple[str, int], ...] = ()) -> list[ImgEditCase]:
     hard.mkdir(parents=True, exist_ok=True)
     cases, entries = [], {}
-    for key, number in (("1", 29784), ("2", 65904), ("10", 29784)):  # keys 1 and 10 share an original
+    for key, number in (("1", 29784), ("2", 65904), ("10", 29784), *extra):  # keys 1 and 10 share an original
         image_id = f"{number:09d}.jpg"
         (hard / image_id).write_bytes(_jpeg(number))
         prompt = f"Remove the object on the left and recolour the rest (uge {key})"
         entries[key] = {"id": image_id, "prompt": prompt}
         cases.append(ImgEditCase(key, UGE_TYPE, prompt, image_id, subset=SUBSET_UGE))
     (hard / UGE_ROWS_FILE).write_text(json.dumps(entries, indent=1), encoding="utf-8")
+    return cases
+
+
+UGE_BAD_ROWS = (("9001", {"id": "/etc/hosts", "prompt": "bad row absolute_id"}, "absolute"),
+                ("9002", {"id": "../outside.jpg", "prompt": "bad row dotdot_id"}, "'..'"),
+                ("../9003", {"id": "000029784.jpg", "prompt": "bad row bad_key"}, "key"))
+
+
+def synthetic_uge_script(template: str) -> str:
+    """A stand-in for the official UGE_bench.py: the template as its module-level string `prompt`, among code
+    that must never run (the plugin reads the string with `ast`)."""
+    return ("import sys\n\n"
+            "sys.exit('UGE_bench.py was executed: it must only be parsed')\n\n"
+            f"prompt = {template!r}\n")
+
+
+def make_imgedit_uge_dataset(root: Path, *, layout: str = "folder", hostile: bool = False,
+                             script: bool = True) -> list[ImgEditCase]:
+    """ImgEdit-Bench's UGE suite as this project assumes the download holds it: the originals and UGE_edit.json
+    in `Benchmark/hard/` (6 rows, two sharing an original; `hostile` adds UGE_BAD_ROWS), and, with `script`,
+    `Benchmark/UGE/UGE_bench.py` holding a SYNTHETIC template (see synthetic_uge_script). Layout "tar" writes
+    Benchmark.tar instead (extraction takes only Benchmark/hard/, so the script must then be passed). Returns
+    the good rows in the loader's order, then the bad ones."""
+    if layout not in ("folder", "tar"):
+        raise ValueError("layout must be folder or tar")
+    root = Path(root)
+    base = root / ".staging" if layout == "tar" else root
+    hard = base / "Benchmark" / "hard"
+    cases = _write_uge(hard, extra=(("20", 41017), ("21", 58321), ("300", 65904)))
+    if hostile:
+        entries = json.loads((hard / UGE_ROWS_FILE).read_text(encoding="utf-8"))
+        for key, value, problem in UGE_BAD_ROWS:
+            entries[key] = value
+            cases.append(ImgEditCase(key, UGE_TYPE, value["prompt"], value["id"], subset=SUBSET_UGE, problem=problem))
+        (hard / UGE_ROWS_FILE).write_text(json.dumps(entries, indent=1), encoding="utf-8")
+    if script:
+        (base / "Benchmark" / "UGE").mkdir(parents=True, exist_ok=True)
+        (base / "Benchmark" / "UGE" / UGE_SCRIPT).write_text(synthetic_uge_script(synthetic_uge_template()),
+                                                             encoding="utf-8")
+    if layout == "tar":
+        with tarfile.open(root / TAR_NAME, "w") as archive:
+            archive.add(base / "Benchmark", arcname="Benchmark")
+        shutil.rmtree(base)
     return cases
 
 
