@@ -96,23 +96,28 @@ class Cache:
             return None
         return entry
 
-    def _count_found(self, entry: dict, origin: list | None = None) -> None:
-        with self._lock:
-            if self.shared_after is not None and entry.get("created", 0) >= self.shared_after:
-                self.shared += 1
-                found = SHARED
-            else:
-                self.hits += 1
-                found = HIT
+    def _count_found(self, entry: dict, origin: list | None = None, count: bool = True) -> None:
+        found = SHARED if self.shared_after is not None and entry.get("created", 0) >= self.shared_after else HIT
+        if count:
+            self.count_found(found)
         if origin is not None:
             origin.append(found)
 
-    def lookup(self, kind: str, key: str, origin: list | None = None) -> dict | None:
+    def count_found(self, found: str, n: int = 1) -> None:
+        """Count `n` entries read (HIT or SHARED). Callers that may read an entry for work another process
+        reports (an xdist worker judging ahead) look up with count=False and count here once the work is theirs."""
+        with self._lock:
+            if found == SHARED:
+                self.shared += n
+            else:
+                self.hits += n
+
+    def lookup(self, kind: str, key: str, origin: list | None = None, count: bool = True) -> dict | None:
         """`get`, counted as a hit (or as shared, see the class) when found; `origin` gets which (HIT, SHARED)."""
         entry = self._entry(kind, key)
         if entry is None:
             return None
-        self._count_found(entry, origin)
+        self._count_found(entry, origin, count)
         return entry["payload"]
 
     def put(self, kind: str, key: str, payload: dict) -> None:
@@ -131,14 +136,14 @@ class Cache:
             raise CacheWriteError(message) from None
 
     def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True,
-                       checked: bool = False, origin: list | None = None):
+                       checked: bool = False, origin: list | None = None, count: bool = True):
         """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
         process is computing the same entry right now. `checked`: the caller has just looked it up. `origin`
         gets where the payload came from: HIT (a run before this one), SHARED (another process of this run) or
-        COMPUTED."""
+        COMPUTED. `count`: as for `lookup` (entries computed here are always counted: this process asked)."""
         entry = None if checked else self._entry(kind, key)
         if entry is not None:
-            self._count_found(entry, origin)
+            self._count_found(entry, origin, count)
             return entry["payload"]
         if self.root is None:
             payload = compute()
@@ -159,7 +164,7 @@ class Cache:
         try:
             entry = self._entry(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
             if entry is not None:
-                self._count_found(entry, origin)
+                self._count_found(entry, origin, count)
                 return entry["payload"]
             payload = compute()
             with self._lock:

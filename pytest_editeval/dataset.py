@@ -97,7 +97,7 @@ def select_rows(rows: Iterable[Row], language: str, subsets: Sequence[str] | Non
     wanted = list(subsets) if subsets else known
     unknown = [s for s in wanted if s not in by_subset]
     if unknown:
-        hint = next((hints[s] for s in unknown if hints and s in hints), "")
+        hint = next((hints[s.lower()] for s in unknown if hints and s.lower() in hints), "")
         raise InputError(
             f"unknown subset(s) {', '.join(unknown)} for language {language!r}: known subsets are "
             + ", ".join(known) + (f" ({hint})" if hint else "")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .benchmarks import Benchmark, Parsed
-from .cache import DEFERRED, HIT, Cache, cache_key, file_identity, memoised_sha256
+from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import ImageStore, Row
 from .errors import InputError, SampleError
 from .images import NEEDS_INPUT_SIZE, image_size, prepare, sniff_mime
@@ -57,14 +57,18 @@ class RowEvaluator:
         self._saved_lock = threading.Lock()
         # per judge name: what the answers read from earlier runs' cache entries cost when they were asked
         self.saved: dict[str, dict] = {v.name: empty_saved() for v in self.voices}
+        # A row judged ahead (speculatively) counts its cache reads only once its item takes the verdict: under
+        # xdist another worker may own the row, and the reads would be counted by both.
+        self._unclaimed: dict[str, list] = {}
 
     @property
     def _plain(self) -> bool:
         """One judge, one sample: answers are recorded exactly as before repeated judging existed."""
         return len(self.voices) == 1 and self.samples == 1
 
-    def evaluate(self, row: Row, *, blocking: bool = True):
-        """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now."""
+    def evaluate(self, row: Row, *, blocking: bool = True, speculative: bool = False):
+        """A Verdict, or DEFERRED when (non-blocking) another process is judging this row right now.
+        `speculative`: judged ahead of its item; its cache reads count when `claim(row)` is called."""
         if row.problem is not None:  # an unsafe dataset row: never looked up, generated or judged
             return Verdict.failed(row, row.problem)
         try:
@@ -99,10 +103,10 @@ class RowEvaluator:
             j, k, i = first_slot[key]
             return self.cache.get_or_compute(
                 "answers", key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
-                blocking=blocking, checked=True, origin=origins[key])
+                blocking=blocking, checked=True, origin=origins[key], count=False)
 
         try:
-            found = {key: self.cache.lookup("answers", key, origins[key]) for key in keys}
+            found = {key: self.cache.lookup("answers", key, origins[key], count=False) for key in keys}
             missing = [key for key, payload in found.items() if payload is None]
             # A row's questions (and samples, and judges) are asked at once: it holds several request slots for one
             # judge latency instead of one slot for several, so fewer rows (and decoded images) are in flight.
@@ -110,7 +114,12 @@ class RowEvaluator:
                 found[key] = payload
             if any(p is DEFERRED for p in found.values()):
                 return DEFERRED
-            self._count_saved(found, origins, first_slot)
+            reads = self._reads(found, origins, first_slot)
+            if speculative:
+                with self._saved_lock:
+                    self._unclaimed[row.id] = reads
+            else:
+                self._count(reads)
             read: dict[str, tuple[Parsed, dict]] = {}
             for key in keys:
                 j, k, i = first_slot[key]
@@ -153,16 +162,35 @@ class RowEvaluator:
                               sample_scores=combined.sample_scores if self.samples > 1 else [],
                               judge_scores=combined.judge_scores)
 
-    def _count_saved(self, found: dict, origins: dict, first_slot: dict) -> None:
-        """Add what each answer read from an earlier run's cache entry had cost (stored with it)."""
+    def claim(self, row: Row) -> None:
+        """The row's item took the verdict judged ahead: its cache reads are this process's to count."""
         with self._saved_lock:
-            for key, payload in found.items():
-                if origins[key][:1] != [HIT] or not isinstance(payload, dict):
-                    continue
+            reads = self._unclaimed.pop(row.id, None)
+        if reads is not None:
+            self._count(reads)
+
+    def _reads(self, found: dict, origins: dict, first_slot: dict) -> list[tuple[str, str, dict | None]]:
+        """(HIT or SHARED, judge name, the answer's stored usage) of each answer this row read from the cache."""
+        reads = []
+        for key, payload in found.items():
+            origin = origins[key][:1]
+            if origin in ([HIT], [SHARED]) and isinstance(payload, dict):
                 usage = payload.get("usage")
-                saved = self.saved[self.voices[first_slot[key][0]].name]
+                judge = self.voices[first_slot[key][0]].name
+                reads.append((origin[0], judge, usage if isinstance(usage, dict) else None))
+        return reads
+
+    def _count(self, reads: list[tuple[str, str, dict | None]]) -> None:
+        """Count the cache reads, and add what each answer read from an earlier run's entry had cost."""
+        for origin, _, _ in reads:
+            self.cache.count_found(origin)
+        with self._saved_lock:
+            for origin, judge, usage in reads:
+                if origin != HIT:
+                    continue
+                saved = self.saved[judge]
                 saved["answers"] += 1
-                if isinstance(usage, dict):
+                if usage is not None:
                     saved["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
                     saved["completion_tokens"] += int(usage.get("completion_tokens") or 0)
 

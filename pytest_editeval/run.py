@@ -186,7 +186,7 @@ class Run:
         # hold more decoded images in memory.
         per_row = s.judge_samples * len(self.voices)
         self.scheduler = Scheduler(evaluator.evaluate, -(-workers // (2 * per_row)) + PREPARE_AHEAD_THREADS,
-                                   self.stop)
+                                   self.stop, claim=evaluator.claim)
         # Without a shared cache, xdist workers cannot tell who judges what: judge only one's own items.
         if not (self.is_worker and not self.cache.enabled):
             self.scheduler.submit(rows)

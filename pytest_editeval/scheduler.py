@@ -31,8 +31,12 @@ JOIN_TIMEOUT_S = 30.0
 
 
 class Scheduler:
-    def __init__(self, evaluate: Callable[..., object], workers: int, stop: threading.Event) -> None:
+    def __init__(self, evaluate: Callable[..., object], workers: int, stop: threading.Event,
+                 claim: Callable[[Row], None] | None = None) -> None:
+        """`evaluate(row, blocking=, speculative=)` judges a row; `claim(row)` is called when an item takes a
+        verdict that was judged ahead of it (its cache reads are counted then, see RowEvaluator.claim)."""
         self._evaluate = evaluate
+        self._claim = claim
         self._stop = stop
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._futures: dict[str, Future] = {}
@@ -67,7 +71,7 @@ class Scheduler:
             return None
         try:
             # Speculative work never blocks on another process's lock: it moves on to the next row.
-            return self._evaluate(row, blocking=False)
+            return self._evaluate(row, blocking=False, speculative=True)
         except JudgeFatalError as exc:
             self.fatal = exc
             self._stop.set()
@@ -87,6 +91,8 @@ class Scheduler:
             raise self.fatal
         if verdict is None or verdict is DEFERRED:
             verdict = self._evaluate(row, blocking=True)
+        elif self._claim is not None:
+            self._claim(row)
         return verdict  # type: ignore[return-value]
 
     def shutdown(self, interrupt: Callable[[], None] | None = None, timeout: float = JOIN_TIMEOUT_S,

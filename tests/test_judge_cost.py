@@ -98,6 +98,13 @@ def test_xdist_workers_usage_reaches_the_controller(run, judge, en_rows, tmp_pat
     data = json.loads(out.read_text())
     assert data["judge"]["usage"] == {**tokens, "requests": 2 * len(en_rows)}
     result.stdout.fnmatch_lines([f"judge tokens: {tokens['prompt_tokens']:,} prompt + *"])
+    # A warm re-run: each worker reads ahead rows the other one reports; every answer is counted (and its cost
+    # saved) once, by the worker whose item used it.
+    again = tmp_path / "again.json"
+    warm = run("-n", "2", f"--editeval-judge-price={PRICE[0]},{PRICE[1]}", f"--editeval-json={again}")
+    assert warm.ret == 0, output_of(warm)
+    warm.stdout.fnmatch_lines([f"judge requests: 0; cache: {2 * len(en_rows)} hits, 0 computed"])
+    assert json.loads(again.read_text())["judge"]["cache_saved"] == {**tokens, "answers": 2 * len(en_rows)}
 
 
 def test_a_merge_of_shards_sums_their_usage(run, judge, tmp_path):

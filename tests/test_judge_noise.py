@@ -129,9 +129,11 @@ def test_the_html_report_shows_the_judges_share_of_each_mean_and_each_rows_sprea
     data, report = json.loads(out.read_text()), html.read_text()
     macro = data["aggregates"]["full"]["macro"][OVERALL]
     assert macro["judge_stderr"] > 0
-    assert f"{macro['mean']:.3f} <small class='judge'>&plusmn; {macro['judge_stderr']:.3f} judge</small>" in report
+    assert (f"{macro['mean']:.3f} <small>&plusmn; {macro['stderr']:.3f}</small> <small class='judge'>(judge "
+            f"&plusmn; {macro['judge_stderr']:.3f})</small>") in report
     for sample in data["samples"]:
         assert f"data-judge_sd='{sample['judge_sd'][OVERALL]:.6f}'" in report
+        assert f"<small class='judge'>judge sd {sample['judge_sd'][OVERALL]:.3f}</small>" in report
     assert "<option value='judge_sd-desc'>Judge spread high first</option>" in report
     assert f"Each question was asked {K} times" in report
 

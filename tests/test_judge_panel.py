@@ -149,6 +149,9 @@ def test_panel_samples_and_cost_per_judge(panel_run, judges, en_rows, tmp_path):
     (member("judge-a") + 'allow_http = "no"\n', "judges[0].allow_http: 'no' must be true or false"),
     ('[[judges]]\nname = "x"\nmodel = "m"\nurl_variable = "BAD_PORT_URL"\n',
      "judges[0].url_variable: BAD_PORT_URL does not hold a valid URL: Port out of range"),
+    (member("judge-a").replace('url_variable = "JUDGE_A_URL"', 'key_variable = "sk-proj-secret123"'),
+     "judges[0].key_variable: expected the name of an environment variable (letters, digits and _, e.g. "
+     "OPENAI_API_KEY), not its value"),
     ("judges = 3\n", "judges: expected a list of [[judges]] tables"),
     ("[[judges]\n", "not valid TOML"),
 ])
@@ -159,6 +162,7 @@ def test_a_bad_panel_file_is_one_line_naming_the_file_and_the_key(panel_run, mon
     errors = [line for line in result.errlines if line.startswith("ERROR: editeval:")]
     assert len(errors) == 1 and f"judge panel {tmp_path / 'panel.toml'}" in errors[0] and message in errors[0], \
         output_of(result)
+    assert "sk-proj-secret123" not in output_of(result)
 
 
 def test_panel_options_that_name_one_judge_are_refused(panel_run, judges):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ LOCAL_KEYS = {"adapter": "adapter", "hub": "hub", "device": "device", "precision
 OWN_KEYS = ("name", "backend", "model", "url_variable", "key_variable", "weight", "price", "allow_http")
 KNOWN_KEYS = (*OWN_KEYS, *COMMON_KEYS, *LOCAL_KEYS)
 SECRET_KEYS = ("key", "api_key", "token", "password", "url")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 DEFAULT_URL_VARIABLE = "EDITEVAL_JUDGE_URL"
 DEFAULT_KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
 
@@ -183,8 +185,10 @@ def _http(entry: Mapping, spec: JudgeSpec, env: Mapping[str, str], bad) -> Judge
     url_variable = entry.get("url_variable", DEFAULT_URL_VARIABLE)
     key_variable = entry.get("key_variable", DEFAULT_KEY_VARIABLE)
     for key, variable in (("url_variable", url_variable), ("key_variable", key_variable)):
-        if not isinstance(variable, str) or not variable:
-            raise bad(key, "expected the name of an environment variable")
+        if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
+            # never echoed: a URL or a key pasted here by mistake must not reach a CI log
+            raise bad(key, "expected the name of an environment variable (letters, digits and _, e.g. "
+                           "OPENAI_API_KEY), not its value")
     url = env.get(url_variable, "").strip()
     if not url:
         raise bad("url_variable", f"the environment variable {url_variable} (or a .env line) holds no URL")

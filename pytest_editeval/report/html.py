@@ -157,7 +157,8 @@ def _how_scored(results, benchmark) -> str:
     items = [f"<li><b>{escape(m.label)} ({escape(m.short)})</b>: {m.low:g} to {m.high:g}"
              + (", pooled over every metric value of the rows" if m.pooled else "") + "</li>" for m in benchmark.metrics]
     items.append(f"<li>Per row: {escape(benchmark.row_formula)}.</li>")
-    items.append("<li>A subset's score is the mean over its scored rows. <b>macro</b> is the unweighted mean of the "
+    items.append("<li>A subset's score is the mean over its scored rows, with its standard error over rows "
+                 "(<small>&plusmn;</small>). <b>macro</b> is the unweighted mean of the "
                  "subset means; <b>micro</b> is the mean over all scored rows"
                  + (f"; groups ({escape(', '.join(benchmark.group_names()))}) pool their subsets' rows"
                     if benchmark.groups else "")
@@ -168,9 +169,9 @@ def _how_scored(results, benchmark) -> str:
                      "benchmark's paper edited).</li>")
     if results.judge.samples_per_question > 1:
         items.append(f"<li>Each question was asked {results.judge.samples_per_question} times. "
-                     "<small>&plusmn; judge</small> beside a mean is the judge's share of its standard error "
-                     "(from the rows' spread over their samples); under a row's score, its judge spread (the SD "
-                     "over its samples).</li>")
+                     "<small>(judge &plusmn; ...)</small> beside a mean is the judge's share of its standard "
+                     "error (from the rows' spread over their samples); under a row's score, <small>judge sd</small> "
+                     "is its judge spread (the SD over its samples).</li>")
     items.append("<li>Rows whose judging failed are errors: counted, shown, and left out of every mean (never "
                  "scored 0). <code>error_rate</code> = errors / rows judged; <code>missing_rate</code> = rows "
                  "without an edited image / rows selected.</li>")
@@ -265,10 +266,11 @@ def _table_section(results, benchmark, baseline) -> str:
         for m in metrics:
             stats = current.get(m.name)
             value = stats.mean if stats is not None else None
-            noise = getattr(stats, "judge_stderr", None)
+            stderr, noise = (getattr(stats, "stderr", None), getattr(stats, "judge_stderr", None))
             out += (f"<td>{_fmt(value, m.decimals)}"
-                    + (f" <small class='judge'>&plusmn; {_fmt(noise, m.decimals)} judge</small>" if noise is not None
-                       else "") + "</td>")
+                    + (f" <small>&plusmn; {_fmt(stderr, m.decimals)}</small>" if stderr is not None else "")
+                    + (f" <small class='judge'>(judge &plusmn; {_fmt(noise, m.decimals)})</small>"
+                       if noise is not None else "") + "</td>")
             if base:
                 b = previous.get(m.name) if previous else None
                 b = b.mean if b is not None else None
@@ -339,7 +341,7 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
 def _spread(sample, metric) -> str:
     """A row's judge spread (SD over its samples) under its score, when it was judged more than once."""
     sd = sample.judge_sd.get(metric.name)
-    return "" if sd is None else f"<br><small class='judge'>&plusmn; {_fmt(sd, metric.decimals)}</small>"
+    return "" if sd is None else f"<br><small class='judge'>judge sd {_fmt(sd, metric.decimals)}</small>"
 
 
 def _num(value) -> str:
