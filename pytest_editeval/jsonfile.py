@@ -1,6 +1,6 @@
-"""Reading a benchmark's JSON files (row indexes, prompt files) as untrusted input: size-capped before parsing,
-one JSON object required, repeated names reported (the last value wins, as `json.load` does), every failure one
-line naming the file."""
+"""Reading a benchmark's JSON and text files (row indexes, prompt files, templates) as untrusted input:
+size-capped before parsing, one JSON object required, repeated names reported (the last value wins, as
+`json.load` does), every failure one line naming the file."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from pathlib import Path
 from .errors import InputError
 
 
-def read_json_object(path: Path, what: str, max_bytes: int) -> tuple[dict, list[str]]:
-    """(the object, the names that appeared twice in it). `what` names the file in messages."""
-    if not path.is_file():
-        raise InputError(f"{what} {path} does not exist")
+def read_capped(path: Path, what: str, max_bytes: int) -> bytes:
+    """The file's bytes, never more than `max_bytes` read; every failure one line naming the file."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
@@ -21,6 +19,22 @@ def read_json_object(path: Path, what: str, max_bytes: int) -> tuple[dict, list[
         raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if len(raw) > max_bytes:
         raise InputError(f"{what} {path} is over {max_bytes:,} bytes, more than any real one holds: not read")
+    return raw
+
+
+def read_text(path: Path, what: str, max_bytes: int) -> str:
+    """A capped UTF-8 text file (see read_capped)."""
+    try:
+        return read_capped(path, what, max_bytes).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 text") from None
+
+
+def read_json_object(path: Path, what: str, max_bytes: int) -> tuple[dict, list[str]]:
+    """(the object, the names that appeared twice in it). `what` names the file in messages."""
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    raw = read_capped(path, what, max_bytes)
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, object]]) -> dict:

@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 
 from ..archives import extract_tar
 from ..errors import InputError
-from ..jsonfile import read_json_object
+from ..jsonfile import read_json_object, read_text
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Question, input_image
 
@@ -380,8 +380,8 @@ def load_uge_prompt(path: Path) -> str:
     `prompt`, read with `ast`, never run) or from a UTF-8 text file holding the template itself."""
     path = Path(path)
     if path.suffix == ".py":
-        return _template_in_script(path, _read_text(path, "UGE judge script"))
-    return checked_template(_read_text(path, "UGE judge template"), f"UGE judge template {path}")
+        return _template_in_script(path, read_text(path, "UGE judge script", MAX_JSON_BYTES))
+    return checked_template(read_text(path, "UGE judge template", MAX_JSON_BYTES), f"UGE judge template {path}")
 
 
 def _template_in_script(path: Path, source: str) -> str:
@@ -406,20 +406,6 @@ def _template_in_script(path: Path, source: str) -> str:
         raise InputError(f"UGE judge script {path}: `{UGE_TEMPLATE_NAME}` is not a plain string literal, so it "
                          "cannot be read without running the script; pass a text file of the template")
     return checked_template(found, f"UGE judge template in {path}")
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_JSON_BYTES:
-        raise InputError(f"{what} {path} is larger than {MAX_JSON_BYTES >> 20} MiB")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{what} {path} is not UTF-8 text") from None
 
 
 def checked_template(value: object, where: str) -> str:
