@@ -23,7 +23,7 @@ def main() -> None:
     jsonl = edits("throughput-edits", rows)
     ideal = 2 * len(rows) * LATENCY / WORKERS
     walls, spans, startups = [], [], []
-    for attempt in range(RUNS):
+    for _ in range(RUNS):
         with JudgeServer(api_key=API_KEY, latency=LATENCY, scores=constant_scores) as judge, \
                 tempfile.TemporaryDirectory() as tmp:
             # Start-up alone: the same run with --collect-only (imports, index, image checks).

@@ -9,10 +9,9 @@ process's gigabytes as the child's."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
-
-import re
 
 from common import API_KEY, REAL, constant_scores, dataset, edits, run_pytest
 
@@ -22,7 +21,7 @@ def pytest_unconfigure(config):
     print("PEAK-RSS-KB", status.split("VmHWM:")[1].split()[0], flush=True)
 """
 
-from pytest_editeval.testing import JudgeServer
+from pytest_editeval.testing import JudgeServer  # noqa: E402  (after the probe text, which documents the run)
 
 
 def main() -> None:

@@ -4,4 +4,4 @@ This package's import path stays light on purpose: the pytest entry point (``plu
 pytest run of an environment where the package is installed, evaluation or not.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

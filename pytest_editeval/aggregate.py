@@ -17,8 +17,9 @@ mean square of its rows' spread of the headline metric (formulas in judge_noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from .judge_noise import judge_stderr, macro_judge_stderr, rms_spread
 from .verdict import Verdict

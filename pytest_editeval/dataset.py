@@ -9,9 +9,10 @@ dataset) carries a `problem` and becomes an error row with that reason; it is ne
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from .cache import file_identity
 from .errors import InputError

@@ -12,14 +12,13 @@ Every problem is found before any test runs and reported as one line naming the 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .dataset import Row
 from .errors import InputError
 from .paths import is_inside, shown
-
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .benchmarks import Benchmark, Parsed
 from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, file_identity, memoised_sha256
@@ -241,7 +241,7 @@ class RowEvaluator:
             fresh = self._ask(question, images, deadline, voice, sample)
             try:
                 self.cache.put("answers", key, fresh)
-            except Exception:  # noqa: BLE001 - a cache that cannot be written is reported by the cache
+            except Exception:
                 pass
             return self.benchmark.parse(question, fresh["reply"]), fresh
 

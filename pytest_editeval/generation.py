@@ -17,10 +17,11 @@ import inspect
 import io
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .cache import Cache, cache_key, file_identity, memoised_sha256, write_atomic
 from .dataset import ImageStore, Row

@@ -11,8 +11,8 @@ answers} summed over the answers read from earlier runs' cache entries. A price 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "requests")
 SAVED_FIELDS = ("prompt_tokens", "completion_tokens", "answers")

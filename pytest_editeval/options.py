@@ -9,8 +9,9 @@ one line, before anything runs); the same callables check ini values. This modul
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .hub import HUBS

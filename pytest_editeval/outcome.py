@@ -6,8 +6,9 @@ command), so that both give the same numbers, the same gate and the same compari
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .aggregate import Aggregates, aggregate
 from .gate import GateResult, evaluate_gate

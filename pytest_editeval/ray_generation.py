@@ -73,7 +73,7 @@ class EditorActor:
                 self.editor = cloudpickle.loads(recipe)
         except GenerationSetupError as exc:
             return {"error": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - a setup failure of any kind is one line for the driver
+        except Exception as exc:
             return {"error": f"{type(exc).__name__}: {_first_line(exc)}"}
         import ray
 
@@ -92,7 +92,7 @@ class EditorActor:
                            zip(images, instructions, seeds)]
         except GenerationInterrupted:
             return "error", "generation stopped before this row"
-        except Exception as exc:  # noqa: BLE001 - the run goes on: each row of the batch is an error with the reason
+        except Exception as exc:
             return "error", _generation_failure(exc)
         pngs: list = []
         for index in range(len(images)):
@@ -102,7 +102,7 @@ class EditorActor:
                 continue
             try:
                 pngs.append(_png_bytes(output))
-            except Exception as exc:  # noqa: BLE001 - an image mode PNG cannot hold: this row fails
+            except Exception as exc:
                 pngs.append(f"cannot encode the edited image: {type(exc).__name__}: {_first_line(exc)}")
         return "ok", pngs
 
@@ -330,7 +330,7 @@ class RayEditorPool:
                 actor.alive = False
                 try:
                     ray.kill(actor.handle, no_restart=True)
-                except Exception:  # noqa: BLE001 - already gone, or Ray is shutting down
+                except Exception:
                     pass
 
     def shutdown(self) -> None:
@@ -361,7 +361,7 @@ def _recipe(editor, generation) -> tuple[str, Any]:
     _pickle_conftest_by_value(cloudpickle, editor)
     try:
         return "callable", cloudpickle.dumps(editor)
-    except Exception as exc:  # noqa: BLE001 - TypeError, PicklingError, anything its __reduce__ raises
+    except Exception as exc:
         raise GenerationSetupError(
             f"the editeval_pipeline override cannot be sent to the Ray actors ({type(exc).__name__}: "
             f"{_first_line(exc)}): return a picklable callable (e.g. one that loads its model on first use, inside "
@@ -403,7 +403,7 @@ def _connect(ray, address: str) -> bool:
                      log_to_driver=False)
         else:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, gRPC errors...
+    except Exception as exc:
         raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: "
                                    f"{_first_line(exc)}") from None
     return True

@@ -513,7 +513,7 @@ def _quietly(target):
     def run(*args):
         try:
             target(*args)
-        except Exception:  # noqa: BLE001 - a prefetch that failed is simply done again where it is needed
+        except Exception:
             pass
     return run
 

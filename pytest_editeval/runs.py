@@ -42,7 +42,7 @@ def run_metadata(name: str | None, *, model: str, revision: str | None, protocol
         "protocol": protocol,
         "judge_model": judge_model, "judge_backend": judge_backend, "judge_digest": judge_digest,
         "judge_recipe": judge_recipe, "seed": seed, "versions": package_versions(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
     }
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
-from typing import Callable, Iterable
 
 from .cache import DEFERRED
 from .dataset import Row

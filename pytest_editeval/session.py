@@ -184,9 +184,8 @@ class EditEvalPlugin:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker or self.outcome is None:
             return
-        from .report.terminal import SummaryFacts, summary_lines
-
         from .judge_cost import usage_lines
+        from .report.terminal import SummaryFacts, summary_lines
 
         run, s = self.run, self.run.settings
         counts = run.all_counts()

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 
@@ -391,7 +392,7 @@ def _merged_meta(files: Sequence[ShardFile], save_name: str | None) -> dict:
     import datetime
 
     first = dict(files[0].results.meta)
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     return {**first, "name": save_name, "timestamp": stamp, "merged_shards": len(files)}
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpcore  # noqa: F401
 import pytest
 
-
 from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images
 
 pytest_plugins = ["pytester"]

@@ -9,8 +9,6 @@ import pytest
 from pytest_editeval.agreement import agreement, kendall_and_ranking, pearson, ranks, spearman
 from pytest_editeval.testing.judge_server import rule_scores
 
-from .conftest import output_of
-
 
 def test_correlations_against_hand_computed_values():
     x = [1.0, 2.0, 3.0, 4.0, 5.0]

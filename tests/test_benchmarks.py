@@ -10,7 +10,6 @@ import pytest
 
 from pytest_editeval.testing import imgedit_factory as imgedit
 from pytest_editeval.testing import kris_factory as kris
-from pytest_editeval.testing import make_gedit_dataset, write_edited_images
 
 from .conftest import API_KEY, output_of
 

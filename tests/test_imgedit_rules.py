@@ -22,8 +22,16 @@ from pytest_editeval.errors import InputError
 from pytest_editeval.judges.replies import UnreadableReply
 from pytest_editeval.judges.requests import EDITED, ImageRef, input_image
 from pytest_editeval.testing.imgedit_factory import (
-    BAD_ROWS, edited_red, expected_values, imgedit_reply, imgedit_rule_scores, make_imgedit_dataset,
-    synthetic_template, synthetic_uge_script, synthetic_uge_template, write_imgedit_edits,
+    BAD_ROWS,
+    edited_red,
+    expected_values,
+    imgedit_reply,
+    imgedit_rule_scores,
+    make_imgedit_dataset,
+    synthetic_template,
+    synthetic_uge_script,
+    synthetic_uge_template,
+    write_imgedit_edits,
 )
 from pytest_editeval.testing.judge_server import JudgeCall
 

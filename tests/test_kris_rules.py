@@ -14,8 +14,22 @@ import pytest
 
 from pytest_editeval.benchmarks import kris_official as kris
 from pytest_editeval.benchmarks.kris_official import (
-    AVG, CATEGORIES, DIMENSIONS, EDITED, KP_CATEGORIES, ROW_COUNTS, KrisRow, aggregate, edited_images_in_folder,
-    extract_dual_scores, extract_knowledge_score, extract_score, find_root, load_prompts, load_rows, parse,
+    AVG,
+    CATEGORIES,
+    DIMENSIONS,
+    EDITED,
+    KP_CATEGORIES,
+    ROW_COUNTS,
+    KrisRow,
+    aggregate,
+    edited_images_in_folder,
+    extract_dual_scores,
+    extract_knowledge_score,
+    extract_score,
+    find_root,
+    load_prompts,
+    load_rows,
+    parse,
     questions,
 )
 from pytest_editeval.errors import InputError

@@ -17,15 +17,15 @@ import pytest
 pytest.importorskip("transformers", reason="the transformers backend needs the [local-judge] extra")
 pytest.importorskip("torch", reason="the transformers backend needs the [local-judge] extra")
 
-from pytest_editeval import judges  # noqa: E402
-from pytest_editeval.cache import Cache  # noqa: E402
-from pytest_editeval.errors import InputError, JudgeFatalError, SampleError  # noqa: E402
-from pytest_editeval.generation import folder_identity  # noqa: E402
-from pytest_editeval.judges import transformers_local  # noqa: E402
-from pytest_editeval.judges.requests import PreparedImage  # noqa: E402
-from pytest_editeval.judges.settings import JudgeSpec  # noqa: E402
+from pytest_editeval import judges
+from pytest_editeval.cache import Cache
+from pytest_editeval.errors import InputError, JudgeFatalError, SampleError
+from pytest_editeval.generation import folder_identity
+from pytest_editeval.judges import transformers_local
+from pytest_editeval.judges.requests import PreparedImage
+from pytest_editeval.judges.settings import JudgeSpec
 
-from .conftest import output_of  # noqa: E402
+from .conftest import output_of
 
 UNSCRIPTED = transformers_local.TransformersJudge.extra_logits_processors
 SLICE = ["--editeval-subsets=color_alter,text_change,subject-add", "--editeval-limit=1"]

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("diffusers", reason="model mode needs the [model] extra (installed by the test extra)")
 
-from pytest_editeval.testing.tiny_pipelines import BUILDERS, FAST_CONFIGS  # noqa: E402
+from pytest_editeval.testing.tiny_pipelines import BUILDERS, FAST_CONFIGS
 
-from .conftest import output_of  # noqa: E402
-from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference  # noqa: E402
+from .conftest import output_of
+from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference
 
 SLICE = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=2", "--editeval-device=cpu"]
 

@@ -191,7 +191,7 @@ def test_ini_twins_and_command_line_precedence(run, pytester, judge):
     result = run("--editeval-language=en")  # the command line wins over ini
     result.assert_outcomes(passed=4)
     assert {c.instruction for c in judge.calls if c.instruction} <= {c.instruction for c in judge.calls}
-    assert all(not ("颜色" in (c.instruction or "")) for c in judge.calls)
+    assert all("颜色" not in (c.instruction or "") for c in judge.calls)
     assert result.ret == 1 and "FAIL overall>=9.9" in output_of(result)
 
 

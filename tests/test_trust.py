@@ -336,7 +336,7 @@ def test_unusable_device_is_a_usage_error_before_anything_is_written(run, tmp_pa
 def test_summary_says_where_every_file_went(run, tmp_path, pytester):
     html, out = tmp_path / "r.html", tmp_path / "r.json"
     result = run(f"--editeval-html={html}", f"--editeval-json={out}", "--editeval-save=mine")
-    result.stdout.fnmatch_lines([f"results written to {out}", f"run saved as mine (*mine.json)",
+    result.stdout.fnmatch_lines([f"results written to {out}", "run saved as mine (*mine.json)",
                                  f"HTML report written to {html}"])
 
 

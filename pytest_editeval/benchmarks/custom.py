@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+
 from ..dataset import Dataset, FileImages, Row
 from ..errors import InputError
 from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason

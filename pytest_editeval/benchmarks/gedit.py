@@ -11,6 +11,7 @@ Scopes: the full set and the Intersection rows (`Intersection_exist`), each with
 from __future__ import annotations
 
 from pathlib import Path
+
 from ..dataset import Dataset, Row
 from ..errors import InputError
 from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason

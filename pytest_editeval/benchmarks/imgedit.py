@@ -14,8 +14,8 @@ over all rows is reported too (BAGEL's and lmms-eval's headline). Output layout:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..dataset import Dataset, FileImages, Row
 from ..errors import InputError

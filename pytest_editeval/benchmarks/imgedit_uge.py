@@ -21,7 +21,7 @@ from pathlib import Path
 from ..dataset import Dataset, FileImages, Row
 from . import Benchmark, BenchmarkOptions, Protocol
 from . import imgedit_official as official
-from .imgedit import ImgEditRecipe, ImgEditBench
+from .imgedit import ImgEditBench, ImgEditRecipe
 
 
 class ImgEditUgeBench(ImgEditRecipe, Benchmark):

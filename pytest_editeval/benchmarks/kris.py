@@ -14,8 +14,8 @@ scripts read <id>.jpg, then .png; both are read in image mode).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..dataset import Dataset, FileImages, Row
 from . import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol

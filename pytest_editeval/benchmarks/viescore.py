@@ -31,10 +31,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping
 
 from ..judges.replies import parse_reply
 from ..judges.requests import EDITED, ImageRef, Question, input_image

@@ -31,9 +31,10 @@ import dataclasses
 import math
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError
@@ -96,7 +97,7 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
     for index, entry in enumerate(entries):
         where = f"judge panel {shown}: judges[{index}]"
 
-        def bad(key: str, why: str) -> InputError:
+        def bad(key: str, why: str, where: str = where) -> InputError:
             return InputError(f"{where}.{key}: {why}")
 
         for key in entry:

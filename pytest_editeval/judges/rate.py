@@ -38,8 +38,8 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 INITIAL_WINDOW = 8
 RATE_READINGS = 16

@@ -2,8 +2,8 @@
 
 Judges answer in many shapes: plain JSON, JSON between ``||V^=^V||`` delimiters, JSON in a markdown fence,
 JSON inside prose, a bare list ``[6, 0]``, a bare number, floats. A reply with no readable score list, or
-with a score outside 0..high (10; EditScore's recipe asks for 0..25), raises UnreadableReply; the caller re-asks and finally records an error. There
-is deliberately no fallback value.
+with a score outside 0..high (10; EditScore's recipe asks for 0..25), raises UnreadableReply; the caller
+re-asks and finally records an error. There is deliberately no fallback value.
 """
 
 from __future__ import annotations

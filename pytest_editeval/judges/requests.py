@@ -10,8 +10,8 @@ of an in-process model), and the cache keys it by content.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 # Names of the images a question can refer to:
 EDITED = "edited"  # the image the model under test produced for this row
@@ -36,7 +36,7 @@ class ImageRef:
     mime: str | None = None  # the data URL's label; None: taken from the bytes' signature
 
 
-Part = Union[str, ImageRef]
+Part = str | ImageRef
 
 
 @dataclass(frozen=True)
@@ -69,4 +69,4 @@ class PreparedImage:
 
 
 # What every backend is asked: one user message of texts and prepared images, in the order the benchmark gives.
-Request = Sequence[Union[str, PreparedImage]]
+Request = Sequence[str | PreparedImage]

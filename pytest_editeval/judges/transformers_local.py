@@ -194,7 +194,7 @@ class TransformersJudge:
     def _serve(self) -> None:
         try:
             self._load()
-        except Exception as exc:  # noqa: BLE001 - any load failure stops the run with one line
+        except Exception as exc:
             self.fatal = JudgeFatalError(_load_failure(self.spec, self.folder, self.device, exc), usage=True)
             self.stop.set()
         try:
@@ -257,7 +257,7 @@ class TransformersJudge:
             for pending in batch:
                 pending.finish(error=SampleError("run interrupted while the judge was answering"))
             return
-        except Exception as exc:  # noqa: BLE001 - sorted below: out of memory, or one request the model refuses
+        except Exception as exc:
             if _out_of_memory(exc):
                 error = SampleError(f"judge out of memory on {self.device} at batch {len(batch)}: lower "
                                     "--editeval-judge-batch-size, or use --editeval-judge-precision bfloat16")
@@ -362,13 +362,13 @@ def load_processor(folder: Path):
 
     try:
         return AutoProcessor.from_pretrained(str(folder)), False
-    except Exception as exc:  # noqa: BLE001 - narrowed below only when torchvision is the cause
+    except Exception as exc:
         if _torchvision_works():
             raise
         first = exc
     try:
         return image_only_processor(folder), True
-    except Exception as exc:  # noqa: BLE001 - the original failure is the one worth reading
+    except Exception as exc:
         raise first from exc
 
 
@@ -393,7 +393,7 @@ def image_only_processor(folder: Path):
 def _torchvision_works() -> bool:
     try:
         import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - ImportError, or a CUDA wheel's RuntimeError next to a CPU torch
+    except Exception:
         return False
     return True
 

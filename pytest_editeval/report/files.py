@@ -5,8 +5,8 @@ Each function returns the summary line that says where the file went."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..cache import write_atomic
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Callable
-
 
 THUMBNAIL = 160  # px, longest side: a 606-row report stays a few MB
 STYLE = """

@@ -10,7 +10,7 @@ written before them read as runs judged once by one judge.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -23,10 +23,10 @@ V1_METRICS = ("semantic_consistency", "perceptual_quality", "overall")
 
 
 class MetricResult(BaseModel):
-    mean: Optional[float]
+    mean: float | None
     n: int
-    stderr: Optional[float]  # over rows
-    judge_stderr: Optional[float] = None  # the judge's share (repeated judging): sqrt(sum s_i^2 / K_i) / n
+    stderr: float | None  # over rows
+    judge_stderr: float | None = None  # the judge's share (repeated judging): sqrt(sum s_i^2 / K_i) / n
 
 
 class SubsetResult(BaseModel):
@@ -34,7 +34,7 @@ class SubsetResult(BaseModel):
     errors: int
     missing: int
     metrics: dict[str, MetricResult]
-    judge_sd: Optional[float] = None  # RMS of the rows' judge spread of the headline metric
+    judge_sd: float | None = None  # RMS of the rows' judge spread of the headline metric
 
 
 class ScopeResult(BaseModel):
@@ -47,7 +47,7 @@ class ScopeResult(BaseModel):
     missing: int
     error_rate: float
     missing_rate: float = 0.0
-    judge_sd: Optional[float] = None
+    judge_sd: float | None = None
 
 
 class SampleResult(BaseModel):
@@ -57,44 +57,44 @@ class SampleResult(BaseModel):
     language: str
     tags: list[str] = []
     status: str
-    error: Optional[str] = None
-    scores: dict[str, Optional[float]] = {}
+    error: str | None = None
+    scores: dict[str, float | None] = {}
     answers: dict[str, dict[str, Any]] = {}
-    edited_image: Optional[str] = None
-    instruction: Optional[str] = None
-    judge_sd: dict[str, Optional[float]] = {}  # metric -> SD over the row's samples (K > 1)
-    sample_scores: list[dict[str, Optional[float]]] = []  # the row formula on each sample (K > 1)
-    judge_scores: dict[str, dict[str, Optional[float]]] = {}  # a panel: each judge's own scores of the row
+    edited_image: str | None = None
+    instruction: str | None = None
+    judge_sd: dict[str, float | None] = {}  # metric -> SD over the row's samples (K > 1)
+    sample_scores: list[dict[str, float | None]] = []  # the row formula on each sample (K > 1)
+    judge_scores: dict[str, dict[str, float | None]] = {}  # a panel: each judge's own scores of the row
 
 
 class JudgeInfo(BaseModel):
     backend: str = "openai"  # openai | transformers | vllm (files written before backends existed: openai)
     model: str
-    digest: Optional[str] = None  # SHA-256 of the judge model's files (transformers, vllm)
-    adapter_digest: Optional[str] = None  # ... and of its LoRA adapter's
-    recipe: Optional[str] = None  # the judging recipe (viescore, editscore, or the benchmark's own)
+    digest: str | None = None  # SHA-256 of the judge model's files (transformers, vllm)
+    adapter_digest: str | None = None  # ... and of its LoRA adapter's
+    recipe: str | None = None  # the judging recipe (viescore, editscore, or the benchmark's own)
     host: str = ""
-    endpoint: Optional[str] = None  # scheme, host, port and path; never credentials or query values
+    endpoint: str | None = None  # scheme, host, port and path; never credentials or query values
     parameters: dict[str, Any] = {}  # generation parameters (and, in-process, device, precision, batch size)
     samples_per_question: int = 1  # --editeval-judge-samples
     sample_average: str = "first"  # first: the row formula on the samples' mean; last: the mean of its results
-    usage: Optional[dict[str, int]] = None  # {prompt_tokens, completion_tokens, requests} of this run
-    cache_saved: Optional[dict[str, int]] = None  # {prompt_tokens, completion_tokens, answers} read from the cache
-    cost: Optional[dict[str, float]] = None  # {usd, cache_saved_usd, usd_per_million_*} with a price
+    usage: dict[str, int] | None = None  # {prompt_tokens, completion_tokens, requests} of this run
+    cache_saved: dict[str, int] | None = None  # {prompt_tokens, completion_tokens, answers} read from the cache
+    cost: dict[str, float] | None = None  # {usd, cache_saved_usd, usd_per_million_*} with a price
     panel: list[dict[str, Any]] = []  # a panel's judges: name, weight, backend, model, ..., usage, cost
 
 
 class ThresholdResult(BaseModel):
     expression: str
-    actual: Optional[float]
+    actual: float | None
     n: int
     passed: bool
 
 
 class GateInfo(BaseModel):
     evaluated: bool
-    passed: Optional[bool]  # null when the gate was not evaluated
-    reason: Optional[str]
+    passed: bool | None  # null when the gate was not evaluated
+    reason: str | None
     failures: list[str] = []  # what failed the gate besides thresholds (rows without an edited image)
     thresholds: list[ThresholdResult]
 
@@ -146,15 +146,15 @@ class RunResults(BaseModel):
     judge: JudgeInfo
     complete: bool  # every selected row ran, none is missing its edited image, and the run was not stopped
     expected_rows: int
-    rows_ran: Optional[int] = None
+    rows_ran: int | None = None
     allow_missing: bool = False  # rows without an edited image were passed over (--editeval-allow-missing)
-    stopped: Optional[str] = None  # why the run stopped early (a fatal judge or set-up error)
-    shard: Optional[ShardInfo] = None  # a shard run's share; null for a whole (or merged) run
+    stopped: str | None = None  # why the run stopped early (a fatal judge or set-up error)
+    shard: ShardInfo | None = None  # a shard run's share; null for a whole (or merged) run
     samples: list[SampleResult]
     missing: list[str]
     aggregates: dict[str, ScopeResult]
     gate: GateInfo
-    comparison: Optional[Comparison] = None
+    comparison: Comparison | None = None
     judge_aggregates: dict[str, dict[str, ScopeResult]] = {}  # a panel: each judge's own aggregates
 
     def sample_records(self) -> list[dict]:

@@ -16,13 +16,24 @@ import json
 import re
 import shutil
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from ..benchmarks.imgedit_official import (
-    EDIT_TYPES, PLACEHOLDER, PROMPTS_FILE, ROWS_FILE, SUBSET_BASIC, SUBSET_UGE, TAR_NAME, UGE_ROWS_FILE, UGE_SCRIPT,
-    UGE_TYPE, reply_labels, row_order,
+    EDIT_TYPES,
+    PLACEHOLDER,
+    PROMPTS_FILE,
+    ROWS_FILE,
+    SUBSET_BASIC,
+    SUBSET_UGE,
+    TAR_NAME,
+    UGE_ROWS_FILE,
+    UGE_SCRIPT,
+    UGE_TYPE,
+    reply_labels,
+    row_order,
 )
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 SC_MARKER = "Editing instruction: "
 
@@ -306,11 +306,11 @@ def _make_handler(judge: JudgeServer):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             # vLLM's health check: 200 once the server serves (the stand-in listens only then).
             self._send(200 if self.path == "/health" else 404, {}, b"")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
             raw = self.rfile.read(length)
             # OpenAI's layout, and Azure's (/v1/deployments/NAME/chat/completions?api-version=...)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from ..benchmarks.kris_official import CATEGORIES, KP_CATEGORIES, TEMPORAL_FRAMES, id_order
 

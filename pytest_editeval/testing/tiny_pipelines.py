@@ -34,8 +34,12 @@ def _clip_text_encoder(vocab_size: int = 100):
 
 def build_instruct_pix2pix(folder: Path) -> Path:
     import torch
-    from diffusers import (AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline,
-                           UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionInstructPix2PixPipeline,
+        UNet2DConditionModel,
+    )
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
