@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .benchmarks import BUILTIN as _BENCHMARK_REGISTRY
 from .hub import HUBS
 from .judges import NAMES as JUDGE_BACKENDS
 
-BUILTIN_BENCHMARKS = ("gedit", "imgedit", "kris")  # plus entry points and [tool.editeval.benchmarks.*] tables
+BUILTIN_BENCHMARKS = tuple(_BENCHMARK_REGISTRY)  # plus entry points and [tool.editeval.benchmarks.*] tables
 # A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
 # raw photos up to about 12 MP): one hostile 13000 x 13000 PNG would cost 0.5 GB decoded.
 DEFAULT_MAX_PIXELS = 4096 * 4096
