@@ -272,7 +272,9 @@ def benchmarks_page() -> str:
                    f"`{b.headline_metric}` |")
     out.append("")
     for b in benches:
-        out += [f"## {b.name}\n", f"**{b.title}**. Row formula: {b.row_formula}.\n",
+        howto = Path(__file__).parent / "how-to" / "benchmarks" / f"{b.name}.md"
+        guide = f" How to run it: [{b.title}](../how-to/benchmarks/{b.name}.md)." if howto.exists() else ""
+        out += [f"## {b.name}\n", f"**{_cell(b.title)}**. Row formula: {_cell(b.row_formula)}.{guide}\n",
                 "| declaration | value |", "|---|---|",
                 f"| default dataset | `{b.default_dataset or '-'}` on {b.default_hub} |",
                 f"| languages | {', '.join(f'`{x}`' for x in b.languages)} |",
@@ -375,7 +377,9 @@ def results_page() -> str:
             out.append(_unwrap(doc) + "\n")
         out += ["| field | type | default | meaning |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            default = "required" if field.is_required() else f"`{json.dumps(field.get_default(call_default_factory=True), default=str)}`"
+            value = None if field.is_required() else field.get_default(call_default_factory=True)
+            value = value.model_dump() if hasattr(value, "model_dump") else value
+            default = "required" if field.is_required() else f"`{json.dumps(value, default=str)}`"
             out.append(f"| `{name}` | `{_cell(_type_name(field.annotation))}` | {_cell(default)} | "
                        f"{_cell(comments.get((model.__name__, name), ''))} |")
             queue += [m for m in _nested_models(field.annotation) if m not in seen]
@@ -414,7 +418,8 @@ def cli_page() -> str:
 
     out = [_NOTE, "# Command line: `pytest-editeval`\n",
            "The console script works on saved runs and shard files; it never runs a benchmark itself (that is "
-           "`pytest --editeval-benchmark=...`). Each command's help, as it prints it:\n",
+           "`pytest --editeval-benchmark=...`).\n", _unwrap(inspect.getdoc(cli).split("\n\n")[2]) + "\n",
+           "Each command's help, as it prints it:\n",
            "```", _help(cli.main, []).rstrip(), "```", ""]
     for command in cli_commands():
         out += [f"## {command}\n", "```", _help(cli.main, [command]).rstrip(), "```", ""]

@@ -104,3 +104,18 @@ def test_generated_pages_are_not_in_the_source_tree(generator):
 def test_the_benchmark_option_names_every_built_in_benchmark(pages):
     row = _rows(pages["reference/options.md"])["--editeval-benchmark"]
     assert [name for name in benchmarks.BUILTIN if name not in row] == []
+
+
+def test_the_version_agrees_in_the_package_the_cli_the_readme_and_the_changelog():
+    import subprocess
+    import sys
+    import tomllib
+
+    from pytest_editeval import __version__
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
+    cli = subprocess.run([sys.executable, "-c", "from pytest_editeval.cli import main; main(['--version'])"],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and cli.stdout.strip() == f"pytest-editeval {__version__}"
+    assert f"version {__version__}" in (ROOT / "README.md").read_text()
+    assert re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1) == __version__
