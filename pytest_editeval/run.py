@@ -459,9 +459,10 @@ class Run:
         if s.html_path is not None:
             by_id = {r.id: r for r in self.selected}
             store = self.dataset.images
-            self.written.append(files.write_html(s.html_path, results, self.benchmark, self.baseline,
-                                                 lambda row_id: store.read(by_id[row_id].inputs[0]),
-                                                 s.max_pixels))
+            file_of = getattr(store, "path", None)  # a dataset of image files (not parquet) links its sources
+            self.written.append(files.write_html(
+                s.html_path, results, self.benchmark, self.baseline, lambda row_id: store.read(by_id[row_id].inputs[0]),
+                s.max_pixels, source_path=(lambda row_id: file_of(by_id[row_id].inputs[0])) if file_of else None))
         self.write_edits_jsonl()
 
     def write_edits_jsonl(self) -> None:

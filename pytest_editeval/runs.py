@@ -20,9 +20,12 @@ class RunNotFound(InputError):
 
 def package_versions() -> dict[str, str]:
     """Versions of what produced the numbers; torch and diffusers only if this run imported them."""
-    names = ["pytest-editeval", "pytest", "pillow", "httpx", "pyarrow"]
+    from . import __version__
+
+    names = ["pytest", "pillow", "httpx", "pyarrow"]
     names += [n for n in ("torch", "diffusers", "transformers", "peft") if n in sys.modules]
-    out = {"python": platform.python_version()}
+    # the code that ran, not the install's metadata (an editable install keeps the version it was installed at)
+    out = {"python": platform.python_version(), "pytest-editeval": __version__}
     for name in names:
         try:
             out[name] = metadata.version(name)

@@ -407,10 +407,10 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
     if request.save_name is not None:
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
-        read_source = _source_reader(request, benchmark, files[0].results, notes)
+        read_source, source_path = _source_reader(request, benchmark, files[0].results, notes)
         edited_path, not_found = _edited_images(files)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
-                                          request.max_pixels, edited_path))
+                                          request.max_pixels, edited_path, source_path))
         if not_found:
             notes.append(f"HTML report: {len(not_found)} edited image(s) not found, at the path a shard recorded or "
                          "at the same path below that shard file's folder (download each shard's images beside its "
@@ -419,8 +419,9 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
 
 
 def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
-    """The HTML's source thumbnails come from the dataset the shards read (or --dataset); when it cannot be
-    loaded here, one line says so and the report has no source thumbnails."""
+    """(read a row's source image, its file or None): the HTML's source thumbnails and full-size links come from
+    the dataset the shards read (or --dataset); when it cannot be loaded here, one line says so and the report
+    has no source thumbnails."""
     from .benchmarks import BenchmarkOptions
     from .errors import EditEvalError
 
@@ -445,9 +446,11 @@ def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
         dataset = benchmark.load(folder, options)
     except (EditEvalError, OSError, ValueError) as exc:
         notes.append(f"HTML report without source thumbnails: cannot load the dataset {spec}: {exc}")
-        return none
+        return none, None
     by_id = {row.id: row for row in dataset.rows if row.language == first.language}
-    return lambda row_id: dataset.images.read(by_id[row_id].inputs[0])
+    file_of = getattr(dataset.images, "path", None)  # a dataset of image files (not parquet)
+    return (lambda row_id: dataset.images.read(by_id[row_id].inputs[0]),
+            (lambda row_id: file_of(by_id[row_id].inputs[0])) if file_of else None)
 
 
 def _edited_images(files: Sequence[ShardFile]):

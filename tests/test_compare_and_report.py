@@ -129,7 +129,7 @@ def html_report(run, judge, saved_baseline, tmp_path):
     judge.reply = reply
     path = tmp_path / "report.html"
     result = run(f"--editeval-html={path}", "--editeval-compare=good-ckpt", "--editeval-judge-parse-retries=0",
-                 cache_dir=tmp_path / "html-cache")
+                 "--editeval-compare-fail=overall:-9", cache_dir=tmp_path / "html-cache")
     assert result.ret == 1  # the unreadable row is an error
     return path
 
@@ -143,6 +143,9 @@ def test_html_report_is_self_contained_escaped_and_complete(html_report):
     assert len(text) < 2_000_000
     assert "id='errors'" in text and "no score list in reply" in text
     assert "O baseline" in text and "Score distributions" in text and "<svg" in text
+    # beside each delta: the paired difference with its 95% interval, and the compare gate's verdict on its row
+    assert "O paired &Delta; (95% CI)" in text and "<b class='pass'>PASS overall:-9</b>" in text
+    assert re.search(r"<td>[+-]\d\.\d{3} <small>\[-?\d\.\d{3}, -?\d\.\d{3}\] n=\d+</small>", text)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

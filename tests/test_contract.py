@@ -4,7 +4,9 @@ rows that write nothing outside, and missing images failing the gate."""
 
 import json
 import math
+import re
 import statistics
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -206,6 +208,28 @@ def test_exact_scores_table_json_and_html(bench, brun, judge, tmp_path):
     for metric in data["benchmark_info"]["metrics"]:
         assert f"{metric['label']} ({metric['short']})" in page
     assert "How the scores are computed" in page and page.count("<tr data-subset=") == len(rows)
+    _check_report_page(page, html.parent, bench.name, len(rows), tmp_path)
+
+
+def _check_report_page(page: str, folder: Path, name: str, edited: int, rootpath: Path) -> None:
+    """The report names what produced it, draws no empty chart, links every edited image at full size, and
+    shows a group only in the metrics it declares (KRIS's knowledge types: AVG), as the terminal table does."""
+    from urllib.parse import unquote
+
+    from pytest_editeval import benchmarks
+
+    assert "id='run-header'" in page and "127.0.0.1" in page and "pytest-editeval" in page
+    assert "(n=0)" not in page and ">score</text>" in page
+    links = re.findall(r"<a class='full' href='([^']+)'>", page)
+    assert len(links) >= edited and all((folder / unquote(h)).is_file() for h in links)
+    declared = benchmarks.get(name, rootpath)
+    for group in declared.groups:
+        row = re.search(rf"<tr><td class='l'>{re.escape(escape(group.name))}</td><td>\d+</td>(.*?)</tr>", page)
+        assert row is not None, group.name
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+        assert len(cells) == len(declared.metrics)
+        for metric, cell in zip(declared.metrics, cells):
+            assert (cell != "") == (group.metrics is None or metric.name in group.metrics), (group.name, metric.name)
 
 
 def test_bad_rows_are_error_rows_and_write_nothing_outside(bench, brun, judge, tmp_path):

@@ -40,11 +40,16 @@ def save_run(rootpath: Path, name: str, data: bytes, *, complete: bool) -> str:
 
 
 def write_html(path: Path, results, benchmark, baseline, read_source: Callable[[str], bytes], max_pixels: int,
-               edited_path: Callable | None = None) -> str:
+               edited_path: Callable | None = None, source_path: Callable[[str], Path | None] | None = None) -> str:
     """The self-contained HTML report; `read_source(row id)` gives a row's first input image, `edited_path(sample)`
-    where its edited image is (default: the path the sample records)."""
-    from .html import render_report, thumbnails
+    where its edited image is (default: the path the sample records), `source_path(row id)` the input image's file
+    where the dataset keeps it as one (full-size links)."""
+    from .html import full_size_links, render_report, thumbnails
 
+    if edited_path is not None:  # located once: a locator may count what it cannot find
+        located = {sample.id: edited_path(sample) for sample in results.samples}
+        edited_path = lambda sample: located[sample.id]  # noqa: E731
     thumbs = thumbnails(results.samples, read_source, max_pixels, edited_path)
-    write_atomic(path, render_report(results, benchmark, baseline, thumbs).encode("utf-8"))
+    links = full_size_links(results.samples, Path(path).parent, edited_path, source_path)
+    write_atomic(path, render_report(results, benchmark, baseline, thumbs, links).encode("utf-8"))
     return f"HTML report written to {path}"

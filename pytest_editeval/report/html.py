@@ -8,6 +8,11 @@ URL (`report.html#subset=color_alter&sort=overall-asc`); how the scores are comp
 with their reason; and, with a baseline, both runs side by side per row with the headline's difference. With
 repeated judging each mean carries the judge's standard error and each row its judge spread (sortable); the
 judge's usage and cost, and a panel's judges (weight, own headline, usage), have their own section.
+A run header names what produced the numbers (time, model and its digest, judge backend/model/host/recipe,
+package versions). Histograms have axes and counts, and a metric with no values draws no chart. A thumbnail opens
+its image at full size (the file beside the report, by a relative link; the thumbnail again, with a note, where
+that file is not there). With a baseline, each table row shows the paired difference with its 95% interval and
+the verdict of a compare gate on that row.
 Everything that comes from the dataset, the judge or the user is escaped: judge text is untrusted input.
 """
 
@@ -28,6 +33,12 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.fail{color:#b00020;font-weight:
 .gallery td{vertical-align:top}.gallery img{max-width:160px;max-height:160px}.why{max-width:340px;text-align:left}
 .controls{margin:8px 0}.delta-neg{color:#b00020}.delta-pos{color:#137333}
 .subset-hists{display:inline-block;margin:0 18px 10px 0;vertical-align:top}
+.hist svg text{font-size:9px;fill:#555}.hist .count{fill:#222}
+#run-header th{text-align:left}#run-header td{text-align:left}
+a.full{cursor:zoom-in}
+#lightbox{position:fixed;inset:0;background:rgba(0,0,0,.85);display:flex;flex-direction:column;align-items:center;
+justify-content:center;cursor:zoom-out;z-index:10}#lightbox[hidden]{display:none}
+#lightbox img{max-width:96vw;max-height:90vh;background:#fff}#lightbox-note{color:#eee;font-size:13px;margin-top:6px}
 """
 
 SCRIPT = """
@@ -48,7 +59,20 @@ function fromHash(){
   apply();
 }
 window.addEventListener('hashchange', fromHash);
+function showFull(link){
+  var box=document.getElementById('lightbox'), img=document.getElementById('lightbox-img'),
+      note=document.getElementById('lightbox-note'), thumb=link.querySelector('img');
+  note.textContent=link.dataset.note||'';
+  img.onerror=function(){ img.onerror=null; img.src=thumb.src;
+    note.textContent='full-size file not found beside this report ('+link.getAttribute('href')+'): thumbnail shown'; };
+  img.src=link.getAttribute('href'); box.hidden=false;
+}
+document.addEventListener('click', function(e){
+  var link=e.target.closest && e.target.closest('a.full');
+  if(link){ e.preventDefault(); showFull(link); }
+});
 document.addEventListener('DOMContentLoaded', function(){
+  document.getElementById('lightbox').addEventListener('click', function(){ this.hidden=true; });
   document.getElementById('subset').addEventListener('change', apply);
   document.getElementById('sort').addEventListener('change', apply);
   fromHash();
@@ -89,13 +113,44 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int,
     return out
 
 
+def full_size_links(samples, report_folder: Path, edited_path: Callable | None = None,
+                    source_path: Callable[[str], Path | None] | None = None) -> dict[str, tuple[str, str]]:
+    """id -> (source, edited) links to the full-size files, relative to the report's folder so that a report
+    copied with its images keeps them ('' where there is no file). Nothing is read: the report stays small."""
+    import os
+    from urllib.parse import quote
+
+    def href(path: Path | None) -> str:
+        if path is None or not path.is_file():
+            return ""
+        try:
+            return quote(Path(os.path.relpath(path.resolve(), report_folder.resolve())).as_posix())
+        except ValueError:  # another drive (Windows): an absolute file URL
+            return path.resolve().as_uri()
+
+    def recorded(sample) -> Path | None:
+        return Path(sample.edited_image) if sample.edited_image else None
+
+    out = {}
+    for sample in samples:
+        try:
+            source = source_path(sample.id) if source_path is not None else None
+        except Exception:  # a report must not fail because one source cannot be located
+            source = None
+        out[sample.id] = (href(source), href((edited_path or recorded)(sample)))
+    return out
+
+
 def _fmt(value, decimals: int = 3) -> str:
     return "-" if value is None else f"{value:.{decimals}f}"
 
 
 def _histogram(values: list[float], title: str, low: float, high: float) -> str:
     """An inline SVG histogram of scores over the metric's range: one bin per point up to 10 points wide
-    (0..10, 1..5), else 10 equal bins (0..100)."""
+    (0..10, 1..5), else 10 equal bins (0..100). The x axis labels each bin, the y axis runs from 0 to the
+    largest count, and each bar carries its count. No values, no chart (an empty chart reads as a zero)."""
+    if not values:
+        return ""
     span = high - low
     count = int(span) + 1 if span <= 10 else 10
     width_of_bin = span / (count - 1) if span <= 10 else span / count
@@ -103,20 +158,34 @@ def _histogram(values: list[float], title: str, low: float, high: float) -> str:
     for v in values:
         index = round((v - low) / width_of_bin) if span <= 10 else int((v - low) / width_of_bin)
         bins[min(count - 1, max(0, index))] += 1
-    top = max(bins) or 1
-    width, height = 14, 60
-    bars = "".join(
-        f'<rect x="{i * width}" y="{height - h}" width="{width - 2}" height="{h}" fill="#4a74c9">'
-        f"<title>{low + i * width_of_bin:g}: {n}</title></rect>"
-        for i, n in enumerate(bins) for h in [round(height * n / top)])
-    labels = (f'<text x="0" y="{height + 11}">{low:g}</text>'
-              f'<text x="{(count - 1) * width}" y="{height + 11}">{high:g}</text>')
+    top = max(bins)
+    bar, plot, left, above, below = 16, 60, 24, 12, 24
+    base = above + plot
+    parts = []
+    for i, n in enumerate(bins):
+        x, h = left + i * bar, round(plot * n / top)
+        start = low + i * width_of_bin
+        parts.append(f'<rect x="{x + 1}" y="{base - h}" width="{bar - 2}" height="{h}" fill="#4a74c9">'
+                     f"<title>{start:g}: {n} rows</title></rect>")
+        if n:
+            parts.append(f'<text class="count" x="{x + bar / 2:g}" y="{base - h - 2}" text-anchor="middle">{n}</text>')
+        parts.append(f'<text x="{x + bar / 2:g}" y="{base + 10}" text-anchor="middle">{start:g}</text>')
+    right = left + count * bar
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{right}" y2="{base}" stroke="#888"/>'
+                 f'<line x1="{left}" y1="{above}" x2="{left}" y2="{base}" stroke="#888"/>'
+                 f'<text x="{left - 3}" y="{base}" text-anchor="end">0</text>'
+                 f'<text x="{left - 3}" y="{above + 7}" text-anchor="end">{top}</text>'
+                 f'<text x="{(left + right) / 2:g}" y="{base + 21}" text-anchor="middle">score</text>'
+                 f'<text x="2" y="{above - 3}">rows</text>')
     return (f'<div class="hist"><div>{escape(title)} (n={len(values)})</div>'
-            f'<svg width="{max(count, 4) * width + 10}" height="{height + 14}" role="img">{bars}{labels}</svg></div>')
+            f'<svg width="{right + 6}" height="{base + below}" role="img" '
+            f'aria-label="{escape(title)}: {len(values)} rows">{"".join(parts)}</svg></div>')
 
 
-def render_report(results, benchmark, baseline=None, thumbs: dict | None = None) -> str:
-    thumbs = thumbs or {}
+def render_report(results, benchmark, baseline=None, thumbs: dict | None = None, links: dict | None = None) -> str:
+    """`thumbs`: id -> (source, edited) thumbnail data URLs; `links`: id -> (source, edited) hrefs of the
+    full-size files, relative to the report ('' where there is none)."""
+    thumbs, links = thumbs or {}, links or {}
     metrics = benchmark.metrics
     full = benchmark.scopes[0].name
     scored = [s for s in results.samples if s.status == "scored"]
@@ -130,17 +199,20 @@ def render_report(results, benchmark, baseline=None, thumbs: dict | None = None)
              f"<p>protocol {escape(results.protocol)}, judge {escape(results.judge.model)}"
              + (f" at {escape(results.judge.host)}" if results.judge.host else "")
              + f"{_sampling(results.judge)}; {len(scored)} scored, {len(errors)} errors, "
-             f"{len(results.missing)} missing; {_completeness(results)}</p>"]
+             f"{len(results.missing)} missing; {_completeness(results)}</p>",
+             _run_header(results)]
     parts.append(_gate_section(results))
     parts.append(_table_section(results, benchmark, baseline))
     parts.append(_judges_section(results, benchmark))
     parts.append("<h2>Score distributions</h2>")
     for name in ["all", *subsets]:
         rows = scored if name == "all" else [s for s in scored if s.subset == name]
-        parts.append(f"<div class='subset-hists'><b>{escape(name)}</b><br>" + "".join(
+        charts = "".join(
             _histogram([s.scores[m.name] for s in rows if s.scores.get(m.name) is not None], m.short, m.low, m.high)
-            for m in metrics if not m.pooled) + "</div>")
-    parts.append(_gallery(results, benchmark, subsets, thumbs, base_rows))
+            for m in metrics if not m.pooled)
+        if charts:  # a subset without any scored value draws nothing (its rows are in the table and errors)
+            parts.append(f"<div class='subset-hists'><b>{escape(name)}</b><br>{charts}</div>")
+    parts.append(_gallery(results, benchmark, subsets, thumbs, base_rows, links))
     parts.append(_how_scored(results, benchmark))
     if results.missing:
         parts.append(f"<h2>Missing edited images ({len(results.missing)})</h2><ul id='missing'>"
@@ -148,8 +220,37 @@ def render_report(results, benchmark, baseline=None, thumbs: dict | None = None)
     if errors:
         parts.append("<h2>Errors</h2><ul id='errors'>" + "".join(
             f"<li><b>{escape(s.id)}</b>: {escape(s.error or '')}</li>" for s in errors) + "</ul>")
-    parts.append("</body></html>")
+    parts.append("<div id='lightbox' hidden><img id='lightbox-img' alt=''><div id='lightbox-note'></div></div>"
+                 "</body></html>")
     return "".join(parts)
+
+
+def _run_header(results) -> str:
+    """What produced these numbers: when, which model (and the digest of its weights), which judge, which
+    benchmark settings and package versions. Fields a run did not record (an old file, a merge) are left out."""
+    meta, judge = results.meta or {}, results.judge
+    model = escape(results.model) + "".join(
+        f", {label} <code>{escape(str(meta[key]))}</code>"
+        for key, label in (("revision", "revision"), ("model_digest", "sha256"), ("seed", "seed"))
+        if meta.get(key) is not None)
+    who = [f"{escape(judge.model)} ({escape(judge.backend)})"]
+    if judge.host:
+        who.append(f"at {escape(judge.host)}")
+    if judge.recipe:
+        who.append(f"recipe {escape(judge.recipe)}")
+    if judge.digest:
+        who.append(f"sha256 <code>{escape(judge.digest)}</code>")
+    params = ", ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in judge.parameters.items())
+    if params:
+        who.append(f"({params})")
+    versions = ", ".join(f"{escape(str(k))} {escape(str(v))}" for k, v in (meta.get("versions") or {}).items())
+    lines = [("Time", escape(str(meta.get("timestamp") or ""))), ("Model", model), ("Judge", " ".join(who)),
+             ("Benchmark", f"{escape(results.benchmark)} ({escape(results.language)}), protocol "
+                           f"{escape(results.protocol)}" + (f", saved as {escape(str(meta['name']))}"
+                                                            if meta.get("name") else "")),
+             ("Versions", versions)]
+    body = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in lines if value)
+    return f"<table id='run-header'>{body}</table>"
 
 
 def _how_scored(results, benchmark) -> str:
@@ -254,15 +355,39 @@ def _gate_section(results) -> str:
 
 
 def _table_section(results, benchmark, baseline) -> str:
+    """The result table; with a baseline, each metric's baseline mean, its difference, and (from the results'
+    comparison) the paired difference over the rows both runs scored with its 95% bootstrap interval, and the
+    verdict of any compare gate on that metric and row. A group shows only the metrics it declares (KRIS's
+    knowledge types: AVG), as the terminal table does."""
     metrics = benchmark.metrics
     base = baseline.aggregates if baseline is not None else None
+    paired = {(d["metric"], d.get("subset")): d for d in (results.comparison.deltas if results.comparison else [])}
+    gated: dict = {}
+    for g in (results.comparison.gates if results.comparison else []):
+        gated.setdefault((g["metric"], g.get("subset")), []).append(g)
+    shown_for = {g.name: g.metrics for g in benchmark.groups}
     head = "<tr><th class='l'>Subset</th><th>Num</th>" + "".join(
         f"<th>{escape(m.label)} ({escape(m.short)})</th>"
-        + (f"<th>{escape(m.short)} baseline</th><th>&Delta;</th>" if base else "") for m in metrics)
+        + (f"<th>{escape(m.short)} baseline</th><th>&Delta;</th>" if base else "")
+        + (f"<th>{escape(m.short)} paired &Delta; (95% CI)</th>" if paired else "") for m in metrics)
 
-    def cells(current, previous) -> str:
+    def paired_cell(metric, subset) -> str:
+        d = paired.get((metric.name, subset))
+        text = "-"
+        if d is not None and d.get("delta") is not None:
+            text = (f"{d['delta']:+.{metric.decimals}f} <small>[{_fmt(d['ci_low'], metric.decimals)}, "
+                    f"{_fmt(d['ci_high'], metric.decimals)}] n={d['n']}</small>")
+        for g in gated.get((metric.name, subset), []):
+            verdict = "PASS" if g["passed"] else "FAIL"
+            text += f" <b class='{verdict.lower()}'>{verdict} {escape(g['expression'])}</b>"
+        return f"<td>{text}</td>"
+
+    def cells(current, previous, subset=None, only=None) -> str:
         out = ""
         for m in metrics:
+            if only is not None and m.name not in only:
+                out += "<td></td>" + ("<td></td><td></td>" if base else "") + ("<td></td>" if paired else "")
+                continue
             stats = current.get(m.name)
             value = stats.mean if stats is not None else None
             stderr, noise = (getattr(stats, "stderr", None), getattr(stats, "judge_stderr", None))
@@ -277,6 +402,8 @@ def _table_section(results, benchmark, baseline) -> str:
                 css = "" if delta is None else ("delta-neg" if delta < 0 else "delta-pos")
                 out += (f"<td>{_fmt(b, m.decimals)}</td><td class='{css}'>"
                         f"{'-' if delta is None else f'{delta:+.{m.decimals}f}'}</td>")
+            if paired:
+                out += paired_cell(m, subset)
         return out
 
     full = benchmark.scopes[0].name
@@ -284,20 +411,26 @@ def _table_section(results, benchmark, baseline) -> str:
     for kind in ("subsets", "groups"):
         for name, part in getattr(results.aggregates[full], kind).items():
             other = getattr(base[full], kind).get(name) if base and full in base else None
+            subset, only = (name, None) if kind == "subsets" else (None, shown_for.get(name))
             rows.append(f"<tr><td class='l'>{escape(name)}</td><td>{part.num}</td>"
-                        + cells(part.metrics, other.metrics if other else None) + "</tr>")
+                        + cells(part.metrics, other.metrics if other else None, subset if kind == "subsets" else
+                                ("group", name), only) + "</tr>")
     for scope in benchmark.scopes:
         agg = results.aggregates.get(scope.name)
         if agg is None:
             continue
         for averaging in benchmark.table_averagings:
             other = getattr(base[scope.name], averaging) if base and scope.name in base else None
+            # the paired headline difference is computed for the full scope's default averaging only
+            headline = scope.name == full and averaging == benchmark.default_averaging
             rows.append(f"<tr><th class='l'>{escape(scope.label)} ({escape(benchmark.averaging_labels[averaging])})"
-                        f"</th><td>{agg.num}</td>" + cells(getattr(agg, averaging), other) + "</tr>")
+                        f"</th><td>{agg.num}</td>"
+                        + cells(getattr(agg, averaging), other, None if headline else ("scope", scope.name, averaging))
+                        + "</tr>")
     return f"<h2>Results</h2><table id='results'>{head}</tr>{''.join(rows)}</table>"
 
 
-def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
+def _gallery(results, benchmark, subsets, thumbs, base_rows, links) -> str:
     metrics = benchmark.metrics
     headline = benchmark.metric(benchmark.headline_metric)
     options = "".join(f"<option value='{escape(s)}'>{escape(s)}</option>" for s in subsets)
@@ -314,6 +447,7 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
     rows = []
     for order, s in enumerate(results.samples):
         src, edited = thumbs.get(s.id, ("", ""))
+        src_href, edited_href = links.get(s.id, ("", ""))
         base = base_rows.get(s.key)
         value, before = s.scores.get(headline.name), (base.scores.get(headline.name) if base else None)
         delta = value - before if value is not None and before is not None else None
@@ -324,9 +458,9 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
         why = ("<br>".join(f"{escape(name)}: {escape(str(answer.get('reasoning') or ''))}"
                            for name, answer in s.answers.items()) if s.status == "scored"
                else f"<span class='fail'>error: {escape(s.error or '')}</span>")
-        img = lambda url: f"<img src='{url}' alt=''>" if url else "-"  # noqa: E731 - urls are data: URLs we made
         rows.append(
-            f"<tr {data}><td class='l'>{escape(s.id)}</td><td>{img(src)}</td><td>{img(edited)}</td>"
+            f"<tr {data}><td class='l'>{escape(s.id)}</td><td>{_image(src, src_href)}</td>"
+            f"<td>{_image(edited, edited_href)}</td>"
             f"<td class='l'>{escape(s.instruction or '')}</td>"
             + "".join(f"<td>{_fmt(s.scores.get(m.name), m.decimals)}{_spread(s, m)}</td>" for m in metrics)
             + (f"<td>{_fmt(before, headline.decimals)}</td><td>{'-' if delta is None else f'{delta:+.3f}'}</td>"
@@ -335,6 +469,15 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
     return ("<h2>Gallery</h2><div class='controls'>Subset <select id='subset'><option value='all'>all</option>"
             f"{options}</select> Sort <select id='sort'>{sorts}</select> <span id='shown'></span> rows shown</div>"
             f"<table class='gallery' id='gallery'><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _image(thumbnail: str, href: str) -> str:
+    """A thumbnail (a data: URL we made) that opens the full-size file on click; without a file to open, the
+    thumbnail alone."""
+    if not thumbnail:
+        return "-"
+    img = f"<img src='{thumbnail}' alt=''>"
+    return f"<a class='full' href='{escape(href)}'>{img}</a>" if href else img
 
 
 def _spread(sample, metric) -> str:
