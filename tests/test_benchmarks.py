@@ -246,9 +246,9 @@ def test_kris_an_unreadable_question_loses_only_its_own_metrics(brun, judge, tmp
 
     judge.scores, judge.reply = (lambda call: []), reply
     out = tmp_path / "kris.json"
-    junit = tmp_path / "junit.xml"
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
     result = brun("kris", f"--editeval-json={out}", "--editeval-judge-parse-retries=1", f"--junitxml={junit}",
-                  dataset=tmp_path / "dl", images=edits)
+                  f"--editeval-html={html}", dataset=tmp_path / "dl", images=edits)
     text = output_of(result)
     assert result.ret == 1, text  # the row with nothing read fails its item
     result.assert_outcomes(passed=len(rows) - 1, failed=1, warnings=3)
@@ -284,6 +284,7 @@ def test_kris_an_unreadable_question_loses_only_its_own_metrics(brun, judge, tmp
     assert "physics-1: vc unreadable after the re-asks" in text
     assert "chemistry-1: if, kp unreadable after the re-asks" in text
     assert '<property name="editeval_unreadable" value="if,kp" />' in junit.read_text()
+    assert "unreadable, missing for this row only: VC@knowledge: judge reply unreadable after 2" in html.read_text()
     # Means: every value the judge answered, pooled (category, dimension, Overall), nothing else.
     scored = {rid: e for rid, e in expected.items() if rid != "multi-element_composition-1"}
 

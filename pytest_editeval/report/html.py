@@ -321,8 +321,8 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
                 + "".join(f"data-{m.name}='{_num(s.scores.get(m.name))}' " for m in metrics)
                 + f"data-delta='{_num(delta)}' data-judge_sd='{_num(s.judge_sd.get(headline.name))}' "
                 + f"data-status='{escape(s.status)}'")
-        why = ("<br>".join(f"{escape(name)}: {escape(str(answer.get('reasoning') or ''))}"
-                           for name, answer in s.answers.items()) if s.status == "scored"
+        why = ("<br>".join(f"{escape(name)}: {_answer_why(answer)}" for name, answer in s.answers.items())
+               if s.status == "scored"
                else f"<span class='fail'>error: {escape(s.error or '')}</span>")
         img = lambda url: f"<img src='{url}' alt=''>" if url else "-"  # noqa: E731 - urls are data: URLs we made
         rows.append(
@@ -335,6 +335,13 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows) -> str:
     return ("<h2>Gallery</h2><div class='controls'>Subset <select id='subset'><option value='all'>all</option>"
             f"{options}</select> Sort <select id='sort'>{sorts}</select> <span id='shown'></span> rows shown</div>"
             f"<table class='gallery' id='gallery'><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _answer_why(answer: dict) -> str:
+    """The judge's reasoning; for a question never answered readably, that it is missing for this row, and why."""
+    if answer.get("error"):
+        return f"<span class='fail'>unreadable, missing for this row only: {escape(str(answer['error']))}</span>"
+    return escape(str(answer.get("reasoning") or ""))
 
 
 def _spread(sample, metric) -> str:
