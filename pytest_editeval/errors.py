@@ -28,7 +28,7 @@ class UnansweredQuestion(SampleError):
     """A question whose replies all stayed unreadable after the re-asks: its metrics are missing for the row (or,
     for a benchmark that cannot score the row without them, the row is an error). Keeps the last reply."""
 
-    def __init__(self, message: str, *, reply: str, usage: dict | None = None) -> None:
+    def __init__(self, message: str, *, reply: str = "", usage: dict | None = None) -> None:
         super().__init__(message)
         self.reply = reply
         self.usage = usage
