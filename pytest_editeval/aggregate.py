@@ -6,6 +6,8 @@ For each scope (GEdit: the full set and the Intersection rows) and metric:
   subset means rounded first where the benchmark publishes them rounded);
 - micro: the mean over all rows (EvalScope's OVERALL; ImgEdit's sample mean; KRIS's Overall);
 - per group (KRIS's dimensions and knowledge types): the mean pooled over the group's rows.
+Each part also counts, per metric, its scored rows whose value of that metric the judge never gave readably
+(`unreadable`: KRIS keeps such a row, its metric missing for that row only).
 A pooled metric (KRIS's AVG) pools every metric value of the rows instead of one score per row. Errored and
 missing rows are counted, never scored. Sums use math.fsum so that results do not depend on row order.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .judge_noise import judge_stderr, macro_judge_stderr, rms_spread
@@ -64,6 +66,7 @@ class SubsetAggregate(_RowCounts):
     missing: int
     metrics: dict[str, MetricStats]
     judge_sd: float | None = None  # RMS of the rows' judge spread of the headline metric (repeated judging)
+    unreadable: dict[str, int] = field(default_factory=dict)  # metric -> scored rows missing it (never read)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class ScopeAggregate(_RowCounts):
     errors: int
     missing: int
     judge_sd: float | None = None
+    unreadable: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,18 @@ def _part(rows: list[Verdict], benchmark: "Benchmark") -> SubsetAggregate:
     return SubsetAggregate(
         num=len(scored), errors=sum(v.status == "error" for v in rows), missing=sum(v.status == "missing" for v in rows),
         metrics={m.name: _stats(scored, m, plain) for m in benchmark.metrics},
-        judge_sd=rms_spread(scored, benchmark.headline_metric))
+        judge_sd=rms_spread(scored, benchmark.headline_metric), unreadable=unreadable_counts(scored, benchmark))
+
+
+def unreadable_counts(scored: list[Verdict], benchmark: "Benchmark") -> dict[str, int]:
+    """Per metric (the benchmark's order; names it does not declare after), the scored rows lacking it because
+    the judge never answered it readably."""
+    counts: dict[str, int] = {}
+    for v in scored:
+        for metric in v.unreadable_metrics():
+            counts[metric] = counts.get(metric, 0) + 1
+    order = [m.name for m in benchmark.metrics]
+    return {m: counts[m] for m in sorted(counts, key=lambda m: (order.index(m) if m in order else len(order), m))}
 
 
 def aggregate_scope(verdicts: list[Verdict], benchmark: "Benchmark", subset_order: Iterable[str]) -> ScopeAggregate:
@@ -167,6 +182,7 @@ def aggregate_scope(verdicts: list[Verdict], benchmark: "Benchmark", subset_orde
                for m in benchmark.metrics},
         micro=whole.metrics, groups=groups,
         num=whole.num, errors=whole.errors, missing=whole.missing, judge_sd=whole.judge_sd,
+        unreadable=whole.unreadable,
     )
 
 

@@ -24,5 +24,19 @@ class SampleError(EditEvalError):
     """One row could not be scored (unreadable reply, transport failure after retries, bad edited image)."""
 
 
+class UnansweredQuestion(SampleError):
+    """A question whose replies all stayed unreadable after the re-asks: its metrics are missing for the row (or,
+    for a benchmark that cannot score the row without them, the row is an error). Keeps the last reply."""
+
+    def __init__(self, message: str, *, reply: str = "", usage: dict | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+        self.usage = usage
+
+
+class UnreadableMetricsWarning(UserWarning):
+    """A scored row lacks some metrics: the judge never answered them readably (each missing for that row only)."""
+
+
 class CacheWriteError(EditEvalError):
     """The cache could not be written (full disk, permissions); the computed value itself is still good."""

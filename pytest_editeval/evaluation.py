@@ -3,7 +3,12 @@ them; each question asked --editeval-judge-samples times; cached, bounded re-ask
 benchmark.score_row (through judge_noise.score_samples when there are several samples or judges).
 
 Errors of this row become an error Verdict; only a fault that makes the whole run pointless (JudgeFatalError)
-escapes. The cache key of an answer is computed without preparing any image: from the digests of the exact
+escapes. A question whose replies all stay unreadable after the re-asks is either missing for the row only (a
+benchmark whose `unanswered` says what the row keeps without it: KRIS) or makes the row an error row (the
+default); a row with nothing read at all is always an error row. An unreadable question is never cached: the next
+run asks it again, and only it.
+
+The cache key of an answer is computed without preparing any image: from the digests of the exact
 bytes each image refers to, the recipe that prepares it, the prompt texts' digests and the judge's identity.
 Digests are memoised by file identity, so a fully cached re-run reads no image at all.
 """
@@ -18,7 +23,7 @@ from pathlib import Path
 from .benchmarks import Benchmark, Parsed
 from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, file_identity, memoised_sha256
 from .dataset import ImageStore, Row
-from .errors import InputError, SampleError
+from .errors import InputError, SampleError, UnansweredQuestion
 from .images import NEEDS_INPUT_SIZE, image_size, prepare, sniff_mime
 from .judge_cost import add, empty_saved
 from .judge_noise import AVERAGE_FIRST, combine, fmean, score_samples
@@ -60,6 +65,9 @@ class RowEvaluator:
         # A row judged ahead (speculatively) counts its cache reads only once its item takes the verdict: under
         # xdist another worker may own the row, and the reads would be counted by both.
         self._unclaimed: dict[str, list] = {}
+        # Questions that stayed unreadable in this run, by cache key: never stored in the cache (the next run asks
+        # them again), but not asked twice in one run when a deferred row is judged again.
+        self._lost: dict[str, UnansweredQuestion] = {}
 
     @property
     def _plain(self) -> bool:
@@ -101,9 +109,17 @@ class RowEvaluator:
 
         def answered(key: str) -> object:
             j, k, i = first_slot[key]
-            return self.cache.get_or_compute(
-                "answers", key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
-                blocking=blocking, checked=True, origin=origins[key], count=False)
+            with self._saved_lock:
+                if key in self._lost:  # asked in this run already (a row judged again after a deferral)
+                    return self._lost[key]
+            try:
+                return self.cache.get_or_compute(
+                    "answers", key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
+                    blocking=blocking, checked=True, origin=origins[key], count=False)
+            except UnansweredQuestion as exc:  # raised out of the computation, so nothing was stored
+                with self._saved_lock:
+                    self._lost[key] = exc
+                return exc
 
         try:
             found = {key: self.cache.lookup("answers", key, origins[key], count=False) for key in keys}
@@ -121,9 +137,13 @@ class RowEvaluator:
             else:
                 self._count(reads)
             read: dict[str, tuple[Parsed, dict]] = {}
+            lost: list[UnansweredQuestion] = []
             for key in keys:
                 j, k, i = first_slot[key]
-                read[key] = self._read(questions[i], found[key], images, deadline, key, self.voices[j], k)
+                read[key] = self._read_or_lost(questions[i], found[key], images, deadline, key, self.voices[j], k,
+                                               lost)
+            if len(lost) == len(keys):  # nothing at all was read: an error row, with the first question's reason
+                raise lost[0]
         except SampleError as exc:
             return Verdict.failed(row, str(exc), shown_path)
         except OSError as exc:  # the edited image vanished or became unreadable between the checks and now
@@ -223,13 +243,30 @@ class RowEvaluator:
         if partial is not None:
             return _payload(partial[1], usage)
         who = self._who(voice, sample)
-        raise SampleError(f"{who}{question.name}: judge reply unreadable after {attempts} attempts ({problem})")
+        raise UnansweredQuestion(f"{who}{question.name}: judge reply unreadable after {attempts} attempts ({problem})",
+                                 reply=text, usage=usage)
 
     def _who(self, voice: Voice, sample: int) -> str:
         """Which judge and sample an error is about (nothing for one judge asked once: as before)."""
         parts = ([f"judge {voice.name}"] if len(self.voices) > 1 else []) + \
                 ([f"sample {sample + 1} of {self.samples}"] if self.samples > 1 else [])
         return f"{', '.join(parts)}: " if parts else ""
+
+    def _read_or_lost(self, question: Question, payload: object, images: "RowImages", deadline: float, key: str,
+                      voice: Voice, sample: int, lost: list[UnansweredQuestion]) -> tuple[Parsed, dict]:
+        """The answer read (see _read); for a question that stayed unreadable, what the benchmark keeps of the
+        row without it (its metrics missing, the reason kept beside them), or the row's error when the
+        benchmark cannot score the row without it."""
+        try:
+            if isinstance(payload, UnansweredQuestion):
+                raise payload
+            return self._read(question, payload, images, deadline, key, voice, sample)
+        except UnansweredQuestion as exc:
+            lost.append(exc)
+            kept = self.benchmark.unanswered(question)
+            if kept is None:
+                raise
+            return kept, {"reply": exc.reply, "error": str(exc), **({"usage": exc.usage} if exc.usage else {})}
 
     def _read(self, question: Question, payload: dict, images: "RowImages", deadline: float,
               key: str, voice: Voice | None = None, sample: int = 0) -> tuple[Parsed, dict]:
@@ -254,6 +291,7 @@ def _answer_record(parsed: Parsed, payload: dict) -> dict:
     """One answer as results keep it: the values read, the judge's reasoning, its reply, its tokens."""
     return {"values": parsed.values, "reasoning": parsed.reasoning, "reply": payload["reply"],
             **({"unreadable": list(parsed.unreadable)} if parsed.unreadable else {}),
+            **({"error": payload["error"]} if payload.get("error") else {}),
             **({"usage": payload["usage"]} if payload.get("usage") else {})}
 
 

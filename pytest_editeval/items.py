@@ -5,19 +5,28 @@ to these items too; and what the plugin reads off its items (their row) and writ
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 
 from .dataset import Row
+from .errors import UnreadableMetricsWarning
 
 
 def test_edit(editeval_verdict):
-    """A low score does not fail the row (the gate judges scores); an error does, with its reason."""
+    """A low score does not fail the row (the gate judges scores); an error does, with its reason. A row scored
+    without some metrics (the judge never answered them readably) passes with one warning naming them."""
     if editeval_verdict.status == "missing":
         pytest.skip(editeval_verdict.error)
     if editeval_verdict.status == "error":
         pytest.fail(f"{editeval_verdict.id}: {editeval_verdict.error}", pytrace=False)
+    lost = editeval_verdict.unreadable_metrics()
+    if lost:
+        why = "; ".join(editeval_verdict.unreadable_reasons())
+        warnings.warn(UnreadableMetricsWarning(
+            f"{editeval_verdict.id}: {', '.join(lost)} unreadable after the re-asks, missing for this row only (its "
+            f"other metrics count){f': {why}' if why else ''}"), stacklevel=1)
 
 
 def benchmark_module(parent, path: Path) -> pytest.Module:
@@ -49,6 +58,8 @@ def is_default_fixture(session: pytest.Session, item: pytest.Item, name: str) ->
 
 def junit_properties(verdict, metrics) -> list[tuple[str, object]]:
     props: list[tuple[str, object]] = [("editeval_status", verdict.status)]
+    if verdict.status == "scored" and verdict.unreadable_metrics():
+        props.append(("editeval_unreadable", ",".join(verdict.unreadable_metrics())))
     for metric in metrics:
         value = verdict.metric(metric.name)
         if value is not None:

@@ -69,6 +69,20 @@ class Verdict:
     def metric(self, name: str) -> float | None:
         return self.scores.get(name)
 
+    def unreadable_metrics(self) -> list[str]:
+        """The metrics of a scored row that the judge never answered readably (each missing for this row only),
+        in the order of its answers; read from the answers, so results files written before this still say it."""
+        names: list[str] = []
+        for answer in self.answers.values():
+            for metric in answer.get("unreadable", ()) if isinstance(answer, dict) else ():
+                if metric not in names:
+                    names.append(metric)
+        return names
+
+    def unreadable_reasons(self) -> list[str]:
+        """Why: the error of each question whose replies all stayed unreadable."""
+        return [a["error"] for a in self.answers.values() if isinstance(a, dict) and a.get("error")]
+
     def has(self, tag: str | None) -> bool:
         return tag is None or tag in self.tags
 

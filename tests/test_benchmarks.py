@@ -3,6 +3,7 @@ KRIS's multi-image rows, official misreadings and anomaly fix, user-declared set
 of results schema 1 still serving as baselines. Run as users run pytest, against the loopback judge."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -206,6 +207,147 @@ def test_kris_official_misreadings_unreadable_metrics_and_the_anomaly_fix(brun, 
     fixed_prompts = {call.prompt for call in judge.calls if "#anomaly_correction" in call.prompt}
     assert fixed_prompts - anomaly_prompts  # another instruction template, with the hint
     assert any("Because of a rule" in p or "explanation" in p.lower() for p in fixed_prompts - anomaly_prompts)
+
+
+REFUSAL = "I am sorry, but I cannot assess these images."
+# The dual template's own output layout (reasoning unquoted): invalid JSON, and the official fallback only tries
+# `instruction_score:` / `knowledge_score:` with the colon right after the name, so it reads nothing at all.
+DUAL_TEMPLATE_LAYOUT = ('{\n  "instruction_score": 4,\n  "instruction_reasoning": 1. Detect Difference 2. Match\n'
+                        '  "knowledge_score": 3,\n  "knowledge_reasoning": 1. Detect Difference 2. Match\n}')
+
+
+def _body_texts(call) -> list[str]:
+    return [p["text"] for p in call.body["messages"][0]["content"] if p.get("type") == "text"]
+
+
+def test_kris_an_unreadable_question_loses_only_its_own_metrics(brun, judge, tmp_path):
+    """A question whose reply stays unreadable after the re-asks (a refusal; the dual reply in the template's
+    unquoted layout) loses its own metrics for its row only: the row's other metrics count, the missing ones are
+    counted per metric in the summary and the JSON, and every mean pools what the judge answered (the official
+    skip-the-metric rule). Only a row with nothing read is an error row."""
+    counts = {"color_change": 2, "physics": 2, "chemistry": 2, "multi-element_composition": 1}
+    rows = kris.make_kris_dataset(tmp_path / "dl", rows_per_category=counts, categories=tuple(counts))
+    edits = kris.write_kris_edits(tmp_path / "edits", rows)
+    unanswered = {"physics-1": {"vc"}, "color_change-2": {"if"}, "chemistry-1": {"if", "kp"},
+                  "multi-element_composition-1": {"vc", "vq", "if"}}  # the last: nothing read, an error row
+    asked: dict[tuple[str, str], int] = {}
+
+    def reply(scores, call):
+        multi_vq = any(t.startswith("This is the image to evaluate:") for t in _body_texts(call))  # its only row
+        if multi_vq and "vq" in unanswered.get("multi-element_composition-1", ()):
+            asked["multi-element_composition-1", "vq"] = asked.get(("multi-element_composition-1", "vq"), 0) + 1
+            return REFUSAL
+        row = next((r.split()[0] for r in call.prompt.split(" #")[1:]), "")
+        metric = "if" if "instruction_score" in call.prompt else "vc" if "consistency_score" in call.prompt else ""
+        if metric in unanswered.get(row, ()):
+            asked[row, metric] = asked.get((row, metric), 0) + 1
+            return DUAL_TEMPLATE_LAYOUT if "knowledge_score" in call.prompt else REFUSAL
+        return kris.kris_reply(scores, call)
+
+    judge.scores, judge.reply = (lambda call: []), reply
+    out = tmp_path / "kris.json"
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
+    result = brun("kris", f"--editeval-json={out}", "--editeval-judge-parse-retries=1", f"--junitxml={junit}",
+                  f"--editeval-html={html}", dataset=tmp_path / "dl", images=edits)
+    text = output_of(result)
+    assert result.ret == 1, text  # the row with nothing read fails its item
+    result.assert_outcomes(passed=len(rows) - 1, failed=1, warnings=3)
+    assert set(asked.values()) == {2}, asked  # each unreadable question asked twice (one re-ask), never more
+    assert len(asked) == 6  # physics-1 VC, color_change-2 IF, chemistry-1 IF+KP, the multi row VC, VQ and IF
+    data = json.loads(out.read_text())
+    samples = {s["id"]: s for s in data["samples"]}
+    expected = {}  # what the judge answered readably, row by row, on the published 0-100 scale
+    for row in rows:
+        rid = f"{row.category}-{row.id}"
+        expected[rid] = {m: v for m, v in kris.expected_scores(row).items() if m not in unanswered.get(rid, ())}
+    error = samples.pop("multi-element_composition-1")
+    assert error["status"] == "error" and "unreadable after 2 attempts" in error["error"]
+    for rid, sample in samples.items():
+        assert sample["status"] == "scored", (rid, sample["error"])
+        read = {m: v for m, v in sample["scores"].items() if m != "avg" and v is not None}
+        assert read == pytest.approx(expected[rid]), rid
+        assert sorted(m for a in sample["answers"].values() for m in a.get("unreadable", ())) == \
+            sorted(unanswered.get(rid, ()))
+    refused = samples["physics-1"]["answers"]
+    assert [a["reply"] for a in refused.values() if a.get("unreadable")] == [REFUSAL]
+    assert any("unreadable after 2 attempts" in a.get("error", "") for a in refused.values())
+    # Per metric, in the summary and in the JSON (the error row's metrics are its error, not counted here).
+    assert "unreadable metric values after the re-asks: 4 (vc 1, if 2, kp 1)" in text
+    full = data["aggregates"]["full"]
+    assert full["unreadable"] == {"vc": 1, "if": 2, "kp": 1}
+    assert full["subsets"]["chemistry"]["unreadable"] == {"if": 1, "kp": 1}
+    assert full["subsets"]["color_change"]["unreadable"] == {"if": 1}
+    assert full["subsets"]["physics"]["unreadable"] == {"vc": 1}
+    assert full["subsets"]["multi-element_composition"]["unreadable"] == {}
+    assert full["num"] == len(rows) - 1 and full["errors"] == 1
+    # The partially read rows pass, each with one warning line naming what is missing.
+    assert "physics-1: vc unreadable after the re-asks" in text
+    assert "chemistry-1: if, kp unreadable after the re-asks" in text
+    assert '<property name="editeval_unreadable" value="if,kp" />' in junit.read_text()
+    assert "unreadable, missing for this row only: VC@knowledge: judge reply unreadable after 2" in html.read_text()
+    # Means: every value the judge answered, pooled (category, dimension, Overall), nothing else.
+    scored = {rid: e for rid, e in expected.items() if rid != "multi-element_composition-1"}
+
+    def pooled(rids, metric=None):
+        values = [v for rid in rids for m, v in scored[rid].items() if metric in (None, m)]
+        return math.fsum(values) / len(values)
+
+    for category in counts:
+        rids = [rid for rid in scored if rid.rsplit("-", 1)[0] == category]
+        if not rids:
+            continue
+        metrics = full["subsets"][category]["metrics"]
+        assert metrics["avg"]["mean"] == pytest.approx(pooled(rids)), category
+        assert metrics["avg"]["n"] == sum(len(scored[rid]) for rid in rids)
+        for metric in ("vc", "vq", "if"):
+            assert metrics[metric]["mean"] == pytest.approx(pooled(rids, metric)), (category, metric)
+    natural = [rid for rid in scored if rid.startswith(("physics", "chemistry"))]
+    assert full["groups"]["Natural Science"]["metrics"]["avg"]["mean"] == pytest.approx(pooled(natural))
+    assert full["groups"]["Natural Science"]["metrics"]["kp"]["n"] == 3
+    assert full["micro"]["avg"]["mean"] == pytest.approx(pooled(scored))
+    assert full["micro"]["avg"]["n"] == sum(len(e) for e in scored.values())
+    assert f"{pooled(scored):.2f}" in text
+    # An unreadable question is never cached: the next run asks it again, and only it.
+    unanswered.clear()
+    judge.calls.clear()
+    again = brun("kris", f"--editeval-json={out}", dataset=tmp_path / "dl", images=edits)
+    assert again.ret == 0, output_of(again)
+    again.assert_outcomes(passed=len(rows))
+    assert len(judge.calls) == 6 and "unreadable metric values" not in output_of(again)
+    assert json.loads(out.read_text())["aggregates"]["full"]["unreadable"] == {}
+
+
+def test_kris_repeated_judging_keeps_a_metric_that_one_sample_read(brun, judge, tmp_path):
+    """With --editeval-judge-samples 2, a question one sample never read takes the other sample's value (nothing
+    missing); one no sample read is missing for its row only."""
+    counts = {"physics": 2, "chemistry": 1}
+    rows = kris.make_kris_dataset(tmp_path / "dl", rows_per_category=counts, categories=tuple(counts))
+    edits = kris.write_kris_edits(tmp_path / "edits", rows)
+
+    def reply(scores, call):
+        if "#physics-1" in call.prompt and "consistency_score" in call.prompt and call.body.get("seed") is None:
+            return REFUSAL  # sample 0 only
+        if "#chemistry-1" in call.prompt and "knowledge_score" in call.prompt:
+            return DUAL_TEMPLATE_LAYOUT  # every sample
+        return kris.kris_reply(scores, call)
+
+    judge.scores, judge.reply = (lambda call: []), reply
+    out = tmp_path / "kris.json"
+    result = brun("kris", f"--editeval-json={out}", "--editeval-judge-samples=2", "--editeval-judge-parse-retries=0",
+                  dataset=tmp_path / "dl", images=edits)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=len(rows), warnings=1)
+    data = json.loads(out.read_text())
+    samples = {s["id"]: s for s in data["samples"]}
+    for row in rows:
+        rid = f"{row.category}-{row.id}"
+        lost = {"if", "kp"} if rid == "chemistry-1" else set()
+        read = {m: v for m, v in samples[rid]["scores"].items() if m != "avg" and v is not None}
+        assert read == pytest.approx({m: v for m, v in kris.expected_scores(row).items() if m not in lost}), rid
+    vc = samples["physics-1"]["answers"]["VC@knowledge"]
+    assert "unreadable" not in vc and [s.get("unreadable") for s in vc["samples"]] == [["vc"], None]
+    assert data["aggregates"]["full"]["unreadable"] == {"if": 1, "kp": 1}
+    assert "unreadable metric values after the re-asks: 2 (if 1, kp 1) in 1 scored row;" in output_of(result)
 
 
 # ---- user-declared sets, entry points ----------------------------------------------------------------------------

@@ -159,6 +159,13 @@ class Benchmark:
     def score_row(self, row: "Row", answers: Mapping[str, Parsed]) -> dict[str, float | None]:
         raise NotImplementedError
 
+    def unanswered(self, question: "Question") -> Parsed | None:
+        """What a row keeps of `question` when every reply to it stayed unreadable after the re-asks: an answer
+        whose values are all missing (and named in `unreadable`), so that the row's other questions still count
+        (KRIS-Bench). None, the default: the row cannot be scored without it and is an error row (GEdit's
+        overall needs both its questions; ImgEdit asks one)."""
+        return None
+
     def combine_answers(self, question: str, answers: list[Parsed],
                         reduce: Callable[[list[float | None]], float | None]) -> Parsed:
         """Several answers to one question (a judge's samples, a panel's judges) as one answer whose values the

@@ -5,7 +5,8 @@ Data: `KRIS_Bench/<category>/annotation.json` plus its images, from the Hugging 
 `Liang0223/KRIS_Bench` or a local folder (holding KRIS_Bench/ or being it). Rows may have several inputs
 (multi-element references, temporal frames): model mode gives them to pipelines that take a list of images.
 Metrics: VC, VQ, IF and, in the knowledge categories, KP; each 1-5 reply normalised to 0-100 as (s - 1) * 25.
-A metric the judge never answered readably (after bounded re-asks) is missing for that row only. AVG pools
+A metric the judge never answered readably (after bounded re-asks; a whole question, or one value of the dual
+IF+KP reply) is missing for that row only; a row is an error row only when nothing was read. AVG pools
 every metric value of the rows below a heading (category, dimension, knowledge type, Overall); the headline is
 Overall AVG. The anomaly_correction template bug is reproduced by default (every published number carries it);
 `--editeval-kris-fix-anomaly` fixes it and the results say so. Output layout: <category>/<id>.png (the official
@@ -83,6 +84,12 @@ class KrisBench(Benchmark):
         values = official.parse(question.name, text)  # UnreadableReply when nothing is readable
         return Parsed(values={OURS[m]: v for m, v in values.items()},
                       unreadable=tuple(OURS[m] for m, v in values.items() if v is None))
+
+    def unanswered(self, question) -> Parsed:
+        """The official scripts keep a row whose question stayed unreadable (its metrics null) and count its other
+        metrics: so here, the question's metrics are missing for this row only."""
+        metrics = tuple(OURS[m] for m in official.QUESTION_METRICS[question.name])
+        return Parsed(values=dict.fromkeys(metrics), unreadable=metrics)
 
     def score_row(self, row: Row, answers: Mapping[str, Parsed]) -> dict[str, float | None]:
         scores: dict[str, float | None] = {}

@@ -455,8 +455,8 @@ def _gallery(results, benchmark, subsets, thumbs, base_rows, links) -> str:
                 + "".join(f"data-{m.name}='{_num(s.scores.get(m.name))}' " for m in metrics)
                 + f"data-delta='{_num(delta)}' data-judge_sd='{_num(s.judge_sd.get(headline.name))}' "
                 + f"data-status='{escape(s.status)}'")
-        why = ("<br>".join(f"{escape(name)}: {escape(str(answer.get('reasoning') or ''))}"
-                           for name, answer in s.answers.items()) if s.status == "scored"
+        why = ("<br>".join(f"{escape(name)}: {_answer_why(answer)}" for name, answer in s.answers.items())
+               if s.status == "scored"
                else f"<span class='fail'>error: {escape(s.error or '')}</span>")
         rows.append(
             f"<tr {data}><td class='l'>{escape(s.id)}</td><td>{_image(src, src_href)}</td>"
@@ -478,6 +478,13 @@ def _image(thumbnail: str, href: str) -> str:
         return "-"
     img = f"<img src='{thumbnail}' alt=''>"
     return f"<a class='full' href='{escape(href)}'>{img}</a>" if href else img
+
+
+def _answer_why(answer: dict) -> str:
+    """The judge's reasoning; for a question never answered readably, that it is missing for this row, and why."""
+    if answer.get("error"):
+        return f"<span class='fail'>unreadable, missing for this row only: {escape(str(answer['error']))}</span>"
+    return escape(str(answer.get("reasoning") or ""))
 
 
 def _spread(sample, metric) -> str:

@@ -35,6 +35,7 @@ class SubsetResult(BaseModel):
     missing: int
     metrics: dict[str, MetricResult]
     judge_sd: float | None = None  # RMS of the rows' judge spread of the headline metric
+    unreadable: dict[str, int] = {}  # metric -> scored rows missing it (the judge never answered it readably)
 
 
 class ScopeResult(BaseModel):
@@ -48,6 +49,7 @@ class ScopeResult(BaseModel):
     error_rate: float
     missing_rate: float = 0.0
     judge_sd: float | None = None
+    unreadable: dict[str, int] = {}  # metric -> scored rows missing it (the judge never answered it readably)
 
 
 class SampleResult(BaseModel):
@@ -164,7 +166,7 @@ class RunResults(BaseModel):
 def _part(part: SubsetAggregate) -> SubsetResult:
     return SubsetResult(num=part.num, errors=part.errors, missing=part.missing,
                         metrics={m: MetricResult(**s.to_dict()) for m, s in part.metrics.items()},
-                        judge_sd=part.judge_sd)
+                        judge_sd=part.judge_sd, unreadable=dict(part.unreadable))
 
 
 def _scope(scope: ScopeAggregate) -> ScopeResult:
@@ -174,7 +176,7 @@ def _scope(scope: ScopeAggregate) -> ScopeResult:
         macro={m: MetricResult(**s.to_dict()) for m, s in scope.macro.items()},
         micro={m: MetricResult(**s.to_dict()) for m, s in scope.micro.items()},
         num=scope.num, errors=scope.errors, missing=scope.missing, error_rate=scope.error_rate,
-        missing_rate=scope.missing_rate, judge_sd=scope.judge_sd,
+        missing_rate=scope.missing_rate, judge_sd=scope.judge_sd, unreadable=dict(scope.unreadable),
     )
 
 

@@ -59,11 +59,13 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
         baseline = f.baseline.model_dump()["aggregates"] if f.baseline is not None else None
         lines.append((render_table(agg, f.benchmark, f.model, f.dataset, baseline, f.judge_aggregates), PLAIN))
     lines.append((render_counts(agg), RED if agg.full.errors else PLAIN))
-    unreadable = _unreadable_values(outcome.verdicts)
+    unreadable = agg.full.unreadable
     if unreadable:
-        detail = ", ".join(f"{metric} {n}" for metric, n in sorted(unreadable.items()))
-        lines.append((f"unreadable metric values after the re-asks: {sum(unreadable.values())} ({detail}); each is "
-                      "missing for its row only, the row's other metrics count", YELLOW))
+        detail = ", ".join(f"{metric} {n}" for metric, n in unreadable.items())
+        rows = sum(1 for v in outcome.verdicts if v.status == "scored" and v.unreadable_metrics())
+        lines.append((f"unreadable metric values after the re-asks: {sum(unreadable.values())} ({detail}) in "
+                      f"{rows} scored row{'s' if rows != 1 else ''}; each is missing for its row only, the row's "
+                      "other metrics count", YELLOW))
     lines.extend(_missing_lines(f))
     if f.stopped:
         lines.append((f"{agg.seen_rows} of {agg.expected_rows} benchmark rows ran before the stop", RED))
@@ -124,12 +126,3 @@ def _missing_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
     return [(f"MISSING: {what}: they fail the gate; give their images, or pass --editeval-allow-missing to score "
              "the rows that exist", RED_BOLD)]
 
-
-def _unreadable_values(verdicts) -> dict[str, int]:
-    """Metric values a judge never gave readably (KRIS's dual question), by metric."""
-    counts: dict[str, int] = {}
-    for verdict in verdicts:
-        for answer in verdict.answers.values():
-            for metric in answer.get("unreadable", ()):
-                counts[metric] = counts.get(metric, 0) + 1
-    return counts
