@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from .hub import HUBS
 from .judges import NAMES as JUDGE_BACKENDS
 
-BUILTIN_BENCHMARKS = ("gedit", "imgedit", "kris")  # plus entry points and [tool.editeval.benchmarks.*] tables
+BUILTIN_BENCHMARKS = ("gedit", "imgedit", "kris", "risebench")  # plus entry points and [tool.editeval.benchmarks.*] tables
 # A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
 # raw photos up to about 12 MP): one hostile 13000 x 13000 PNG would cost 0.5 GB decoded.
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -292,7 +292,7 @@ OPTIONS = [
            _number(float, 0, False), metavar="S"),
     Option("protocol", "judging recipe of the benchmark (default official; GEdit also evalscope)", metavar="NAME"),
     Option("judge-prompts", "ImgEdit: the judge prompt JSON to use instead of the download's "
-           "Benchmark/singleturn/judge_prompt.json", metavar="FILE"),
+           "Benchmark/singleturn/judge_prompt.json; RISEBench: the official scorer's utils.py", metavar="FILE"),
     Option("kris-fix-anomaly", "KRIS: judge anomaly_correction rows with their own template and hint (fixes an "
            "upstream bug that every published number carries; said in the results)", None, flag=True),
     Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0', 'sc[color_alter]>=6.5', "
