@@ -3,6 +3,7 @@ the per-row rules (B1, B2, B6, B7, B8, B11), the aggregates, the templates read 
 preparation and the data layouts. Expected figures are this file's own arithmetic over what the loopback judge
 answered, following the published formulas."""
 
+import ast
 import io
 import json
 import math
@@ -145,12 +146,13 @@ def test_b8_missing_image_is_an_auto_fail():
 def run(pytester, monkeypatch, judge, tmp_path):
     monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
 
-    def _run(data, images, *args):
+    def _run(data, images, *args, subprocess=False):
         judge.scores, judge.reply = (lambda call: []), getattr(judge, "rise_reply", rise.risebench_reply)
-        return pytester.runpytest("--editeval-benchmark=risebench", f"--editeval-dataset={data}",
-                                  f"--editeval-images={images}", f"--editeval-judge-url={judge.url}",
-                                  f"--editeval-cache-dir={tmp_path / 'cache'}", "--editeval-judge-backoff=0.01",
-                                  "-p", "no:cacheprovider", *args)
+        runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+        shown = [f"--editeval-images={images}"] if images is not None else []  # None: model mode
+        return runner("--editeval-benchmark=risebench", f"--editeval-dataset={data}", *shown,
+                      f"--editeval-judge-url={judge.url}", f"--editeval-cache-dir={tmp_path / 'cache'}",
+                      "--editeval-judge-backoff=0.01", "-p", "no:cacheprovider", *args)
 
     return _run
 
@@ -353,3 +355,47 @@ def test_bad_rows_are_error_rows_with_their_reason(tmp_path):
     assert len(problems) == len(rise.DEFECTS)
     assert any("official scorer crashes" in p for p in problems)
     assert not Path("/tmp/contract-escape.png").exists()
+
+
+@pytest.mark.parametrize("repo", ["PhoenixZ/RISEBench", "VisionXLab/RISEBench"])
+def test_both_hub_names_download_the_json_and_the_image_archive(run, tmp_path, monkeypatch, hub, repo):
+    published = tmp_path / "published"
+    rows = [r for r in rise.make_risebench_dataset(published, archive=True) if not r.defect]
+    utils = rise.write_stand_in_utils(tmp_path / "scorer" / "utils.py")
+    hub.add_repo("dataset", repo, published)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    edits = rise.write_risebench_edits(tmp_path / "edits", rows, levels={r.index: 0 for r in rows})
+    result = run(repo, edits, f"--editeval-judge-prompts={utils}", subprocess=True)
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=len(rows))
+    assert sorted(hub.downloads) == ["data.zip", rise.DATA_FILE]
+
+
+def test_model_mode_gives_the_instruction_and_the_input_image(run, pytester, tmp_path):
+    data, rows = _dataset(tmp_path)
+    seen = tmp_path / "seen.txt"
+    pytester.makeconftest(f"""
+        import pytest
+        from PIL import Image
+
+        class Editor:
+            editeval_identity = {{"model": "rise-recorder"}}
+            def __call__(self, image, instruction, seed):
+                with open({str(seen)!r}, "a") as fh:
+                    fh.write(instruction + "\\t" + repr(image.convert("RGB").getpixel((0, 0))) + "\\n")
+                return Image.new("RGB", image.size, (12, 90, 160))
+
+        @pytest.fixture(scope="session")
+        def editeval_pipeline():
+            return Editor()
+    """)
+    out = tmp_path / "out"
+    result = run(data, None, f"--editeval-output-dir={out}")
+    assert result.ret == 0, output_of(result)
+    lines = dict(line.split("\t") for line in seen.read_text().splitlines())
+    assert set(lines) == {r.instruction for r in rows}
+    for row in rows:  # the row's own input image, as the dataset holds it
+        got, written = ast.literal_eval(lines[row.instruction]), rise._colour(row.index, "input")
+        assert max(abs(a - b) for a, b in zip(got, written)) <= 4  # JPEG inputs move a flat colour slightly
+        assert (out / row.category / f"{row.index}.png").is_file()

@@ -60,11 +60,11 @@ class RiseFactoryRow:
         return self.written.get("reference_img") is not None
 
 
-def _png(rgb: tuple[int, int, int], size: tuple[int, int] = (16, 16), mode: str = "RGB") -> bytes:
+def _png(rgb: tuple[int, int, int], size: tuple[int, int] = (16, 16), fmt: str = "PNG") -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", size, rgb).convert(mode).save(buf, format="PNG")
+    Image.new("RGB", size, rgb).save(buf, format=fmt)
     return buf.getvalue()
 
 
@@ -74,8 +74,7 @@ def _colour(*parts: object) -> tuple[int, int, int]:
 
 
 def make_risebench_dataset(root: Path, *, rows_per_subtask: int = 1, wo_ins_column: bool = False,
-                           bad_rows: Iterable[str] = (), archive: bool = False, subtasks: bool = True,
-                           input_mode: str = "RGB") -> list[RiseFactoryRow]:
+                           bad_rows: Iterable[str] = (), archive: bool = False, subtasks: bool = True) -> list[RiseFactoryRow]:
     """Rows for every subtask (its category's flag variants cycled), in category then subtask order, written to
     ``root/datav2_total_w_subtask.json`` with images under ``root/data/``. `wo_ins_column`: one logical row
     carries reasoning_wo_ins (bug B3 switches every logical image row). `archive`: the images go into
@@ -96,7 +95,7 @@ def make_risebench_dataset(root: Path, *, rows_per_subtask: int = 1, wo_ins_colu
                 index = f"{category}_{n}"
                 ext = "png" if n % 2 else "jpg"
                 image = f"{category}_images/{n}.{ext}"
-                files[image] = _png(_colour(index, "input"), mode=input_mode)
+                files[image] = _png(_colour(index, "input"), fmt="PNG" if ext == "png" else "JPEG")
                 entry: dict = {"index": index, "category": category, "instruction": f"Show {index} after a while",
                                "image": image}
                 if subtasks:
