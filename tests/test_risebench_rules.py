@@ -399,3 +399,136 @@ def test_model_mode_gives_the_instruction_and_the_input_image(run, pytester, tmp
         got, written = ast.literal_eval(lines[row.instruction]), rise._colour(row.index, "input")
         assert max(abs(a - b) for a, b in zip(got, written)) <= 4  # JPEG inputs move a flat colour slightly
         assert (out / row.category / f"{row.index}.png").is_file()
+
+
+# --- second review: the official code's own arithmetic where the note paraphrased it ---------------------------
+
+def _rewrite_rows(data: Path, change) -> None:
+    """Edit the written RISEBench JSON in place: change(entry) for every row."""
+    path = data / rise.DATA_FILE
+    entries = json.loads(path.read_text())
+    for entry in entries:
+        change(entry)
+    path.write_text(json.dumps(entries))
+
+
+def test_r1_halving_keeps_a_nan_score_nan_as_the_official_comparison_does(run, tmp_path):
+    """calculate_score: `score = score * 0.5; score = 1 if score < 1 else score`. NaN < 1 is false, so a NaN score
+    stays NaN (max(1, NaN) would give 1). It happens where consistency_free is set (no consistency call) but falsy
+    ("" or false): the intended weights then need the missing AC."""
+    data, rows = _dataset(tmp_path)
+    falsy = {"temporal_reasoning_2": "", "causal_reasoning_3": False}  # both consistency-free rows of the factory
+
+    def change(entry):
+        if entry.get("index") in falsy:
+            entry["consistency_free"] = falsy[entry["index"]]
+
+    _rewrite_rows(data, change)
+    levels = {r.index: 0 for r in rows}
+    levels.update({"temporal_reasoning_2": 1, "causal_reasoning_3": 3})  # R 1, VP 4; and R 5, VP 5
+    out = tmp_path / "r.json"
+    result = run(data, rise.write_risebench_edits(tmp_path / "edits", rows, levels=levels), f"--editeval-json={out}")
+    assert result.ret == 0, output_of(result)
+    samples = {s["key"]: s for s in json.loads(out.read_text())["samples"]}
+    halved = samples["temporal_reasoning_2"]["scores"]
+    assert halved["reasoning"] == 1 and halved["consistency"] is None
+    assert halved["score"] is None and halved["score_pct"] is None and halved["accuracy"] == 0
+    plain = samples["causal_reasoning_3"]["scores"]
+    assert plain["score"] is None and plain["accuracy"] == 100 and plain["accuracy_legacy"] == 0
+    temporal = json.loads(out.read_text())["aggregates"]["full"]["groups"]["Temporal"]["metrics"]
+    assert temporal["score"]["n"] == 3 and temporal["accuracy"]["n"] == 4
+
+
+@pytest.mark.parametrize("cf_value, null_weights", [
+    ("True", "intended"),  # an object column: pandas keeps the explicit null as None, which is falsy
+    (1, "b1"),  # numbers only: a float column, where the null is NaN, which is truthy
+    (None, "b1"),  # a column of nulls only: float NaN everywhere, so B1 weights on every row
+])
+def test_b1_weights_of_an_explicit_null_follow_the_column_type_pandas_infers(run, tmp_path, cf_value, null_weights):
+    data, rows = _dataset(tmp_path)
+
+    def change(entry):
+        if "consistency_free" in entry and entry["consistency_free"] is not None:
+            entry["consistency_free"] = cf_value
+
+    _rewrite_rows(data, change)
+    out = tmp_path / "r.json"
+    levels = {r.index: 2 for r in rows}  # AC 3, R 4, VP 5: B1 weights 4.2, intended 3.9
+    result = run(data, rise.write_risebench_edits(tmp_path / "edits", rows, levels=levels), f"--editeval-json={out}")
+    assert result.ret == 0, output_of(result)
+    samples = {s["key"]: s for s in json.loads(out.read_text())["samples"]}
+    nulls = [r.index for r in rows if r.variant == "cf_null"]
+    assert nulls
+    for index in nulls:
+        expected = 0.2 * 5 + 0.8 * 4 if null_weights == "b1" else 0.3 * 3 + 0.5 * 4 + 0.2 * 5
+        assert samples[index]["scores"]["score"] == pytest.approx(expected), index
+    plain = next(r.index for r in rows if r.variant == "plain" and r.category != "logical_reasoning")
+    assert samples[plain]["scores"]["score"] == pytest.approx(4.2)  # key absent: NaN, truthy, B1 weights
+
+
+# BAGEL (cfg_img_scale 1.5, GPT-4.1, old completion rule), as published in its EVAL.md: rows whose totals are the
+# integer totals those lines imply. (AC, R, VP) per row, None: a consistency-free row; with the 360-row file's
+# consistency_free column every temporal, causal and spatial row takes the B1 weights.
+BAGEL_ROWS = {
+    "temporal_reasoning": {(5, 5, 5): 2, (4, 1, 3): 16, (3, 1, 3): 9, (None, 3, 4): 5, (3, 4, 4): 11, (3, 3, 4): 23,
+                           (3, 3, 3): 19},
+    "causal_reasoning": {(5, 5, 5): 5, (3, 1, 3): 29, (3, 1, 4): 1, (None, 4, 4): 2, (4, 4, 4): 24, (4, 3, 4): 17,
+                         (3, 3, 4): 8, (3, 3, 3): 4},
+    "spatial_reasoning": {(5, 5, 5): 14, (4, 1, 4): 5, (3, 1, 4): 9, (3, 4, 5): 30, (3, 3, 5): 4, (3, 3, 4): 38},
+    # binary replies (consistency, reasoning): 1 row at 5.0, 28 at 1.1, 56 at 1.0
+    "logical_reasoning": {(1, 1): 1, (1, 0): 28, (0, 0): 56},
+}
+BAGEL_PUBLISHED = {  # line: (Score-Origin, Score-Percentage, Accuracy)
+    "Overall": (2.537778, 38.444444, 0.061111), "Temporal": (2.654118, 41.352941, 0.023529),
+    "Causal": (2.788889, 44.722222, 0.055556), "Spatial": (3.452000, 61.300000, 0.140000),
+    "Logical": (1.080000, 2.000000, 0.011765),
+}
+BAGEL_DIMENSIONS = {  # line: (Reasoning, ApprConsistency, VisualPlausibility) Score-Origin
+    "Overall": (2.458333, 3.141643, 3.920000), "Temporal": (2.588235, 3.250000, 3.505882),
+    "Causal": (2.733333, 3.579545, 3.688889), "Spatial": (3.300000, 3.330000, 4.480000),
+    "Logical": (1.047059, 2.364706, None),
+}
+
+
+def test_aggregates_reproduce_the_published_bagel_lines():
+    from pytest_editeval.aggregate import aggregate
+    from pytest_editeval.benchmarks import Parsed
+    from pytest_editeval.benchmarks.risebench import _row as dataset_row
+    from pytest_editeval.verdict import Verdict
+
+    verdicts = []
+    for category, kinds in BAGEL_ROWS.items():
+        n = 0
+        for kind, count in kinds.items():
+            for _ in range(count):
+                n += 1
+                logical = category == "logical_reasoning"
+                cf = not logical and kind[0] is None
+                row = dataset_row(official.RiseRow(
+                    index=f"{category}_{n}", category=category, subtask=official.SUBTASKS[category][0],
+                    instruction="", image="a.png", reference_txt="7" if logical else None, consistency_free=cf,
+                    b1_weights=not logical))
+                answers = {"reasoning": Parsed([kind[1]])}
+                if not cf:
+                    answers["consistency"] = Parsed([kind[0]])
+                if not logical:
+                    answers["plausibility"] = Parsed([kind[2]])
+                verdicts.append(Verdict.scored(row, RISEBENCH.score_row(row, answers), {}, None))
+    assert [sum(v.key.startswith(c) for v in verdicts) for c in official.CATEGORIES] == [85, 90, 100, 85]
+    full = aggregate(verdicts, RISEBENCH, RISEBENCH.known_subsets(), len(verdicts)).full
+    lines = {"Overall": full.micro, **{label: full.groups[label].metrics for label in BAGEL_PUBLISHED if label != "Overall"}}
+    for label, (score, percentage, accuracy) in BAGEL_PUBLISHED.items():
+        got = lines[label]
+        assert got["score"].mean == pytest.approx(score, abs=1e-6), label
+        assert got["score_pct"].mean == pytest.approx(percentage, abs=1e-6), label
+        assert got["accuracy_legacy"].mean / 100 == pytest.approx(accuracy, abs=1e-6), label
+    for label, dims in BAGEL_DIMENSIONS.items():
+        for metric, published in zip(("reasoning", "consistency", "plausibility"), dims):
+            if published is None:
+                assert lines[label][metric].n == 0, (label, metric)
+            else:
+                assert lines[label][metric].mean == pytest.approx(published, abs=1e-6), (label, metric)
+    # the second published table: Score-Percentage of the three dimensions overall (36.5 / 53.5 / 73.0)
+    assert [round(full.micro[m].mean, 1) for m in ("reasoning_pct", "consistency_pct", "plausibility_pct")] == \
+        [36.5, 53.5, 73.0]
+    assert (full.micro["consistency"].n, full.micro["plausibility"].n) == (353, 275)

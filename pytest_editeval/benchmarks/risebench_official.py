@@ -179,14 +179,21 @@ def _is_set(entry: Mapping, key: str) -> bool:
     return value is not _ABSENT and value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def _b1_weights(entry: Mapping, has_column: bool) -> bool:
+def _null_kept(values: Iterable[object]) -> bool:
+    """Whether pandas (2.x, as the official runs) keeps an explicit null of this column as None: only in an object
+    column, one holding a value that is not a plain number. A column of numbers or nulls only is float, and its
+    nulls are NaN."""
+    return any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in values)
+
+
+def _b1_weights(entry: Mapping, has_column: bool, null_kept: bool) -> bool:
     """`'consistency_free' in row and row['consistency_free']`: the column exists in the data and the row's value
-    is truthy, where an absent key is NaN (truthy) and an explicit null is None (falsy). Logical rows have their
-    own weights."""
+    is truthy, where an absent key is NaN (truthy) and an explicit null is None (falsy) where the column keeps it
+    (`_null_kept`), else NaN (truthy). Logical rows have their own weights."""
     if not has_column or entry.get("category") == LOGICAL:
         return False
     value = entry.get("consistency_free", NAN)
-    return bool(value)
+    return bool(NAN if value is None and not null_kept else value)
 
 
 def find_data(path: Path, extract_to: Path | None = None) -> tuple[Path, Path]:
@@ -238,10 +245,11 @@ def load_rows(data_file: Path, image_root: Path) -> tuple[list[RiseRow], list[st
     objects = [e for e in entries if isinstance(e, dict)]
     # Column-level facts (pandas builds one table): B1 and B3 depend on whether ANY row has the key.
     has_cf_column = any("consistency_free" in e for e in objects)
+    cf_null_kept = _null_kept(e["consistency_free"] for e in objects if "consistency_free" in e)
     wo_ins = any("reasoning_wo_ins" in e for e in objects)
     rows, seen = [], set()
     for position, entry in enumerate(entries):
-        row = _row(position, entry, image_root, has_cf_column, wo_ins)
+        row = _row(position, entry, image_root, has_cf_column, cf_null_kept, wo_ins)
         if row.problem is None and row.index in seen:
             row = _bad(f"{row.index}~{position + 1}", f"index {row.index!r} appears twice in {data_file.name}",
                        row.category)
@@ -269,7 +277,8 @@ def row_index_text(entry: object, position: int) -> str:
     return index if isinstance(index, str) and unsafe_name_reason(index) is None else f"row-{position + 1}"
 
 
-def _row(position: int, entry: object, image_root: Path, has_cf_column: bool, wo_ins: bool) -> RiseRow:
+def _row(position: int, entry: object, image_root: Path, has_cf_column: bool, cf_null_kept: bool,
+         wo_ins: bool) -> RiseRow:
     name = row_index_text(entry, position)
     if not isinstance(entry, dict):
         return _bad(name, f"row {position + 1} is a JSON {type(entry).__name__}, not an object")
@@ -304,7 +313,7 @@ def _row(position: int, entry: object, image_root: Path, has_cf_column: bool, wo
     return RiseRow(index=index, category=category, subtask=subtask, instruction=instruction, image=image,
                    reference=reference, reference_img=reference_img, reference_txt=reference_txt,
                    reasoning_img=_is_set(entry, "reasoning_img"), consistency_free=consistency_free,
-                   b1_weights=_b1_weights(entry, has_cf_column), wo_ins=wo_ins)
+                   b1_weights=_b1_weights(entry, has_cf_column, cf_null_kept), wo_ins=wo_ins)
 
 
 def _shown(value: object, limit: int = 60) -> str:
@@ -482,7 +491,7 @@ def _nan(value: float | None) -> float:
 
 def score_origin(row: RiseRow, ac: float | None, r: float | None, vp: float | None) -> float | None:
     """calculate_score(): the weighted score, halved (never below 1) when Reasoning is 1. B1: the weights are
-    0.2*VP + 0.8*R wherever `row.b1_weights`; NaN propagates, except that max(1, NaN) is 1 as in Python."""
+    0.2*VP + 0.8*R wherever `row.b1_weights`; NaN propagates, also through the halving (`1 if score < 1`)."""
     a, rr, v = _nan(ac), _nan(r), _nan(vp)
     if row.logical:
         score = 0.3 * a + 0.7 * rr
@@ -491,7 +500,8 @@ def score_origin(row: RiseRow, ac: float | None, r: float | None, vp: float | No
     else:
         score = 0.3 * a + 0.5 * rr + 0.2 * v
     if rr == 1:
-        score = max(1, score * 0.5)
+        score = score * 0.5
+        score = 1 if score < 1 else score  # as upstream: NaN < 1 is false, so NaN stays NaN (max() would give 1)
     return None if math.isnan(score) else float(score)
 
 
