@@ -532,3 +532,33 @@ def test_aggregates_reproduce_the_published_bagel_lines():
     assert [round(full.micro[m].mean, 1) for m in ("reasoning_pct", "consistency_pct", "plausibility_pct")] == \
         [36.5, 53.5, 73.0]
     assert (full.micro["consistency"].n, full.micro["plausibility"].n) == (353, 275)
+
+
+def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, tmp_path):
+    """accuracy_legacy (alias acc_legacy) is a metric like any other: thresholds per category, the compare gate."""
+    data, rows = _dataset(tmp_path)
+    cf = {r.index for r in rows if r.consistency_free}
+    levels = {r.index: 3 if r.index in cf else 0 for r in rows}  # cf rows: R 5, VP 5, complete by the current rule only
+    edits = rise.write_risebench_edits(tmp_path / "edits", rows, levels=levels)
+    legacy = 100 * (len(rows) - len(cf)) / len(rows)
+    temporal = [r for r in rows if r.category == "temporal_reasoning"]
+    temporal_legacy = 100 * sum(r.index not in cf for r in temporal) / len(temporal)
+    result = run(data, edits, "--editeval-threshold=accuracy>=100", f"--editeval-threshold=accuracy_legacy>={legacy}",
+                 f"--editeval-threshold=acc_legacy[Temporal]>={temporal_legacy + 1}", "--editeval-save=base")
+    text = output_of(result)
+    assert result.ret == 1, text
+    assert f"PASS accuracy>=100: actual 100.0000 (n={len(rows)})" in text
+    assert f"PASS accuracy_legacy>={legacy}: actual {legacy:.4f} (n={len(rows)})" in text
+    assert f"FAIL acc_legacy[Temporal]>={temporal_legacy + 1}: actual {temporal_legacy:.4f} (n={len(temporal)})" in text
+    # one more row no longer complete by either rule: the legacy accuracy drops by 100/16 points
+    worse = {**levels, "temporal_reasoning_1": 5}
+    edits = rise.write_risebench_edits(tmp_path / "edits2", rows, levels=worse)
+    result = run(data, edits, "--editeval-compare=base", "--editeval-compare-fail=accuracy_legacy:-5",
+                 "--editeval-compare-fail=accuracy_legacy[Causal]:-5", "--editeval-compare-fail=acc_legacy[Temporal]:-20")
+    text = output_of(result)
+    assert result.ret == 1, text
+    assert "FAIL compare accuracy_legacy:-5: -6.250" in text
+    # a category is a group: its subtasks' rows pooled, as in its aggregate line
+    causal = sum(r.category == "causal_reasoning" for r in rows)
+    assert f"PASS compare accuracy_legacy[Causal]:-5: +0.000 (95% CI +0.000 to +0.000, n={causal} paired" in text
+    assert f"FAIL compare acc_legacy[Temporal]:-20: -25.000 (95% CI -75.000 to +0.000, n={len(temporal)} paired" in text
