@@ -534,7 +534,7 @@ def test_aggregates_reproduce_the_published_bagel_lines():
     assert (full.micro["consistency"].n, full.micro["plausibility"].n) == (353, 275)
 
 
-def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, tmp_path):
+def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, pytester, tmp_path):
     """accuracy_legacy (alias acc_legacy) is a metric like any other: thresholds per category, the compare gate."""
     data, rows = _dataset(tmp_path)
     cf = {r.index for r in rows if r.consistency_free}
@@ -553,7 +553,7 @@ def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, tmp_path):
     # one more row no longer complete by either rule: the legacy accuracy drops by 100/16 points
     worse = {**levels, "temporal_reasoning_1": 5}
     edits = rise.write_risebench_edits(tmp_path / "edits2", rows, levels=worse)
-    result = run(data, edits, "--editeval-compare=base", "--editeval-compare-fail=accuracy_legacy:-5",
+    result = run(data, edits, "--editeval-save=new", "--editeval-compare=base", "--editeval-compare-fail=accuracy_legacy:-5",
                  "--editeval-compare-fail=accuracy_legacy[Causal]:-5", "--editeval-compare-fail=acc_legacy[Temporal]:-20")
     text = output_of(result)
     assert result.ret == 1, text
@@ -562,3 +562,11 @@ def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, tmp_path):
     causal = sum(r.category == "causal_reasoning" for r in rows)
     assert f"PASS compare accuracy_legacy[Causal]:-5: +0.000 (95% CI +0.000 to +0.000, n={causal} paired" in text
     assert f"FAIL compare acc_legacy[Temporal]:-20: -25.000 (95% CI -75.000 to +0.000, n={len(temporal)} paired" in text
+    # the same gate from the command line
+    import subprocess
+    import sys
+
+    cli = subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "compare", "base", "new", f"--rootdir={pytester.path}",
+                          "--compare-fail=acc_legacy[Temporal]:-20"], capture_output=True, text=True)
+    assert cli.returncode == 1, cli.stderr
+    assert f"FAIL compare acc_legacy[Temporal]:-20: -25.000 (95% CI -75.000 to +0.000, n={len(temporal)} paired" in cli.stdout
