@@ -9,7 +9,8 @@ For each scope (GEdit: the full set and the Intersection rows) and metric:
 Each part also counts, per metric, its scored rows whose value of that metric the judge never gave readably
 (`unreadable`: KRIS keeps such a row, its metric missing for that row only).
 A pooled metric (KRIS's AVG) pools every metric value of the rows instead of one score per row. Errored and
-missing rows are counted, never scored. Sums use math.fsum so that results do not depend on row order.
+missing rows are counted, never scored, except where the benchmark's official scorer gives them scores
+(RISEBench: 0 in Accuracy; Benchmark.unscored_row_scores). Sums use math.fsum so that results do not depend on row order.
 
 Each mean has two standard errors: over rows (`stderr`), and, when the rows were judged several times, of the
 judge alone (`judge_stderr`, from the rows' spread over their samples); each part also has `judge_sd`, the root
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .judge_noise import judge_stderr, macro_judge_stderr, rms_spread
@@ -146,12 +147,25 @@ def _stats(rows: list[Verdict], metric, plain: list[str]) -> MetricStats:
                        judge_stderr(judged, spread_of, len(values), pooled=metric.pooled))
 
 
+def _counted(rows: list[Verdict], benchmark: "Benchmark") -> list[Verdict]:
+    """The rows the means are taken over: the scored ones, and unscored ones the benchmark's official scorer
+    counts (Benchmark.unscored_row_scores), with those scores."""
+    out = []
+    for v in rows:
+        if v.status == "scored":
+            out.append(v)
+        elif scores := benchmark.unscored_row_scores(v):
+            out.append(replace(v, scores=scores))
+    return out
+
+
 def _part(rows: list[Verdict], benchmark: "Benchmark") -> SubsetAggregate:
     scored = [v for v in rows if v.status == "scored"]
     plain = [m.name for m in benchmark.metrics if not m.pooled]
+    counted = _counted(rows, benchmark)
     return SubsetAggregate(
         num=len(scored), errors=sum(v.status == "error" for v in rows), missing=sum(v.status == "missing" for v in rows),
-        metrics={m.name: _stats(scored, m, plain) for m in benchmark.metrics},
+        metrics={m.name: _stats(counted, m, plain) for m in benchmark.metrics},
         judge_sd=rms_spread(scored, benchmark.headline_metric), unreadable=unreadable_counts(scored, benchmark))
 
 

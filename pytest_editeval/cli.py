@@ -173,7 +173,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
         benchmark = benchmarks.get(current.benchmark, Path(args.rootdir))
         full = benchmark.scopes[0].name
         subsets = list(current.aggregates[full].subsets)
-        gates = [resolve_compare_gate(g, benchmark, subsets) for g in args.compare_fail]
+        gates = [resolve_compare_gate(g, benchmark, [*subsets, *benchmark.group_names()]) for g in args.compare_fail]
     except (InputError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,6 +41,7 @@ class CompareGate:
     metric: str
     subset: str | None
     max_drop: float  # the lowest delta (current - baseline) still accepted, e.g. -0.2
+    members: tuple[str, ...] | None = None  # when `subset` names a group: its subsets, whose rows are pooled
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,23 @@ def resolve_compare_gate(gate: CompareGate, benchmark: "Benchmark", known_subset
     if gate.subset is not None and gate.subset not in known_subsets:
         raise ValueError(f"unknown subset {gate.subset!r} in compare gate {gate.expression!r}: known subsets are "
                          + ", ".join(known_subsets))
-    return replace(gate, metric=metric)
+    group = next((g for g in benchmark.groups if g.name == gate.subset), None)
+    return replace(gate, metric=metric, members=tuple(group.subsets) if group is not None else None)
 
 
 def _samples(record: dict, metric: str) -> list[float]:
     return [s[metric] for s in record.get("sample_scores") or () if s.get(metric) is not None]
 
 
-def _pairs(current: list[dict], baseline: list[dict], metric: str, subset: str | None) -> dict[str, list]:
+def _pairs(current: list[dict], baseline: list[dict], metric: str, subsets: tuple[str, ...] | None) -> dict[str, list]:
     """subset -> [(current, baseline, current's samples, baseline's samples)] for the rows both runs scored on
-    this metric (the samples: the row formula on each of the row's samples; empty with one sample)."""
+    this metric, in `subsets` (None: all) (the samples: the row formula on each of the row's samples; empty with
+    one sample)."""
     base = {s["key"]: s for s in baseline if s.get("status") == "scored"}
     out: dict[str, list] = {}
     for row in current:
         other = base.get(row["key"])
-        if row.get("status") != "scored" or other is None or (subset and row["subset"] != subset):
+        if row.get("status") != "scored" or other is None or (subsets is not None and row["subset"] not in subsets):
             continue
         mine, theirs = row["scores"].get(metric), other["scores"].get(metric)
         if mine is None or theirs is None:
@@ -120,9 +123,15 @@ def _micro(groups: list[list[float]]) -> float:
 
 
 def paired_delta(current: list[dict], baseline: list[dict], metric: str, subset: str | None = None,
-                 averaging: str = "macro", seed: int = 0, judge_noise: bool = True) -> PairedDelta:
-    """`judge_noise=False` resamples rows only, even where rows have several samples."""
-    pairs = _pairs(current, baseline, metric, subset)
+                 averaging: str = "macro", seed: int = 0, judge_noise: bool = True,
+                 members: tuple[str, ...] | None = None) -> PairedDelta:
+    """`judge_noise=False` resamples rows only, even where rows have several samples. `members`: `subset` is a
+    group of these subsets, whose rows are pooled (as the group's aggregate pools them)."""
+    if members is not None:
+        pairs = _pairs(current, baseline, metric, members)
+        pairs = {subset or "": [p for g in pairs.values() for p in g]} if pairs else {}
+    else:
+        pairs = _pairs(current, baseline, metric, (subset,) if subset else None)
     n = sum(len(v) for v in pairs.values())
     if not n:
         return PairedDelta(metric, subset, 0, None, None, None, None, None)
@@ -154,6 +163,6 @@ def compare_runs(current: list[dict], baseline: list[dict], gates: list[CompareG
     deltas += [paired_delta(current, baseline, m, s, averaging=averaging) for s in subsets for m in metrics]
     outcomes = []
     for gate in gates:
-        delta = paired_delta(current, baseline, gate.metric, gate.subset, averaging=averaging)
+        delta = paired_delta(current, baseline, gate.metric, gate.subset, averaging=averaging, members=gate.members)
         outcomes.append(CompareOutcome(gate, delta, delta.delta is not None and delta.delta >= gate.max_drop))
     return deltas, outcomes

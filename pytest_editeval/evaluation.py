@@ -346,19 +346,21 @@ class RowImages:
                 parts.append({"text_sha256": _sha256_text(part)})
                 continue
             entry = {"image": part.image, "sha256": self.digest(part.image), "recipe": part.recipe, "mime": part.mime}
+            if part.detail is not None:  # only where sent: other benchmarks' cache keys stay as they were
+                entry["detail"] = part.detail
             if part.recipe in NEEDS_INPUT_SIZE:  # the bytes sent depend on the first input's size too
                 entry["input_sha256"] = self.digest("input:0")
             parts.append(entry)
         return {"name": question.name, "parts": parts}
 
     def prepared(self, ref: ImageRef) -> PreparedImage:
-        key = (ref.image, ref.recipe, ref.mime)
+        key = (ref.image, ref.recipe, ref.mime, ref.detail)
         with self._lock:
             if key not in self._prepared:
                 what = "edited image" if ref.image == EDITED else f"{ref.image.replace(':', ' ')} image"
                 data = prepare(ref.recipe, self.data(ref.image), what, self.max_pixels,
                                input_size=lambda: image_size(self.data("input:0"), "input image", self.max_pixels))
-                self._prepared[key] = PreparedImage(data, ref.mime or sniff_mime(data))
+                self._prepared[key] = PreparedImage(data, ref.mime or sniff_mime(data), ref.detail)
             return self._prepared[key]
 
     def data_url(self, ref: ImageRef) -> str:

@@ -59,7 +59,11 @@ RGB_JPEG75_AT_INPUT_SIZE = "rgb-jpeg75-at-input-size"  # ... resized (bicubic) t
 RGB_JPEG85 = "rgb-jpeg85"  # RGB, JPEG quality 85: KRIS-Bench's temporal script
 RGB_PNG = "rgb-png"  # RGB, lossless: EditScore hands its judge the decoded RGB image itself
 RGB_PNG_AT_INPUT_SIZE = "rgb-png-at-input-size"  # ... resized (bicubic) to the row's first input first
-RECIPES = (RAW, RGB_JPEG75, RGB_JPEG75_AT_INPUT_SIZE, RGB_JPEG85, RGB_PNG, RGB_PNG_AT_INPUT_SIZE)
+# RISEBench's: RGB only for RGBA and P, thumbnail((768, 768)), JPEG at Pillow's defaults; other modes kept, except
+# those JPEG cannot hold, made RGB (the official save fails on them: bug B10, fixed)
+RISE_THUMB768_JPEG75 = "rise-thumb768-jpeg75"
+RECIPES = (RAW, RGB_JPEG75, RGB_JPEG75_AT_INPUT_SIZE, RGB_JPEG85, RGB_PNG, RGB_PNG_AT_INPUT_SIZE, RISE_THUMB768_JPEG75)
+_JPEG_MODES = ("1", "L", "RGB", "RGBX", "CMYK", "YCbCr")
 NEEDS_INPUT_SIZE = (RGB_JPEG75_AT_INPUT_SIZE, RGB_PNG_AT_INPUT_SIZE)
 
 
@@ -71,6 +75,8 @@ def prepare(recipe: str, data: bytes, what: str, max_pixels: int, input_size=Non
         return data
     if recipe not in RECIPES:
         raise ValueError(f"unknown image recipe {recipe!r}")
+    if recipe == RISE_THUMB768_JPEG75:
+        return _rise_thumbnail_jpeg(data, what, max_pixels)
     from PIL import Image
 
     image = decode_rgb(data, what, max_pixels)
@@ -86,6 +92,22 @@ def prepare(recipe: str, data: bytes, what: str, max_pixels: int, input_size=Non
     else:
         image.save(buf, format="JPEG")  # Pillow's default quality (75), as the official GEdit scorer does
     return buf.getvalue()
+
+
+def _rise_thumbnail_jpeg(data: bytes, what: str, max_pixels: int) -> bytes:
+    image = open_checked(data, what, max_pixels)
+    try:
+        with image:  # not loaded first: Pillow's thumbnail may then decode a JPEG at reduced scale, as upstream
+            if image.mode in ("RGBA", "P") or image.mode not in _JPEG_MODES:
+                image = image.convert("RGB")
+            image.thumbnail((768, 768))  # in place, keeps the aspect ratio, never enlarges (Pillow's defaults)
+            buf = io.BytesIO()
+            image.save(buf, format="JPEG")
+            return buf.getvalue()
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"{what} cannot be decoded: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def image_size(data: bytes, what: str, max_pixels: int) -> tuple[int, int]:

@@ -293,7 +293,7 @@ OPTIONS = [
            _number(float, 0, False), metavar="S"),
     Option("protocol", "judging recipe of the benchmark (default official; GEdit also evalscope)", metavar="NAME"),
     Option("judge-prompts", "ImgEdit: the judge prompt JSON to use instead of the download's "
-           "Benchmark/singleturn/judge_prompt.json", metavar="FILE"),
+           "Benchmark/singleturn/judge_prompt.json; RISEBench: the official scorer's utils.py", metavar="FILE"),
     Option("kris-fix-anomaly", "KRIS: judge anomaly_correction rows with their own template and hint (fixes an "
            "upstream bug that every published number carries; said in the results)", None, flag=True),
     Option("threshold", "gate expression, repeatable, e.g. 'overall>=7.0', 'sc[color_alter]>=6.5', "

@@ -85,7 +85,7 @@ def test_unknown_language(run):
 
 def test_unknown_benchmark(run):
     _assert_usage_error(run("--editeval-benchmark=imgedt"),
-                        "unknown benchmark 'imgedt': known benchmarks are gedit, imgedit, imgedit-uge, kris")
+                        "unknown benchmark 'imgedt': known benchmarks are gedit, imgedit, imgedit-uge, kris, risebench")
 
 
 def test_dataset_folder_without_data_files(run, tmp_path):

@@ -31,6 +31,7 @@ BUILTIN = {
     "imgedit": "pytest_editeval.benchmarks.imgedit:IMGEDIT",
     "imgedit-uge": "pytest_editeval.benchmarks.imgedit_uge:IMGEDIT_UGE",
     "kris": "pytest_editeval.benchmarks.kris:KRIS",
+    "risebench": "pytest_editeval.benchmarks.risebench:RISEBENCH",
 }
 
 
@@ -165,6 +166,11 @@ class Benchmark:
         (KRIS-Bench). None, the default: the row cannot be scored without it and is an error row (GEdit's
         overall needs both its questions; ImgEdit asks one)."""
         return None
+
+    def unscored_row_scores(self, verdict) -> dict[str, float | None]:
+        """What a row that was not scored (status error or missing) counts in the means, where the official scorer
+        counts such rows (RISEBench: 0 in Accuracy). Default: nothing, such rows are only counted as rows."""
+        return {}
 
     def combine_answers(self, question: str, answers: list[Parsed],
                         reduce: Callable[[list[float | None]], float | None]) -> Parsed:

@@ -377,5 +377,6 @@ def render(parts: list[object], data_url) -> list[dict]:
         if isinstance(part, str):
             out.append({"type": "text", "text": part})
         else:
-            out.append({"type": "image_url", "image_url": {"url": data_url(part)}})
+            detail = getattr(part, "detail", None)
+            out.append({"type": "image_url", "image_url": {"url": data_url(part), **({"detail": detail} if detail else {})}})
     return out

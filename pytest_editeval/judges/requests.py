@@ -34,6 +34,7 @@ class ImageRef:
     image: str  # EDITED, input_image(i) or reference_image(name)
     recipe: str = "raw"  # a preparation recipe of images.py: "raw" sends the file's bytes as they are
     mime: str | None = None  # the data URL's label; None: taken from the bytes' signature
+    detail: str | None = None  # OpenAI's image detail ("high", "low"); None: not sent (the API's default)
 
 
 Part = str | ImageRef
@@ -62,6 +63,7 @@ class PreparedImage:
 
     data: bytes
     mime: str
+    detail: str | None = None  # sent as the image part's detail when set (ImageRef.detail)
 
     @property
     def data_url(self) -> str:
