@@ -68,8 +68,10 @@ def test_a_server_that_answers_one_request_at_a_time_is_not_flooded(run, tmp_pat
                      "--editeval-judge-timeout=1", "--editeval-judge-workers=64", "--editeval-judge-retries=5")
         out = output_of(result)
         assert result.ret == 0, out
-        # 22 questions; the first burst times out past the 5th in the queue, and is asked again once.
-        assert server.count <= 2 * 22, server.count
+        # 22 questions, about 5 answered a timeout: the first rounds time out past the 5th in the queue and are asked
+        # again, but each round of time-outs halves the window (before: 6 attempts for most rows, every row an
+        # error after more than 120 requests).
+        assert server.count < 3 * 22, server.count
         assert "requests timed out" in out
 
 

@@ -4,7 +4,7 @@ A wrong model name (`400 Server is pinned to ...`, LiteLLM's `400 Invalid model 
 that answers 500 to everything would otherwise cost every row its retries and end as one error row per row.
 `FirstAnswers` watches the answers until one succeeds: once the first FIRST_ANSWERS_FATAL answers, to at least
 MIN_REQUESTS different requests, were all the same failure (status and redacted body), it names that failure
-and the run stops with it. 429s and answers with a Retry-After say "later", not "never", and are not counted;
+and the run stops with it. 429s, 503s and answers with a Retry-After say "later", not "never", and are not counted;
 one success, or one different failure, ends the watch for the run. Thread-safe.
 """
 

@@ -258,8 +258,8 @@ class JudgeClient:
         if 200 <= reply.status < 300:
             self._first_answers.succeeded()
             return
-        if reply.status == 429 or reply.retry_after is not None or reply.status < 400:
-            return
+        if reply.status in (429, 503) or reply.retry_after is not None or reply.status < 400:
+            return  # "later", not "never": a rate limit, a server still loading
         body = reply.body.decode("utf-8", errors="replace") if reply.body is not None else "(body over the cap)"
         line = self._first_answers.failed(request, f"HTTP {reply.status}: {self._excerpt(body)}")
         if line is not None:

@@ -31,8 +31,8 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
   its limit is never asked far beyond it, and one that says nothing is still found by the 429s. Headers that
   showed room for a request the provider then refused are not believed again (a gateway's headers that claim
   more than its limiter grants): when headers and 429s disagree, the 429s win.
-- A limit far above demand costs the slow start: an answer whose headers leave room for the whole window, or
-  give a refill rate to pace by, opens it at once; without headers the window doubles every round trip.
+- A limit far above demand costs the slow start: an answer whose headers leave room for the whole window opens
+  it at once; without headers the window doubles every round trip.
 
 `adaptive=False` (--editeval-judge-concurrency fixed) is the old behaviour: --editeval-judge-workers requests in
 flight, a Retry-After delaying only its own request.
@@ -57,7 +57,8 @@ MIN_WINDOW = 1 / 16
 SLOW_START_GAIN = 2.0
 STEADY_GAIN = 1.2
 RTT_WEIGHT = 0.125  # the smoothed round trip's weight of each new answer (TCP's SRTT)
-DISAGREEMENTS_TOLERATED = 1  # 429s to requests the headers said had room, before the headers are ignored
+DISAGREEMENTS_TOLERATED = 1  # 429s to requests the headers said had clear room, before the headers are ignored
+ROOM_MARGIN = 0.25  # clear room: a quarter of the limit to spare
 # A request goes out once the bucket holds its cost plus this much refill: the provider counted the remaining
 # when the request arrived, a little after it was sent, so the estimate runs a few milliseconds ahead.
 RESERVE_S = 0.02
@@ -257,13 +258,17 @@ class RateControl:
         if self.adaptive and self.round_trip:
             # Paced at the window's rate (twice it in slow start), not in bursts: a burst of answers would
             # otherwise send a burst of requests, all of which a rate limit refuses before any 429 is seen.
+            # Also while headers show room: they may claim more than the limiter grants.
             gain = SLOW_START_GAIN if self.window < self.threshold else STEADY_GAIN
             self.next_send_at = max(now, self.next_send_at) + self.round_trip / (gain * self.window)
         return ticket
 
     def _fits(self, budget: Budget, now: float, cost: float) -> bool:
+        """The headers show clear room for one more request: a quarter of the limit (or one request) to spare
+        beyond it, so that a refusal is a contradiction, not the model's few milliseconds of error."""
         left = budget.left(now, self.sent, cost)
-        return left is not None and left >= cost
+        # A request's tokens are unknown until a reply said what one costs: no claim about them yet.
+        return cost > 0 and left is not None and left >= cost + max(cost, ROOM_MARGIN * (budget.limit or 0.0))
 
     def release(self, ticket: Ticket, status: int | None, headers: Mapping[str, str] | None = None,
                 retry_after: float | None = None, *, timed_out: bool = False) -> None:
@@ -341,10 +346,9 @@ class RateControl:
             ticket, _number(_header(headers, "x-ratelimit-limit-tokens")),
             _number(_header(headers, "x-ratelimit-remaining-tokens")),
             parse_duration(_header(headers, "x-ratelimit-reset-tokens")))
-        # Room for the whole window (the limit is far above demand), or a refill rate to pace by: the provider's
-        # bucket, not the slow start, then holds the rate.
-        if said and self.requests.trusted and self.requests.remaining is not None and self.window < self.threshold \
-                and (self.requests.remaining >= self.max_window or self.requests.rate):
+        # Room for the whole window: the limit is far above demand, so skip the slow start.
+        if said and self.requests.trusted and self.requests.remaining is not None \
+                and self.requests.remaining >= self.max_window and self.window < self.threshold:
             self.window = float(self.max_window)
             self.largest = self.window
 
