@@ -110,11 +110,11 @@ def _header(headers: Mapping[str, str], *names: str) -> str | None:
 @dataclass
 class Ticket:
     """One request's place: its send order and time (what a later answer's headers are measured against), and
-    whether the requests' and the tokens' headers said it fitted when it went out."""
+    whether the requests headers said it clearly fitted when it went out."""
 
     seq: int
     sent_at: float
-    room: tuple[bool, bool] = (False, False)
+    room: bool = False
 
 
 class Budget:
@@ -251,8 +251,7 @@ class RateControl:
     def take(self, now: float, paced: bool = False) -> Ticket:
         """The next request goes out now (`wait(now)` said 0); `paced`: it waited for the provider's bucket."""
         self.paced += paced
-        ticket = Ticket(self.sent, now, room=(self._fits(self.requests, now, 1.0),
-                                              self._fits(self.tokens, now, self._token_cost())))
+        ticket = Ticket(self.sent, now, room=self._fits(self.requests, now, 1.0))
         self.in_flight += 1
         self.sent += 1
         if self.adaptive and self.round_trip:
@@ -267,8 +266,7 @@ class RateControl:
         """The headers show clear room for one more request: a quarter of the limit (or one request) to spare
         beyond it, so that a refusal is a contradiction, not the model's few milliseconds of error."""
         left = budget.left(now, self.sent, cost)
-        # A request's tokens are unknown until a reply said what one costs: no claim about them yet.
-        return cost > 0 and left is not None and left >= cost + max(cost, ROOM_MARGIN * (budget.limit or 0.0))
+        return left is not None and left >= cost + max(cost, ROOM_MARGIN * (budget.limit or 0.0))
 
     def release(self, ticket: Ticket, status: int | None, headers: Mapping[str, str] | None = None,
                 retry_after: float | None = None, *, timed_out: bool = False) -> None:
@@ -282,8 +280,9 @@ class RateControl:
                 if headers is not None:
                     self._read_headers(ticket, headers)
                 if status == 429:
-                    self.requests.refused(ticket, room=ticket.room[0])
-                    self.tokens.refused(ticket, room=ticket.room[1])
+                    self.requests.refused(ticket, room=ticket.room)
+                    # A request's tokens are only estimated (the mean so far): a refusal there is no contradiction.
+                    self.tokens.refused(ticket)
                     self._cut(ticket)
                 elif timed_out:
                     # A server that answers one request at a time queues the rest: the time-outs are its 429s.
