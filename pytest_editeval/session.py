@@ -43,6 +43,7 @@ class EditEvalPlugin:
         self.session: pytest.Session | None = None
         self.outcome: Outcome | None = None
         self.benchmark_items = 0
+        self.usage_error = False  # the run could not start: the usage line says it all (no summary, no files)
         invocation = Path(config.invocation_params.dir)
         self.anchor = invocation if invocation.is_relative_to(config.rootpath) else None
 
@@ -88,6 +89,7 @@ class EditEvalPlugin:
             try:
                 self.run.start(rows)
             except EditEvalError as exc:
+                self.usage_error = True
                 raise pytest.UsageError(f"editeval: {exc}") from None
         ended_normally = False
         try:
@@ -96,7 +98,7 @@ class EditEvalPlugin:
             return result
         finally:
             self.run.stop_threads(drain=ended_normally)
-            if not self.is_worker and not session.config.option.collectonly:
+            if not self.is_worker and not session.config.option.collectonly and not self.usage_error:
                 self.outcome = self.run.outcome()
                 if self.outcome.failed:
                     session.testsfailed += 1  # the gate decides the exit status (1), like pytest-cov
@@ -163,7 +165,7 @@ class EditEvalPlugin:
 
             report_to_controller(self.config, self.run)
             return
-        if session.config.option.collectonly:
+        if session.config.option.collectonly or self.usage_error:
             return
         if self.outcome is None:  # the run loop never ran (e.g. stopped during collection)
             self.outcome = self.run.outcome()

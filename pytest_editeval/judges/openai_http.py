@@ -4,8 +4,9 @@ images travel as base64 data URLs.
 
 Faults are sorted into three kinds:
 - fatal for the run (JudgeFatalError): 401/403 wrong key, 404 wrong URL or model, a redirect (never followed:
-  the key must not travel to a place the user did not name), or a judge that was never reachable. Failing every
-  item one by one would waste time and hide the cause.
+  the key must not travel to a place the user did not name), a judge that was never reachable, or one whose
+  first answers were all the same failure (a wrong model's 400, a 500 to everything: first_answers.py).
+  Failing every item one by one would waste time and hide the cause.
 - transient (retried with exponential backoff, honouring Retry-After): 408/409/425/429/5xx, timeouts, dropped
   connections, a 200 whose body is not the expected JSON, and connection errors once the judge has answered
   at least once (it went down mid-run and may come back).
@@ -30,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import JudgeFatalError, SampleError
 from . import Answer
-from .rate import RateControl
+from .first_answers import FirstAnswers
+from .rate import RateControl, _header
 from .requests import Request
 from .settings import JudgeSettings, JudgeSpec, public_url
 
@@ -84,6 +86,7 @@ class JudgeClient:
         self.replies_without_usage = 0  # a provider that reports no usage: its tokens are unknown, never guessed
         self.completion_tokens = 0
         self._answered_once = False
+        self._first_answers = FirstAnswers()  # a run whose every first request fails the same way stops
         self._lock = threading.Lock()
         self._client: "httpx.Client | None" = None
         self._backend = None  # the client's InterruptibleBackend, once the client exists
@@ -200,6 +203,7 @@ class JudgeClient:
                 last = f"connection failed: {_reason(exc)}"
             else:
                 self._answered_once = True
+                self._watch_first_answers(id(payload), response)
                 outcome = self._read(response)
                 if isinstance(outcome, Answer):
                     return outcome
@@ -226,12 +230,14 @@ class JudgeClient:
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
     def _post(self, payload: dict, timeout: float) -> "_Reply":
+        import httpx
+
         ticket = self.rate.acquire()
         if ticket is None:  # a fatal answer (or a stop) arrived while this request waited for its place
             self._raise_stopped()
         with self._lock:  # counted once it may go out, not while it waits for its place
             self.requests_sent += 1
-        status, headers, retry_after = None, None, None
+        status, headers, retry_after, timed_out = None, None, None, False
         try:
             with self._http.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
                 status = response.status_code
@@ -241,8 +247,24 @@ class JudgeClient:
                 if status in RETRYABLE_STATUS or status >= 500:
                     retry_after = _retry_after(headers)
                 return _Reply(status, headers, _read_capped(response, MAX_BODY_BYTES), retry_after)
+        except httpx.TimeoutException:
+            timed_out = True  # a sign of load, as a 429 is (rate.py)
+            raise
         finally:
-            self.rate.release(ticket, status, headers, retry_after)
+            self.rate.release(ticket, status, headers, retry_after, timed_out=timed_out)
+
+    def _watch_first_answers(self, request: int, reply: "_Reply") -> None:
+        """Stop the run when the judge's first answers all fail the same way (first_answers.py)."""
+        if 200 <= reply.status < 300:
+            self._first_answers.succeeded()
+            return
+        if reply.status in (429, 503) or reply.retry_after is not None or reply.status < 400:
+            return  # "later", not "never": a rate limit, a server still loading
+        body = reply.body.decode("utf-8", errors="replace") if reply.body is not None else "(body over the cap)"
+        line = self._first_answers.failed(request, f"HTTP {reply.status}: {self._excerpt(body)}")
+        if line is not None:
+            self._fatal(f"{line} from {self.settings.public_endpoint} (model {self.settings.model!r}); check "
+                        "--editeval-judge-model and --editeval-judge-url", usage=True)
 
     def _read(self, reply: "_Reply") -> Answer | tuple[str, float | None]:
         """The reply (capped, with its usage), or (what went wrong, Retry-After seconds) for a retryable fault."""
@@ -339,13 +361,15 @@ def _message_text(content: object) -> str:
 
 
 def _retry_after(headers: "httpx.Headers") -> float | None:
-    milliseconds = headers.get("retry-after-ms")  # OpenAI's and Azure's, finer than Retry-After
+    # OpenAI's and Azure's retry-after-ms is finer than Retry-After; a LiteLLM proxy passes the provider's
+    # hints renamed llm_provider-NAME.
+    milliseconds = _header(headers, "retry-after-ms")
     if milliseconds:
         try:
             return max(0.0, float(milliseconds) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
+    value = _header(headers, "retry-after")
     if not value:
         return None
     try:

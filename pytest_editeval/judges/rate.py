@@ -5,17 +5,22 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
 `RateControl` adapts instead, and is shared by every request of one judge:
 
 - Concurrency: additive increase, multiplicative decrease (AIMD, as TCP). The window of requests in flight starts
-  at min(8, --editeval-judge-workers). Until the first answer arrives it opens by 8 more every 50 ms: a rate
-  limiter answers 429 at once (a judge takes seconds to answer), so a small limit shows itself after a few steps,
-  and a large one costs a fraction of the first round trip instead of all of it. Then it grows by one per answered
-  request while under its threshold (slow start: it doubles every round trip), and by 1/window per answer (one
-  per round trip) above it. A 429 halves it, at most once per round trip (only a request sent after the last cut
-  can cut again, so that one burst of 429s is one signal, not twenty). It never exceeds
-  --editeval-judge-workers nor goes below 1.
+  at min(8, --editeval-judge-workers), grows by one per answered request while under its threshold (slow start:
+  it doubles every round trip), and by 1/window per answer (one per round trip) above it. A 429 halves it, and so
+  does a request that timed out (a server that answers one request at a time queues the others until they time
+  out: its time-outs are its 429s), at most once per round trip (only a request sent after the last cut can cut
+  again, so that one burst of 429s is one signal, not twenty). It never exceeds --editeval-judge-workers; below
+  1 it still paces (one request in flight, sent every round trip / window), down to 1/16.
+- Pacing: once an answer has measured the round trip, requests go out evenly at window / round trip (twice that
+  in slow start, 1.2 x above it, as Linux paces TCP), never in a burst. A rate limiter answers 429 at once while
+  a judge takes its latency, so a paced client hears the first 429 after the bucket runs dry and before many
+  more requests went out: a limit that says nothing but 429 costs about one refused request per cut, where a
+  burst of answers releasing a burst of requests cost all of them.
 - Retry-After (seconds or an HTTP date, and `retry-after-ms`) on a 429 or 503 pauses the whole client, not just
   the request that got it: every other request would get the same answer.
 - The `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers (requests and tokens,
-  OpenAI's and Azure's names; reset as `1s`, `6m0s`, `250ms` or seconds), when a provider sends them, describe
+  OpenAI's and Azure's names; reset as `1s`, `6m0s`, `250ms` or seconds; behind a LiteLLM proxy the same names
+  prefixed `llm_provider-`, as are its Retry-After hints), when a provider sends them, describe
   its token bucket: `remaining` is what was left when the request arrived, and `(limit - remaining) / reset` is
   the rate at which it refills (the smallest of the last 16 readings: `remaining` is rounded down, which makes a
   reading too high, never too low). Before each request the client estimates what is left now (that value, plus
@@ -23,9 +28,11 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
   until one request's worth (and 20 ms of refill to spare) is there. While the headers show room beyond the
   requests in flight, the window grows by one per answer (the pacing, not the window, then holds the rate). For
   tokens, a request's worth is the mean prompt + completion tokens of the replies so far. So a provider that says
-  its limit is never asked far beyond it, and one that says nothing is still found by the 429s.
-- A limit far above demand costs little: the window is fully open about 0.4 s after the first request, and an
-  answer whose headers leave room for the whole window opens it at once.
+  its limit is never asked far beyond it, and one that says nothing is still found by the 429s. Headers that
+  showed room for a request the provider then refused are not believed again (a gateway's headers that claim
+  more than its limiter grants): when headers and 429s disagree, the 429s win.
+- A limit far above demand costs the slow start: an answer whose headers leave room for the whole window opens
+  it at once; without headers the window doubles every round trip.
 
 `adaptive=False` (--editeval-judge-concurrency fixed) is the old behaviour: --editeval-judge-workers requests in
 flight, a Retry-After delaying only its own request.
@@ -43,7 +50,15 @@ from dataclasses import dataclass
 
 INITIAL_WINDOW = 8
 RATE_READINGS = 16
-PROBE_STEP_S = 0.05  # before the first answer, the window opens by INITIAL_WINDOW this often
+DECREASE = 0.5  # a 429 or a time-out multiplies the window by this
+# Below 1 the window still paces (one request every round trip / window): a limit under one request a round trip.
+MIN_WINDOW = 1 / 16
+# Pacing: requests go out at gain x window / round trip (as Linux paces TCP: twice the rate in slow start).
+SLOW_START_GAIN = 2.0
+STEADY_GAIN = 1.2
+RTT_WEIGHT = 0.125  # the smoothed round trip's weight of each new answer (TCP's SRTT)
+DISAGREEMENTS_TOLERATED = 1  # 429s to requests the headers said had clear room, before the headers are ignored
+ROOM_MARGIN = 0.25  # clear room: a quarter of the limit to spare
 # A request goes out once the bucket holds its cost plus this much refill: the provider counted the remaining
 # when the request arrived, a little after it was sent, so the estimate runs a few milliseconds ahead.
 RESERVE_S = 0.02
@@ -79,20 +94,27 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+# A LiteLLM proxy passes the provider's own headers on renamed `llm_provider-NAME`; the plain name wins when both come.
+GATEWAY_PREFIXES = ("", "llm_provider-")
+
+
 def _header(headers: Mapping[str, str], *names: str) -> str | None:
     for name in names:
-        value = headers.get(name)
-        if value is not None:
-            return value
+        for prefix in GATEWAY_PREFIXES:
+            value = headers.get(prefix + name)
+            if value is not None:
+                return value
     return None
 
 
 @dataclass
 class Ticket:
-    """One request's place: its send order and time (what a later answer's headers are measured against)."""
+    """One request's place: its send order and time (what a later answer's headers are measured against), and
+    whether the requests headers said it clearly fitted when it went out."""
 
     seq: int
     sent_at: float
+    room: bool = False
 
 
 class Budget:
@@ -106,6 +128,12 @@ class Budget:
         self.as_of_seq = -1  # the request whose answer said so
         self.as_of_time = 0.0
         self._refused: list[int] = []  # requests sent after it that were answered 429: they took nothing
+        self.disagreements = 0  # 429s to requests that, by these headers, had room
+
+    @property
+    def trusted(self) -> bool:
+        """A provider whose headers keep showing room that its 429s deny is paced by its 429s alone."""
+        return self.disagreements < DISAGREEMENTS_TOLERATED
 
     def update(self, ticket: Ticket, limit: float | None, remaining: float | None, reset_s: float | None) -> bool:
         """Take an answer's headers (only if fresher than what is known); True if they said anything."""
@@ -120,18 +148,20 @@ class Budget:
         self._refused = [seq for seq in self._refused if seq > ticket.seq]
         return True
 
-    def refused(self, ticket: Ticket) -> None:
-        """`ticket` was answered 429: the provider took nothing from its bucket for it."""
+    def refused(self, ticket: Ticket, room: bool = False) -> None:
+        """`ticket` was answered 429: the provider took nothing from its bucket for it. `room`: these headers
+        said it fitted when it was sent."""
         if ticket.seq > self.as_of_seq:
             self._refused.append(ticket.seq)
+        self.disagreements += room
 
     def _taken_since(self, sent: int) -> int:
         """Requests sent after the reading and not refused: by the model, each took from the bucket."""
         return max(0, sent - self.as_of_seq - 1 - len(self._refused))
 
     def left(self, now: float, sent: int, cost: float) -> float | None:
-        """What is left now, by the model: None when nothing is known."""
-        if self.remaining is None:
+        """What is left now, by the model: None when nothing is known (or the headers are not to be trusted)."""
+        if self.remaining is None or not self.trusted:
             return None
         refilled = self.remaining + (self.rate or 0.0) * max(0.0, now - self.as_of_time)
         if self.limit is not None:
@@ -168,8 +198,8 @@ class RateControl:
         self.clock = clock
         self.window = float(min(INITIAL_WINDOW, max_in_flight) if self.adaptive else (max_in_flight or math.inf))
         self.threshold = math.inf  # slow start below it
-        self.probing = self.adaptive  # no answer yet: the window opens with time (see the module docstring)
-        self.started_at: float | None = None
+        self.round_trip: float | None = None  # smoothed seconds from sending to an answered request's answer
+        self.next_send_at = 0.0  # pacing: the earliest time the next request may go out
         self.in_flight = 0
         self.sent = 0
         self.paused_until = 0.0
@@ -180,6 +210,7 @@ class RateControl:
         self._cv = threading.Condition()
         # what happened, for one summary line
         self.limited = 0  # answers with status 429
+        self.timed_out = 0  # requests that got no answer within the judge timeout
         self.cuts = 0
         self.smallest = self.window
         self.largest = self.window
@@ -189,53 +220,77 @@ class RateControl:
 
     # ---- sending ---------------------------------------------------------------------------------------------
     def acquire(self) -> Ticket | None:
-        """Wait for a place (window, pause, provider budget); None once the run stops."""
+        """Wait for a place (window, pause, pacing, provider budget); None once the run stops."""
         paced = False
         with self._cv:
             while True:
                 if self.stop.is_set():
                     return None
                 now = self.clock()
-                if self.probing:
-                    self._probe(now)
-                if self.max_window is not None and self.in_flight >= max(1, math.floor(self.window)):
-                    self._cv.wait(PROBE_STEP_S if self.probing else 0.5)
-                    continue
-                wait = self.paused_until - now if self.adaptive else 0.0
-                if self.adaptive and wait <= 0:
-                    # The provider's bucket, by its headers: everybody waits for its refill (recomputed whenever an
-                    # answer brings fresher headers).
-                    wait = max(self.requests.wait(now, self.sent, 1.0),
-                               self.tokens.wait(now, self.sent, self._token_cost()))
-                    if wait > 0:
-                        paced = True
-                if wait > 0:
-                    self._cv.wait(min(wait, 0.5))
-                    continue
-                self.in_flight += 1
-                ticket = Ticket(self.sent, now)
-                self.sent += 1
-                self.paced += paced
-                return ticket
+                wait = self.wait(now)
+                if wait == 0:
+                    return self.take(now, paced)
+                paced = paced or (self.adaptive and self._budget_wait(now) > 0)
+                self._cv.wait(min(wait, 0.5))
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next request may go out (0: now; math.inf: when an answer frees a place). With
+        the lock held, or from a single thread (a simulation)."""
+        if self.max_window is not None and self.in_flight >= max(1, math.floor(self.window)):
+            return math.inf
+        if not self.adaptive:
+            return 0.0
+        wait = max(self.paused_until - now, self.next_send_at - now, self._budget_wait(now))
+        return wait if wait > 1e-6 else 0.0  # a microsecond is now (and rounding cannot keep it in the future)
+
+    def _budget_wait(self, now: float) -> float:
+        # The provider's bucket, by its headers: everybody waits for its refill (recomputed whenever an answer
+        # brings fresher headers).
+        return max(self.requests.wait(now, self.sent, 1.0), self.tokens.wait(now, self.sent, self._token_cost()))
+
+    def take(self, now: float, paced: bool = False) -> Ticket:
+        """The next request goes out now (`wait(now)` said 0); `paced`: it waited for the provider's bucket."""
+        self.paced += paced
+        ticket = Ticket(self.sent, now, room=self._fits(self.requests, now, 1.0))
+        self.in_flight += 1
+        self.sent += 1
+        if self.adaptive and self.round_trip:
+            # Paced at the window's rate (twice it in slow start), not in bursts: a burst of answers would
+            # otherwise send a burst of requests, all of which a rate limit refuses before any 429 is seen.
+            # Also while headers show room: they may claim more than the limiter grants.
+            gain = SLOW_START_GAIN if self.window < self.threshold else STEADY_GAIN
+            self.next_send_at = max(now, self.next_send_at) + self.round_trip / (gain * self.window)
+        return ticket
+
+    def _fits(self, budget: Budget, now: float, cost: float) -> bool:
+        """The headers show clear room for one more request: a quarter of the limit (or one request) to spare
+        beyond it, so that a refusal is a contradiction, not the model's few milliseconds of error."""
+        left = budget.left(now, self.sent, cost)
+        return left is not None and left >= cost + max(cost, ROOM_MARGIN * (budget.limit or 0.0))
 
     def release(self, ticket: Ticket, status: int | None, headers: Mapping[str, str] | None = None,
-                retry_after: float | None = None) -> None:
-        """The answer to `ticket` arrived (status None: no answer, a transport error)."""
+                retry_after: float | None = None, *, timed_out: bool = False) -> None:
+        """The answer to `ticket` arrived (status None: no answer; `timed_out`: none within the judge timeout)."""
         with self._cv:
             self.in_flight -= 1
-            if status == 429:
-                self.limited += 1
+            self.limited += status == 429
+            self.timed_out += timed_out
             if self.adaptive:
                 now = self.clock()
-                if status is not None:
-                    self.probing = False  # an answer: from now on the answers drive the window
                 if headers is not None:
                     self._read_headers(ticket, headers)
                 if status == 429:
-                    self.requests.refused(ticket)
+                    self.requests.refused(ticket, room=ticket.room)
+                    # A request's tokens are only estimated (the mean so far): a refusal there is no contradiction.
                     self.tokens.refused(ticket)
                     self._cut(ticket)
+                elif timed_out:
+                    # A server that answers one request at a time queues the rest: the time-outs are its 429s.
+                    self._cut(ticket)
                 elif status is not None and 200 <= status < 300:
+                    elapsed = max(0.0, now - ticket.sent_at)
+                    self.round_trip = elapsed if self.round_trip is None else \
+                        (1 - RTT_WEIGHT) * self.round_trip + RTT_WEIGHT * elapsed
                     self._grow(room=self._room())
                 if retry_after is not None and status in (429, 503) and retry_after > 0:
                     until = now + min(retry_after, MAX_PAUSE_S)
@@ -257,18 +312,14 @@ class RateControl:
             self._cv.notify_all()
 
     # ---- the window ------------------------------------------------------------------------------------------
-    def _probe(self, now: float) -> None:
-        if self.started_at is None:
-            self.started_at = now
-        steps = int((now - self.started_at) / PROBE_STEP_S)
-        self.window = max(self.window, float(min(self.max_window, INITIAL_WINDOW * (1 + steps))))
-        self.largest = max(self.largest, self.window)
-
     def _grow(self, room: bool = False) -> None:
         if self.window >= self.max_window:
             return
         fast = room or self.window < self.threshold
-        self.window = min(self.max_window, self.window + (1.0 if fast else 1.0 / self.window))
+        # Above one request in flight: one more per round trip. Below it (pacing only) the window grows in
+        # proportion to itself, which the same answers at this slower pace make about as gentle.
+        step = 1.0 if fast else min(1.0, self.window) / self.window
+        self.window = min(self.max_window, self.window + min(step, max(self.window, MIN_WINDOW)))
         self.largest = max(self.largest, self.window)
 
     def _room(self) -> bool:
@@ -279,7 +330,7 @@ class RateControl:
     def _cut(self, ticket: Ticket) -> None:
         if ticket.seq <= self.last_cut_seq:  # sent before the last cut: the same burst, already answered
             return
-        self.threshold = max(1.0, self.window / 2)
+        self.threshold = max(MIN_WINDOW, self.window * DECREASE)
         self.window = self.threshold
         self.last_cut_seq = self.sent - 1
         self.cuts += 1
@@ -295,8 +346,8 @@ class RateControl:
             _number(_header(headers, "x-ratelimit-remaining-tokens")),
             parse_duration(_header(headers, "x-ratelimit-reset-tokens")))
         # Room for the whole window: the limit is far above demand, so skip the slow start.
-        if said and self.requests.remaining is not None and self.requests.remaining >= self.max_window \
-                and self.window < self.threshold:
+        if said and self.requests.trusted and self.requests.remaining is not None \
+                and self.requests.remaining >= self.max_window and self.window < self.threshold:
             self.window = float(self.max_window)
             self.largest = self.window
 
@@ -307,9 +358,11 @@ class RateControl:
     # ---- reporting -------------------------------------------------------------------------------------------
     def note(self) -> str | None:
         """One line when the provider limited the run (None otherwise)."""
-        if not self.limited and not self.pauses and not self.paced:
+        if not self.limited and not self.pauses and not self.paced and not self.timed_out:
             return None
         parts = [f"{self.limited} of {self.sent} requests answered 429 (rate limit)"]
+        if self.timed_out:
+            parts.append(f"{self.timed_out} requests timed out")
         if self.adaptive:
             parts.append(f"concurrency adapted between {math.floor(self.smallest)} and {math.floor(self.largest)} "
                          f"(ended at {math.floor(self.window)})")

@@ -11,13 +11,20 @@ Like OpenAI, every answer reports its `usage` (prompt and completion tokens, est
 and images and the reply's length; `usage=False` leaves it out). `rate_limit=R` puts the server behind a token
 bucket of R requests a second (`burst`, default R, requests at once): beyond it, 429 with Retry-After
 (`retry-after-ms` too), and every answer carries OpenAI's `x-ratelimit-limit/remaining/reset-requests` headers
-(`rate_headers=False` leaves them out); `token_rate_limit` does the same for tokens a second. `noisy(...)` makes a
-scoring rule that varies with the request's seed, as a sampling judge does.
+(`rate_headers=False` leaves them out); `token_rate_limit` does the same for tokens a second. `limiter` picks
+how the limit is told, as providers and gateways do: "bucket" (the above), "retry-after" (a 429 says only
+`Retry-After` in whole seconds, the HTTP standard's form; no other header), "litellm" (the bucket's headers as a
+LiteLLM proxy passes them on: each renamed `llm_provider-NAME`) and "overstated" (headers that claim more room
+than the bucket has: 60 x R a minute, reset in 1 s, with `Retry-After: 1` on a 429). `serial=True` answers one
+request at a time, as a server without batching does: requests queue for it, and one the client gave up on
+still takes its turn. `noisy(...)` makes a scoring rule that varies with the request's seed, as a sampling judge
+does.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -163,8 +170,13 @@ class JudgeServer:
                  scores: Callable[[JudgeCall], list[float]] = rule_scores,
                  reply: Callable[[list[float], JudgeCall], str] = json_reply, *, usage: bool = True,
                  rate_limit: float | None = None, burst: float | None = None, rate_headers: bool = True,
-                 token_rate_limit: float | None = None, token_burst: float | None = None) -> None:
+                 token_rate_limit: float | None = None, token_burst: float | None = None,
+                 limiter: str = "bucket", serial: bool = False) -> None:
+        if limiter not in LIMITER_SHAPES:
+            raise ValueError(f"limiter {limiter!r}: one of {', '.join(LIMITER_SHAPES)}")
         self.api_key = api_key
+        self.limiter = limiter
+        self.serial = threading.Lock() if serial else None  # held while a request is answered
         self.latency = latency
         self.scores = scores
         self.reply = reply
@@ -281,8 +293,25 @@ class JudgeServer:
             wait = max(waits)
             headers["retry-after-ms"] = str(max(1, round(wait * 1000)))
             headers["retry-after"] = str(max(1, math.ceil(wait)))
-            return 429, headers
-        return 200, headers
+        return (429 if waits else 200), self._shaped(headers, bool(waits))
+
+    def _shaped(self, headers: dict, refused: bool) -> dict:
+        """The limiter's headers as this server's `limiter` shape tells them (see the module docstring)."""
+        if self.limiter == "retry-after":
+            return {"retry-after": headers["retry-after"]} if refused else {}
+        if self.limiter == "litellm":
+            return {f"llm_provider-{name}": value for name, value in headers.items()}
+        if self.limiter == "overstated" and self.requests_bucket is not None:
+            claimed = 60 * self.requests_bucket.rate  # a minute's worth, said to come back within a second
+            shown = {"x-ratelimit-limit-requests": str(int(claimed)),
+                     "x-ratelimit-remaining-requests": str(int(claimed - self.requests_bucket.burst
+                                                               + self.requests_bucket.level)),
+                     "x-ratelimit-reset-requests": "1s"}
+            return {**shown, "retry-after": "1"} if refused else shown
+        return headers
+
+
+LIMITER_SHAPES = ("bucket", "retry-after", "litellm", "overstated")
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -320,13 +349,14 @@ def _make_handler(judge: JudgeServer):
                 return
             authorized = (not judge.api_key or self.headers.get("authorization") == f"Bearer {judge.api_key}"
                           or self.headers.get("api-key") == judge.api_key)
-            try:
-                status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized, self.path)
-            except Exception as exc:  # a malformed request is the client's bug: say so loudly
-                self._send(400, {}, json.dumps({"error": repr(exc)}).encode())
-                return
-            if delay:
-                time.sleep(delay)
+            with judge.serial or contextlib.nullcontext():  # one request at a time, queued in arrival order
+                try:
+                    status, headers, payload, delay, drop = judge.handle(json.loads(raw), authorized, self.path)
+                except Exception as exc:  # a malformed request is the client's bug: say so loudly
+                    self._send(400, {}, json.dumps({"error": repr(exc)}).encode())
+                    return
+                if delay:
+                    time.sleep(delay)
             if drop:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True

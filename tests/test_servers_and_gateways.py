@@ -1,0 +1,166 @@
+"""Real servers and gateways in front of the openai backend: a wrong model name or a server error answered to every
+first request stops the run in one line; a server that answers one request at a time is not flooded by retries;
+LiteLLM's renamed rate-limit hints are read; a usage error of the vllm backend says only itself. Whole runs as
+users start them (pytester) against the loopback judge."""
+
+import json
+
+import pytest
+
+from pytest_editeval.judges.openai_http import JudgeClient, _retry_after
+from pytest_editeval.judges.rate import RateControl
+from pytest_editeval.judges.settings import JudgeSettings
+from pytest_editeval.testing import Fault, JudgeServer
+from pytest_editeval.testing.judge_server import LIMITER_SHAPES
+from pytest_editeval.testing.rate_simulation import simulate
+
+from .conftest import API_KEY, output_of
+
+ELEVEN_ROWS = "--editeval-limit=1"  # one row per GEdit subset: 11 rows, 22 questions
+
+PINNED = json.dumps({"error": {"message": "Server is pinned to Qwen/Qwen2.5-VL-7B-Instruct; got model 'qwen-wrong'",
+                               "type": "invalid_request_error"}})
+LITELLM = json.dumps({"error": {"message": "litellm.BadRequestError: Invalid model name passed in model=qwen-wrong. "
+                                           "Call `/v1/models` to view available models for your key.",
+                                "type": "None", "param": "None", "code": "400"}})
+
+
+@pytest.mark.parametrize("status, body, shown", [
+    (400, PINNED, "HTTP 400: '{\"error\": {\"message\": \"Server is pinned to Qwen/Qwen2.5-VL-7B-Instruct"),
+    (400, LITELLM, "Invalid model name passed in model=qwen-wrong"),
+    (500, '{"error": {"message": "Internal Server Error"}}', "HTTP 500: "),
+])
+def test_every_first_request_failing_the_same_way_stops_the_run_in_one_line(run, judge, status, body, shown):
+    judge.faults.extend([Fault("status", status, text=body)] * 200)
+    result = run("--editeval-no-cache", ELEVEN_ROWS, "--editeval-judge-retries=5")
+    out = output_of(result)
+    assert result.ret == 4, out
+    stopped = [line for line in out.splitlines() if line.startswith("editeval STOPPED (exit 4): ")]
+    assert len(stopped) == 1 and shown in stopped[0], out
+    assert "the judge's first 6 answers" in stopped[0]
+    assert "check --editeval-judge-model and --editeval-judge-url" in stopped[0]
+    # Stopped after the first answers (the requests already in flight included), not after 11 rows x retries.
+    assert judge.count <= 2 * 11, judge.count
+
+
+def test_failures_after_a_success_stay_row_errors(run, judge):
+    """One answer read: the judge serves this run; later failures are each row's own (counted, not fatal)."""
+    judge.faults.extend([Fault("reply", text=json.dumps({"score": [5, 5], "reasoning": "ok"}))]
+                        + [Fault("status", 400, text=PINNED)] * 200)
+    result = run("--editeval-no-cache", ELEVEN_ROWS, "--editeval-judge-workers=1")
+    out = output_of(result)
+    assert result.ret == 1, out
+    assert "STOPPED" not in out and "judge refused the request: HTTP 400" in out
+
+
+def test_different_failures_are_not_one_cause(run, judge):
+    judge.faults.extend([Fault("status", 400, text=PINNED), Fault("status", 400, text=LITELLM)] * 100)
+    result = run("--editeval-no-cache", ELEVEN_ROWS)
+    assert result.ret == 1 and "STOPPED" not in output_of(result), output_of(result)
+
+
+def test_a_server_that_answers_one_request_at_a_time_is_not_flooded(run, tmp_path):
+    """Requests queue on a serial server, so the last ones of a burst time out; each time-out halves the window as
+    a 429 does, so retries do not pile onto the queue: the number of requests stays bounded and every row is
+    scored."""
+    with JudgeServer(api_key=API_KEY, latency=0.2, serial=True) as server:
+        result = run(f"--editeval-judge-url={server.url}", "--editeval-no-cache", ELEVEN_ROWS,
+                     "--editeval-judge-timeout=1", "--editeval-judge-workers=64", "--editeval-judge-retries=5")
+        out = output_of(result)
+        assert result.ret == 0, out
+        # 22 questions, about 5 answered a timeout: the first rounds time out past the 5th in the queue and are asked
+        # again, but each round of time-outs halves the window (before: 6 attempts for most rows, every row an
+        # error after more than 120 requests).
+        assert server.count < 3 * 22, server.count
+        assert "requests timed out" in out
+
+
+def test_time_outs_halve_the_window_once_per_burst():
+    control = RateControl(64)
+    burst = [control.acquire() for _ in range(8)]
+    for ticket in burst:
+        control.release(ticket, None, timed_out=True)
+    assert control.window == 4 and control.cuts == 1 and control.timed_out == 8
+    ticket = control.acquire()
+    control.release(ticket, None)  # a dropped connection is not a sign of load
+    assert control.window == 4
+
+
+@pytest.mark.parametrize("headers, seconds", [
+    ({"llm_provider-retry-after": "2"}, 2.0),
+    ({"llm_provider-retry-after-ms": "250"}, 0.25),
+    ({"llm_provider-retry-after-ms": "250", "llm_provider-retry-after": "1"}, 0.25),
+    ({"retry-after": "3", "llm_provider-retry-after": "1"}, 3.0),
+])
+def test_litellm_renamed_retry_hints_are_read(headers, seconds):
+    import httpx
+
+    assert _retry_after(httpx.Headers(headers)) == pytest.approx(seconds)
+
+
+def test_litellm_renamed_rate_headers_pace_the_client():
+    control = RateControl(64)
+    ticket = control.acquire()
+    control.release(ticket, 200, {"llm_provider-x-ratelimit-limit-requests": "20",
+                                  "llm_provider-x-ratelimit-remaining-requests": "10",
+                                  "llm_provider-x-ratelimit-reset-requests": "500ms",
+                                  "llm_provider-x-ratelimit-limit-tokens": "1000",
+                                  "llm_provider-x-ratelimit-remaining-tokens": "900",
+                                  "llm_provider-x-ratelimit-reset-tokens": "1s"})
+    assert control.requests.limit == 20 and control.requests.remaining == 10 and control.requests.rate == 20
+    assert control.tokens.remaining == 900 and control.tokens.rate == 100
+
+
+def test_a_litellm_proxy_run_is_paced_by_its_renamed_headers():
+    """Behind LiteLLM the bucket's headers arrive renamed: the client reads them and waits for the refill."""
+    with JudgeServer(api_key=API_KEY, latency=0.05, scores=lambda call: [8.0, 7.0], rate_limit=20, burst=5,
+                     limiter="litellm") as server:
+        client = JudgeClient(JudgeSettings(url=server.url, model="m", api_key=API_KEY, backoff_s=0.2),
+                             max_in_flight=16)
+        try:
+            for _ in range(3):
+                client.complete([{"type": "text", "text": "judge"}])
+        finally:
+            client.close()
+        assert client.rate.requests.limit == 5 and client.rate.requests.rate is not None
+
+
+def test_vllm_not_installed_is_only_the_usage_line(pytester, gedit, edits, tmp_path):
+    """No results file, no PARTIAL RUN line: a usage error says only itself."""
+    results = tmp_path / "results.json"
+    result = pytester.runpytest(
+        "--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}", f"--editeval-images={edits}",
+        f"--editeval-cache-dir={tmp_path / 'cache'}", "-p", "no:cacheprovider", "--editeval-judge-backend=vllm",
+        f"--editeval-judge-model={tmp_path}", "--editeval-judge-serve-command=/nonexistent/vllm", ELEVEN_ROWS,
+        f"--editeval-json={results}")
+    out = output_of(result)
+    assert result.ret == 4, out
+    assert "--editeval-judge-backend vllm cannot find '/nonexistent/vllm'" in out
+    assert "PARTIAL" not in out and "rows ran" not in out and "STOPPED" not in out, out
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("requests", [88, 440])
+@pytest.mark.parametrize("shape", LIMITER_SHAPES)
+def test_the_rate_control_finds_every_limiter_shapes_rate(shape, requests):
+    """A simulated run (fake clock) of 64 places against 20 requests a second with a burst of 20, answers after
+    0.5 s: whatever the limiter says (headers, renamed headers, a whole-second Retry-After alone, headers claiming
+    room it does not have), fewer than 5% of the requests are refused and the rate is >= 90% of the limit, short
+    runs included (a slow start, paced, instead of one burst of 64)."""
+    result = simulate(requests=requests, workers=64, rate=20, burst=20, latency=0.5, shape=shape)
+    assert result.sent - result.refused == requests
+    assert result.refused < 0.05 * result.sent, (result.refused, result.sent)
+    assert result.sustained >= 0.9, result.sustained
+
+
+def test_when_headers_and_429s_disagree_the_429s_win():
+    control = RateControl(64)
+    first = control.acquire()
+    claims = {"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "1190",
+              "x-ratelimit-reset-requests": "1s"}
+    control.release(first, 200, claims)
+    assert control.window == 64  # the headers say there is room for every place
+    refused = control.acquire()
+    control.release(refused, 429, {**claims, "retry-after": "1"}, 1.0)
+    assert not control.requests.trusted and control.requests.left(control.clock(), control.sent, 1.0) is None
+    assert control.window == 32
