@@ -188,14 +188,17 @@ class RateControl:
         self.paced = 0  # requests that waited for the provider's bucket to refill (x-ratelimit headers)
 
     # ---- sending ---------------------------------------------------------------------------------------------
-    def acquire(self) -> Ticket | None:
-        """Wait for a place (window, pause, provider budget); None once the run stops."""
+    def acquire(self, deadline: float | None = None) -> Ticket | None:
+        """Wait for a place (window, pause, provider budget); None once the run stops, or once `deadline` (the
+        row's, on this clock) passes first: a pause never outlasts the row that waits for it."""
         paced = False
         with self._cv:
             while True:
                 if self.stop.is_set():
                     return None
                 now = self.clock()
+                if deadline is not None and now >= deadline:
+                    return None
                 if self.probing:
                     self._probe(now)
                 if self.max_window is not None and self.in_flight >= max(1, math.floor(self.window)):
