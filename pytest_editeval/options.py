@@ -115,10 +115,13 @@ compare_gate = _from_parser(".compare", "parse_compare_gate")
 def _json_object(value: str) -> dict:
     import json
 
+    def no_constant(name: str):  # json.loads takes NaN and Infinity, which are not JSON
+        raise ValueError(f"{name} is not a finite number")
+
     try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.args[0]}): {value!r}") from None
+        parsed = json.loads(value, parse_constant=no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.args[0] if exc.args else exc}): {value!r}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object of pipeline arguments, got {value!r}")
     return parsed

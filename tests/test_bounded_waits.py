@@ -72,6 +72,15 @@ def test_nan_and_inf_are_refused_for_every_numeric_option(pytester, option, valu
     assert ("is not a finite number" if option.type.__name__ == "number" else "is not an integer") in errors[0]
 
 
+@pytest.mark.parametrize("value", ['{"guidance_scale": NaN}', '{"num_inference_steps": Infinity}'])
+def test_a_generation_config_with_nan_is_refused(pytester, value):
+    result = pytester.runpytest("--editeval-benchmark=gedit", f"--editeval-generation-config={value}",
+                                "-p", "no:cacheprovider")
+    text = output_of(result)
+    assert result.ret == 4, text
+    assert "is not a finite number" in text and "Traceback" not in text
+
+
 def test_nan_in_an_ini_file_is_refused_too(pytester):
     pytester.makeini("[pytest]\nediteval_row_deadline = nan\n")
     pytester.makepyfile("def test_plain(): pass")
