@@ -9,13 +9,30 @@ import time
 
 import pytest
 
+from pytest_editeval.errors import SampleError
+from pytest_editeval.judges.openai_http import JudgeClient
+from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.options import OPTIONS
+from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import Fault
 
 from .conftest import output_of
 
 # The dripping judge sends about 4,150 bytes at one a second: one answer would take over an hour.
 DRIP_S = 1.0
+
+
+def test_the_client_cuts_an_answer_that_never_ends_at_its_timeout():
+    with JudgeServer(api_key="sk-drip-test-key") as server:
+        server.faults.extend([Fault("drip", seconds=DRIP_S / 2)] * 3)  # each read well within the timeout
+        client = JudgeClient(JudgeSettings(url=server.url, model="m", api_key="sk-drip-test-key", timeout_s=1.0,
+                                           retries=1, backoff_s=0.01, row_deadline_s=60))
+        start = time.monotonic()
+        with pytest.raises(SampleError, match=r"failed after 2 attempts: no complete answer within 1 s"):
+            client.complete([{"type": "text", "text": "judge this"}])
+        assert time.monotonic() - start < 30  # two attempts of 1 s; one dripped answer takes over half an hour
+        assert server.count == 2
+        client.close()
 
 
 def test_a_judge_that_sends_a_byte_a_second_is_cut_at_the_judge_timeout(run, judge, tmp_path):

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing.judge_server import Fault
 
 from .conftest import API_KEY, output_of
@@ -82,3 +83,12 @@ def test_a_key_echoed_by_the_judge_is_stored_nowhere(run, judge, tmp_path, pytes
     assert list(cache.rglob("*.json")) and html.is_file()
     for secret in (API_KEY, API_KEY[:-1], API_KEY[:-2]):
         _assert_nowhere(secret, result, tmp_path, pytester.path)
+
+
+def test_a_placeholder_key_is_not_redacted_from_replies_but_a_real_one_is():
+    def settings(key):
+        return JudgeSettings(url="http://127.0.0.1:8000/v1?sig=QUERYSECRET", model="m", api_key=key)
+
+    reply = '{"score": [1, 5], "reasoning": "ok"} sk-real-key-0123456789 QUERYSECRET'
+    assert settings("1").redact(reply) == '{"score": [1, 5], "reasoning": "ok"} sk-real-key-0123456789 ***'
+    assert settings("sk-real-key-0123456789").redact(reply) == '{"score": [1, 5], "reasoning": "ok"} *** ***'
