@@ -5,7 +5,8 @@ backend's, and the vllm backend's once its server listens).
 URLs are taken as users write them: a base URL (`https://host/v1`), the full endpoint
 (`.../chat/completions`), or an Azure-style URL with a query (`.../deployments/gpt-4.1?api-version=2024-10-21`),
 whose query is kept on the request. Query values can be credentials (`?key=...`), so they never appear in
-messages, results or cache keys; neither does a user:password part or the API key.
+messages, results or cache keys; neither does the API key (replies and error excerpts are redacted). A
+user:password part is refused (`url_problem`): httpx would send it as Basic credentials in place of the key.
 """
 
 from __future__ import annotations
