@@ -29,7 +29,7 @@ from .judge_cost import add, empty_saved
 from .judge_noise import AVERAGE_FIRST, combine, fmean, score_samples
 from .judges import Judge
 from .judges.panel import Voice
-from .judges.replies import UnreadableReply
+from .judges.replies import UnreadableReply, read_reply
 from .judges.requests import EDITED, ImageRef, PreparedImage, Question
 from .verdict import Verdict
 
@@ -231,7 +231,7 @@ class RowEvaluator:
                 usage = add([usage, answer.usage], ("prompt_tokens", "completion_tokens"))
             text = answer.text
             try:
-                parsed = self.benchmark.parse(question, text)
+                parsed = self._parse(question, text)
             except UnreadableReply as exc:
                 problem = str(exc)
                 continue
@@ -273,14 +273,19 @@ class RowEvaluator:
         """The stored reply, read with the benchmark's rules. A reply stored by an older reader that this one
         cannot read is asked again, and replaced."""
         try:
-            return self.benchmark.parse(question, payload["reply"]), payload
+            return self._parse(question, payload["reply"]), payload
         except UnreadableReply:
             fresh = self._ask(question, images, deadline, voice, sample)
             try:
                 self.cache.put("answers", key, fresh)
             except Exception:
                 pass
-            return self.benchmark.parse(question, fresh["reply"]), fresh
+            return self._parse(question, fresh["reply"]), fresh
+
+    def _parse(self, question: Question, text: str) -> Parsed:
+        """The benchmark's reading of a reply; whatever else its reader raises on a hostile reply is an
+        UnreadableReply too (re-asked, then an error row with that reason), never a crash of the row."""
+        return read_reply(lambda reply: self.benchmark.parse(question, reply), text)
 
 
 def _payload(text: str, usage: dict | None) -> dict:

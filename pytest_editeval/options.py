@@ -9,10 +9,10 @@ one line, before anything runs); the same callables check ini values. This modul
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from .benchmarks import BUILTIN as _BENCHMARK_REGISTRY
 from .hub import HUBS
@@ -41,6 +41,8 @@ def _number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{value!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not math.isfinite(number):  # nan would turn every comparison (a deadline, a limit) off
+            raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
         if number < minimum or (not inclusive and number == minimum):
             bound = f">= {minimum}" if inclusive else f"> {minimum}"
             raise argparse.ArgumentTypeError(f"{value!r} must be {bound}")
@@ -50,14 +52,11 @@ def _number(kind: type, minimum: float, inclusive: bool = True) -> Callable[[str
 
 
 def _url(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
-    except ValueError as exc:  # argparse would say only "invalid value"
-        raise argparse.ArgumentTypeError(f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)")
+    from .judges.settings import url_problem  # stdlib only
+
+    problem = url_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -117,10 +116,13 @@ compare_gate = _from_parser(".compare", "parse_compare_gate")
 def _json_object(value: str) -> dict:
     import json
 
+    def no_constant(name: str):  # json.loads takes NaN and Infinity, which are not JSON
+        raise ValueError(f"{name} is not a finite number")
+
     try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.args[0]}): {value!r}") from None
+        parsed = json.loads(value, parse_constant=no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.args[0] if exc.args else exc}): {value!r}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object of pipeline arguments, got {value!r}")
     return parsed
@@ -279,7 +281,8 @@ OPTIONS = [
     Option("table-judges", "with a panel: add each judge's own headline rows to the table", None, flag=True),
     Option("judge-price", "USD per million prompt and completion tokens, e.g. '2,8': the run's judge cost, and what "
            "the cache saved, in the summary and the results", _price, metavar="IN,OUT"),
-    Option("judge-timeout", "seconds per judge request (default 120)", _number(float, 0, False), metavar="S"),
+    Option("judge-timeout", "seconds a judge request attempt may take in all, however slowly the answer arrives "
+           "(default 120)", _number(float, 0, False), metavar="S"),
     Option("judge-max-tokens", "max_tokens sent to the judge (default: the protocol's; GEdit 1400 official, "
            "4096 evalscope)", _number(int, 1), metavar="N"),
     Option("judge-temperature", "temperature sent to the judge (default: the protocol's; GEdit none official, 0.0 "
@@ -289,7 +292,8 @@ OPTIONS = [
            metavar="N"),
     Option("judge-backoff", "first retry delay in seconds, doubled each retry (default 1.0)",
            _number(float, 0), metavar="S"),
-    Option("row-deadline", "seconds one row may spend on the judge, retries included (default 900)",
+    Option("row-deadline", "seconds one row may spend on the judge, retries, re-asks and Retry-After pauses "
+           "included (default 900)",
            _number(float, 0, False), metavar="S"),
     Option("protocol", "judging recipe of the benchmark (default official; GEdit also evalscope)", metavar="NAME"),
     Option("judge-prompts", "ImgEdit: the judge prompt JSON to use instead of the download's "

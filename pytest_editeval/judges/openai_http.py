@@ -13,7 +13,10 @@ Faults are sorted into three kinds:
 - row errors (SampleError): whatever is still failing after the bounded retries, other 4xx such as a content
   filter's 400, an answer over 4 MiB, and replies with no readable score after the bounded re-asks.
 
-Reply texts are capped at 64 KiB (marked where cut) before they are parsed or stored anywhere. Each reply's
+Every attempt has a total deadline, the judge timeout (httpx's own timeouts bound each read: a server that sends a
+byte a second would never time out), and the row deadline bounds the whole row: waits for a place, Retry-After
+pauses and retries included. Reply texts have the key (and the URL's query values) redacted, then are capped at
+64 KiB (marked where cut), before they are parsed or stored anywhere. Each reply's
 `usage` (prompt and completion tokens) is kept with it and summed per client. How many requests are in flight
 is decided by rate.RateControl: adapted to the provider's rate limit (429s, Retry-After, x-ratelimit headers), or
 fixed at --editeval-judge-workers.
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -188,8 +193,12 @@ class JudgeClient:
             if remaining <= 0:
                 raise SampleError(f"judge gave no usable answer within the row deadline ({last})")
             retry_after: float | None = None
+            timeout = min(s.timeout_s, remaining)
             try:
-                response = self._post(payload, min(s.timeout_s, remaining))
+                response = self._post(payload, timeout, deadline)
+            except _RowDeadlinePassed:
+                raise SampleError(f"judge gave no usable answer within the row deadline ({last}; the rest of it was "
+                                  "spent waiting for a place to send: Retry-After, rate limit or concurrency)") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last = f"cannot connect: {_reason(exc)}"
                 if self.stop.is_set():  # our own interrupt broke the connection
@@ -198,7 +207,7 @@ class JudgeClient:
                     self._fatal(f"judge unreachable at {s.public_endpoint} ({last}); check --editeval-judge-url "
                                 "and that the server is up", usage=False)
             except httpx.TimeoutException as exc:
-                last = f"timed out ({type(exc).__name__})"
+                last = f"no complete answer within {timeout:g} s ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 last = f"connection failed: {_reason(exc)}"
             else:
@@ -229,17 +238,27 @@ class JudgeClient:
                 delay = s.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
             self.stop.wait(min(delay, MAX_BACKOFF_S, max(0.0, deadline - time.monotonic())))
 
-    def _post(self, payload: dict, timeout: float) -> "_Reply":
+    def _post(self, payload: dict, timeout: float, deadline: float | None = None) -> "_Reply":
+        ticket = self.rate.acquire(deadline)
+        if ticket is None:  # a fatal answer (or a stop) arrived while this request waited for its place
+            if self.stop.is_set():
+                self._raise_stopped()
+            raise _RowDeadlinePassed
+        # The attempt's whole exchange (connect, headers, body) ends by then, however slowly the judge sends.
+        if deadline is not None:
+            timeout = max(0.01, min(timeout, deadline - time.monotonic()))
+        client = self._http  # made first: the backend exists from then on
+        with self._backend.deadline(timeout) if self._backend is not None else nullcontext():
+            return self._exchange(client, payload, timeout, ticket)
+
+    def _exchange(self, client: "httpx.Client", payload: dict, timeout: float, ticket) -> "_Reply":
         import httpx
 
-        ticket = self.rate.acquire()
-        if ticket is None:  # a fatal answer (or a stop) arrived while this request waited for its place
-            self._raise_stopped()
         with self._lock:  # counted once it may go out, not while it waits for its place
             self.requests_sent += 1
         status, headers, retry_after, timed_out = None, None, None, False
         try:
-            with self._http.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
+            with client.stream("POST", self.settings.endpoint, json=payload, timeout=timeout) as response:
                 status = response.status_code
                 if status in FATAL_STATUS or status in REDIRECT_STATUS:
                     self._fatal_status(response)  # before the place is freed: nothing else goes out
@@ -283,7 +302,7 @@ class JudgeClient:
             body = json.loads(text)
             message = body["choices"][0]["message"]
             content = message.get("content")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError):
             return f"HTTP {status} with a body that is not a chat completion: {self._excerpt(text)}", None
         usage = _usage(body)
         with self._lock:
@@ -294,7 +313,8 @@ class JudgeClient:
                 self.completion_tokens += usage["completion_tokens"]
         if usage is not None:
             self.rate.observe_tokens(usage["prompt_tokens"] + usage["completion_tokens"])
-        return Answer(cap_reply(_message_text(content)), usage)
+        # Redacted before it is stored anywhere (cache, results, report): a judge may echo the request's headers.
+        return Answer(cap_reply(self.settings.redact(_message_text(content))), usage)
 
     def _fatal_status(self, response: "httpx.Response"):
         s, status = self.settings, response.status_code
@@ -322,7 +342,8 @@ class JudgeClient:
         raise SampleError("run interrupted before the judge answered")
 
     def _excerpt(self, text: str, limit: int = 160) -> str:
-        return repr(self.settings.redact(" ".join(text[:4 * limit].split()))[:limit])
+        # Redacted before it is cut: a secret across the cut would otherwise survive minus its last characters.
+        return repr(" ".join(self.settings.redact(text)[:4 * limit].split())[:limit])
 
 
 @dataclass(frozen=True)
@@ -331,6 +352,10 @@ class _Reply:
     headers: "httpx.Headers"
     body: bytes | None  # None: larger than MAX_BODY_BYTES, not read
     retry_after: float | None = None  # seconds, from a retryable answer's Retry-After
+
+
+class _RowDeadlinePassed(Exception):
+    """The row deadline passed while a request waited for its place (a Retry-After pause, the provider's budget)."""
 
 
 def _read_capped(response: "httpx.Response", limit: int) -> bytes | None:
@@ -346,17 +371,18 @@ def _read_capped(response: "httpx.Response", limit: int) -> bytes | None:
 
 def cap_reply(text: str, limit: int = MAX_REPLY_BYTES) -> str:
     """The reply's first `limit` bytes of UTF-8, marked where it was cut: replies are stored in the cache, the
-    JSON and the HTML, and parsed with regular expressions, so their size is bounded."""
-    data = text.encode("utf-8")
+    JSON and the HTML, and parsed with regular expressions, so their size is bounded. A lone surrogate (a JSON
+    "\\ud800" escape) cannot be written as UTF-8: it becomes "?"."""
+    data = text.encode("utf-8", errors="replace")
     if len(data) <= limit:
-        return text
+        return data.decode("utf-8")
     kept = data[:limit].decode("utf-8", errors="ignore")
     return f"{kept}\n[reply cut: first {limit >> 10} KiB of {len(data):,} bytes kept]"
 
 
 def _message_text(content: object) -> str:
-    if isinstance(content, list):  # some servers return content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if isinstance(content, list):  # some servers return content parts; a text that is not a string is no text
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return content if isinstance(content, str) else ""
 
 
@@ -366,16 +392,20 @@ def _retry_after(headers: "httpx.Headers") -> float | None:
     milliseconds = _header(headers, "retry-after-ms")
     if milliseconds:
         try:
-            return max(0.0, float(milliseconds) / 1000)
+            seconds = float(milliseconds) / 1000
         except ValueError:
-            pass
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
     value = _header(headers, "retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:  # nan or inf: no usable hint
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

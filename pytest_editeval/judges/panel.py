@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError
-from .settings import JudgeSettings, JudgeSpec, cleartext_problem
+from .settings import JudgeSettings, JudgeSpec, cleartext_problem, credentials_problem, url_fault
 
 BACKENDS = ("openai", "transformers", "vllm")
 # key -> (backends it applies to, JudgeSpec field, type check)
@@ -197,9 +197,11 @@ def _http(entry: Mapping, spec: JudgeSpec, env: Mapping[str, str], bad) -> Judge
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
     except ValueError as exc:  # the message names the fault, never the URL (it may hold credentials)
-        raise bad("url_variable", f"{url_variable} does not hold a valid URL: {exc}") from None
+        raise bad("url_variable", f"{url_variable} does not hold a valid URL: {url_fault(exc)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad("url_variable", f"{url_variable} does not hold an http(s) URL")
+    if credentials_problem(url):
+        raise bad("url_variable", credentials_problem(url))
     allow_http = entry.get("allow_http", False)
     if not isinstance(allow_http, bool):
         raise bad("allow_http", f"{allow_http!r} must be true or false")

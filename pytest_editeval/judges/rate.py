@@ -219,19 +219,22 @@ class RateControl:
         self.paced = 0  # requests that waited for the provider's bucket to refill (x-ratelimit headers)
 
     # ---- sending ---------------------------------------------------------------------------------------------
-    def acquire(self) -> Ticket | None:
-        """Wait for a place (window, pause, pacing, provider budget); None once the run stops."""
+    def acquire(self, deadline: float | None = None) -> Ticket | None:
+        """Wait for a place (window, pause, pacing, provider budget); None once the run stops, or once `deadline`
+        (the row's, on this clock) passes first: a pause never outlasts the row that waits for it."""
         paced = False
         with self._cv:
             while True:
                 if self.stop.is_set():
                     return None
                 now = self.clock()
+                if deadline is not None and now >= deadline:
+                    return None
                 wait = self.wait(now)
                 if wait == 0:
                     return self.take(now, paced)
                 paced = paced or (self.adaptive and self._budget_wait(now) > 0)
-                self._cv.wait(min(wait, 0.5))
+                self._cv.wait(min(wait, 0.5) if deadline is None else max(0.0, min(wait, 0.5, deadline - now)))
 
     def wait(self, now: float) -> float:
         """Seconds until the next request may go out (0: now; math.inf: when an answer frees a place). With

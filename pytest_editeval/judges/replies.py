@@ -4,13 +4,19 @@ Judges answer in many shapes: plain JSON, JSON between ``||V^=^V||`` delimiters,
 JSON inside prose, a bare list ``[6, 0]``, a bare number, floats. A reply with no readable score list, or
 with a score outside 0..high (10; EditScore's recipe asks for 0..25), raises UnreadableReply; the caller
 re-asks and finally records an error. There is deliberately no fallback value.
+
+Replies are untrusted: whatever the text (a looping model's ``[[[[...``, numbers out of any range, lone
+surrogates), reading it gives a ParsedReply or UnreadableReply, never another exception; `read_reply` holds any
+benchmark's reader to the same rule.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 DELIMITER = "||V^=^V||"
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -21,6 +27,26 @@ _BARE_LIST = re.compile(rf"\[\s*({_NUMBER}(?:\s*,\s*{_NUMBER})*)\s*\]")
 
 class UnreadableReply(ValueError):
     """No score list could be read from the reply (the message says why)."""
+
+
+T = TypeVar("T")
+# What json's decoder raises on text it cannot take: malformed, nested deeper than the interpreter's recursion
+# limit (a looping model's "[[[[..."), or an integer with more digits than int() accepts.
+_JSON_FAILURES = (ValueError, RecursionError)
+
+
+def read_reply(reader: Callable[[str], T], text: str) -> T:
+    """`reader(text)`, with any failure of the reader turned into UnreadableReply with a one-line reason: a reply
+    is untrusted input, and a reader (a benchmark's own, possibly a package's) that fails on one must cost that
+    question a re-ask and then its row, never the run."""
+    try:
+        return reader(text)
+    except UnreadableReply:
+        raise
+    except Exception as exc:  # RecursionError, TypeError, ...: anything the reader was not written for
+        reason = " ".join(str(exc).split())[:160]
+        raise UnreadableReply(f"the reply reader failed: {type(exc).__name__}: {reason} "
+                              f"(reply {_excerpt(text or '')})") from None
 
 
 @dataclass(frozen=True)
@@ -57,7 +83,7 @@ def _candidates(text: str) -> list[str]:
 def _from_json(candidate: str) -> ParsedReply | None:
     try:
         value = json.loads(candidate)
-    except ValueError:
+    except _JSON_FAILURES:
         value = _embedded_object(candidate)
         if value is None:
             return None
@@ -69,31 +95,52 @@ def _from_value(value: object) -> ParsedReply | None:
         score = next((value[k] for k in value if isinstance(k, str) and k.lower() == "score"), None)
         if score is None:
             return None
-        reasoning = value.get("reasoning")
         scores = _as_scores(score)
-        return None if scores is None else ParsedReply(scores, str(reasoning) if reasoning is not None else None)
+        return None if scores is None else ParsedReply(scores, _reasoning(value.get("reasoning")))
     scores = _as_scores(value)
     return None if scores is None else ParsedReply(scores, None)
 
 
+def _reasoning(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except _JSON_FAILURES:  # nested too deep to write back: not worth keeping
+        return None
+
+
 def _as_scores(value: object) -> list[float] | None:
+    """A number, a numeric string, or a non-empty list of them (each possibly wrapped in one-item lists)."""
+    if not isinstance(value, list):
+        one = _as_score(value)
+        return None if one is None else [one]
+    if not value:
+        return None
+    out = []
+    for item in value:
+        while isinstance(item, list) and len(item) == 1:  # [[7], [8]] reads as [7, 8]; a loop, never recursion
+            item = item[0]
+        one = _as_score(item)
+        if one is None:
+            return None
+        out.append(one)
+    return out
+
+
+def _as_score(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return [float(value)]
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            return None
     if isinstance(value, str):
         try:
-            return [float(value)]
+            return float(value)
         except ValueError:
             return None
-    if isinstance(value, list) and value:
-        out = []
-        for item in value:
-            one = _as_scores(item)
-            if one is None or len(one) != 1:
-                return None
-            out.extend(one)
-        return out
     return None
 
 
@@ -103,6 +150,8 @@ def _embedded_object(text: str) -> object | None:
     for start in (i for i, ch in enumerate(text) if ch == "{"):
         try:
             value, _ = decoder.raw_decode(text, start)
+        except RecursionError:  # a nesting bomb: every later start is inside it, and as deep
+            return None
         except ValueError:
             continue
         if isinstance(value, dict) and any(isinstance(k, str) and k.lower() == "score" for k in value):
@@ -131,9 +180,10 @@ def _numbers(text: str) -> list[float]:
 
 
 def _validated(parsed: ParsedReply, high: float) -> ParsedReply:
-    bad = [s for s in parsed.scores if not 0.0 <= s <= high]
+    bad = [s for s in parsed.scores if not 0.0 <= s <= high]  # nan and inf included
     if bad:
-        raise UnreadableReply(f"score out of range 0..{high:g}: {parsed.scores}")
+        shown = ", ".join(f"{s:g}" for s in parsed.scores[:8]) + (", ..." if len(parsed.scores) > 8 else "")
+        raise UnreadableReply(f"score out of range 0..{high:g}: [{shown}]")
     return parsed
 
 

@@ -5,7 +5,8 @@ backend's, and the vllm backend's once its server listens).
 URLs are taken as users write them: a base URL (`https://host/v1`), the full endpoint
 (`.../chat/completions`), or an Azure-style URL with a query (`.../deployments/gpt-4.1?api-version=2024-10-21`),
 whose query is kept on the request. Query values can be credentials (`?key=...`), so they never appear in
-messages, results or cache keys; neither does a user:password part or the API key.
+messages, results or cache keys; neither does the API key (replies and error excerpts are redacted). A
+user:password part is refused (`url_problem`): httpx would send it as Basic credentials in place of the key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 CHAT_PATH = "/chat/completions"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+MIN_REDACTED_KEY = 8  # shorter keys are placeholders (see JudgeSettings.redact)
 # Azure OpenAI takes its key in an `api-key` header; everything else takes a bearer token.
 AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
@@ -37,6 +39,44 @@ def cleartext_problem(url: str) -> str | None:
     if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         return (f"judge URL {public_url(url)} is plain http to a host that is not this machine: the API key would "
                 "travel in clear; use https://, or pass --editeval-judge-allow-http if that network is trusted")
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a judge's URL (one sentence that never shows a secret it may hold), else None.
+
+    A value that fails here is often not a URL at all but a key pasted into the wrong variable, or a credentialed
+    URL with a typo: it is shown only as public_url shows it (no user:password, no query values), and not at all
+    when it has no host. A URL with user:password is refused: httpx would send those as Basic credentials in
+    place of the API key, silently."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
+    except ValueError as exc:
+        return f"not a valid URL: {url_fault(exc)}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = repr(public_url(url)) if parts.hostname else f"the value ({len(url)} characters, not shown: it may be " \
+                                                             "a key)"
+        return f"{shown} is not an http(s) URL (e.g. https://dashscope.aliyuncs.com/compatible-mode/v1)"
+    return credentials_problem(url)
+
+
+def url_fault(exc: ValueError) -> str:
+    """What urlsplit (or reading the port) found wrong; two of Python's messages quote a part of the value (which
+    may be a secret): those are named instead."""
+    text = str(exc)
+    if "could not be cast" in text:
+        return "Port is not a number"
+    if "netloc" in text:
+        return "its host has characters that change under NFKC normalization"
+    return text
+
+
+def credentials_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return (f"judge URL {public_url(url)} has a user:password part: it would be sent as Basic credentials in "
+                "place of the API key; remove it and put the key in the key's environment variable")
     return None
 
 
@@ -108,9 +148,12 @@ class JudgeSettings:
         return {"Authorization": f"Bearer {self.api_key}"}
 
     def redact(self, text: str) -> str:
-        """`text` without the key or any query value of the URL (a server may echo either back)."""
-        secrets = [self.api_key, *(value for _, value in parse_qsl(urlsplit(self.url).query) if len(value) >= 4)]
-        for secret in filter(None, secrets):
+        """`text` without the key or any query value of the URL (a server may echo either back). A key shorter than
+        MIN_REDACTED_KEY characters is a stand-in for a local server that needs none ("x", "EMPTY"): replacing it
+        would rewrite ordinary words and digits of every reply, so it is left as it is."""
+        query = [value for _, value in parse_qsl(urlsplit(self.url).query) if len(value) >= 4]
+        secrets = [*([self.api_key] if len(self.api_key) >= MIN_REDACTED_KEY else []), *query]
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 

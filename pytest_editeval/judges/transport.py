@@ -6,13 +6,21 @@ returns: a daemon thread still inside native code at interpreter exit can abort 
 without an active exception"). Closing a socket does not wake a thread blocked on it; `shutdown()` does. So the
 client's connections are made through a network backend that remembers its live streams and can shut them all
 down, after which each blocked read fails at once and its thread sees the stop flag.
+
+The same backend gives a request a total deadline. httpx's timeouts bound each read, connect and write, not the
+exchange: a judge that sends its headers and then one byte a second never times out. Within
+`InterruptibleBackend.deadline(seconds)` every operation of the calling thread's connections (httpx's sync client
+does its I/O in the calling thread) waits at most until then, and fails with httpcore's timeout once it passed.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def interruptible_transport(**kwargs):
@@ -35,7 +43,27 @@ class InterruptibleBackend:
         self._inner = inner
         self._streams: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._until = threading.local()  # this thread's request deadline (time.monotonic()), if any
         self.interrupted = False
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Every network operation of this thread ends within `seconds` from now, however slowly data trickles."""
+        self._until.value = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._until.value = None
+
+    def bounded(self, timeout: float | None, error: type[Exception]) -> float | None:
+        """`timeout` shortened to what is left of this thread's deadline; `error` once nothing is left."""
+        until = getattr(self._until, "value", None)
+        if until is None:
+            return timeout
+        left = until - time.monotonic()
+        if left <= 0:
+            raise error("the request's total deadline (the judge timeout) passed")
+        return left if timeout is None else min(timeout, left)
 
     def _track(self, stream):
         tracked = _TrackedStream(stream, self)
@@ -47,10 +75,16 @@ class InterruptibleBackend:
         return tracked
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        import httpcore
+
+        timeout = self.bounded(timeout, httpcore.ConnectTimeout)
         return self._track(self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
                                                    socket_options=socket_options))
 
     def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        import httpcore
+
+        timeout = self.bounded(timeout, httpcore.ConnectTimeout)
         return self._track(self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -73,15 +107,22 @@ class _TrackedStream:
         self._backend = backend
 
     def read(self, max_bytes, timeout=None):
-        return self._inner.read(max_bytes, timeout)
+        import httpcore
+
+        return self._inner.read(max_bytes, self._backend.bounded(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer, timeout=None):
-        return self._inner.write(buffer, timeout)
+        import httpcore
+
+        return self._inner.write(buffer, self._backend.bounded(timeout, httpcore.WriteTimeout))
 
     def close(self):
         return self._inner.close()
 
     def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        import httpcore
+
+        timeout = self._backend.bounded(timeout, httpcore.ConnectTimeout)
         return self._backend._track(self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info):

@@ -61,7 +61,9 @@ class JudgeCall:
 
 @dataclass
 class Fault:
-    kind: str  # status | hang | drop | garbage | reply (a reply text) | body (a raw HTTP body, e.g. huge)
+    # status | hang | drop | garbage | reply (a reply text) | body (a raw HTTP body, e.g. huge) | drip (the
+    # headers at once, then the reply one byte every `seconds`: each read is quick, the answer never ends)
+    kind: str
     status: int = 500
     headers: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -257,6 +259,8 @@ class JudgeServer:
                 return 200, {}, b"<html>bad gateway</html>", delay, False
             if fault.kind == "body":
                 return 200, {}, fault.text.encode(), delay, False
+            if fault.kind == "drip":
+                return 200, {"x-drip-seconds": str(fault.seconds)}, b"", delay, False
         text = fault.text if fault is not None and fault.kind == "reply" else self.reply(self.scores(call), call)
         payload = {"id": "cmpl-test", "object": "chat.completion", "model": body.get("model"),
                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -361,9 +365,27 @@ def _make_handler(judge: JudgeServer):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
+            drip = headers.pop("x-drip-seconds", None)
+            if drip is not None:
+                self._drip(float(drip))
+                return
             self._send(status, headers, payload)
             with judge.lock:
                 judge.last_response_at = time.perf_counter()
+
+        def _drip(self, seconds: float) -> None:
+            """Headers at once, then a chat completion's body one byte every `seconds` (stops when the client
+            goes away)."""
+            payload = b'{"choices": [{"message": {"content": "' + b" " * 4096 + b'[5, 5]"}}]}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(len(payload)):
+                self.wfile.write(payload[i:i + 1])
+                self.wfile.flush()
+                time.sleep(seconds)
 
         def _send(self, status: int, headers: dict, payload: bytes) -> None:
             self.send_response(status)
