@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .options import _choice, _run_name, _threshold, compare_gate
+from .paths import printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +99,8 @@ def _agreement(args) -> int:
         print(f"error: {args.run_a} and {args.run_b} have no scored row in common (paired by key)", file=sys.stderr)
         return 2
     labels = {m.name: m.label for m in metrics}
-    print(f"{a.judge.model} ({args.run_a}) vs {b.judge.model} ({args.run_b}): {a.benchmark} {a.language}, "
-          "paired by row over rows both scored")
+    print(f"{printable(a.judge.model)} ({args.run_a}) vs {printable(b.judge.model)} ({args.run_b}): {a.benchmark} "
+          f"{printable(a.language)}, paired by row over rows both scored")
     print(render_agreement_table(results, labels))
     if args.json:
         Path(args.json).write_text(agreement_json(results, args.run_a, args.run_b, a, b), encoding="utf-8")
@@ -185,8 +186,8 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
              fmt(d.baseline), fmt(d.current), fmt(d.delta, "+"),
              "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
             for d in sorted(deltas, key=lambda d: (order.index(d.metric), d.subset is None))]
-    print(f"{baseline.model} ({baseline_name}) -> {current.model} ({new_name}): {current.benchmark} "
-          f"{current.language}, paired by row over rows both scored")
+    print(f"{printable(baseline.model)} ({baseline_name}) -> {printable(current.model)} ({new_name}): "
+          f"{current.benchmark} {printable(current.language)}, paired by row over rows both scored")
     print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],
                    tablefmt="pretty"))
     judges = different_judges(baseline.judge.model_dump(), current.judge.model_dump())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,6 +83,31 @@ class Dataset:
     root: Path
     warnings: list[str] = field(default_factory=list)  # said once at the start of the run
     context: dict = field(default_factory=dict)  # what the benchmark needs at judging time (prompt templates)
+
+
+def flag_repeated_rows(rows: Sequence[Row]) -> tuple[list[Row], list[str]]:
+    """Every benchmark's rows, with a row whose id, or whose key in its language, an earlier row already has made
+    an error row (its edited image, its results and its comparison are found by that key: two rows cannot share
+    it), and the one line that says so (empty when every row is unique)."""
+    from .paths import printable
+
+    seen_ids: set[str] = set()
+    seen_keys: set[tuple[str, str]] = set()
+    out: list[Row] = []
+    repeated: list[str] = []
+    for row in rows:
+        if row.id in seen_ids or (row.language, row.key) in seen_keys:
+            repeated.append(row.id)
+            row = replace(row, problem=f"the dataset holds the row {printable(row.key)} twice; only the first is "
+                                       "evaluated, this copy is an error row", inputs=())
+        seen_ids.add(row.id)
+        seen_keys.add((row.language, row.key))
+        out.append(row)
+    if not repeated:
+        return out, []
+    listed = ", ".join(printable(i, 60) for i in repeated[:3]) + (" ..." if len(repeated) > 3 else "")
+    return out, [f"the dataset repeats {len(repeated)} row(s) ({listed}): each copy after the first is an error row; "
+                 "fix the dataset (a row must be unique by id and by key)"]
 
 
 def select_rows(rows: Iterable[Row], language: str, subsets: Sequence[str] | None, limit: int | None,

@@ -17,7 +17,9 @@ def test_edit(editeval_verdict):
     if editeval_verdict.status == "missing":
         pytest.skip(editeval_verdict.error)
     if editeval_verdict.status == "error":
-        pytest.fail(f"{editeval_verdict.id}: {editeval_verdict.error}", pytrace=False)
+        from .paths import printable
+
+        pytest.fail(f"{printable(editeval_verdict.id)}: {printable(editeval_verdict.error)}", pytrace=False)
 
 
 def benchmark_module(parent, path: Path) -> pytest.Module:

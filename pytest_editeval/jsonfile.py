@@ -55,3 +55,15 @@ def read_json_object(path: Path, what: str, max_bytes: int) -> tuple[dict, list[
     if not isinstance(data, dict):
         raise InputError(f"{what} {path} must hold one JSON object, not a {type(data).__name__}")
     return data, duplicates
+
+
+def repeated_names_warning(path: Path, duplicates: list[str]) -> list[str]:
+    """The one line that says a JSON object named something twice (empty when it did not): the earlier value is
+    lost, as the official scripts' `json.load` loses it, and that is never silent."""
+    if not duplicates:
+        return []
+    from .paths import shown
+
+    listed = ", ".join(shown(d) for d in duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
+    return [f"{path}: {len(duplicates)} repeated name(s) in a JSON object ({listed}); the last value is used, "
+            "as the official scripts' json.load does"]

@@ -116,3 +116,63 @@ def test_a_name_given_twice_in_an_archive_is_refused_not_replaced(tmp_path):
     assert str(caught.value) == (f"archive {path}, member 'Benchmark/singleturn/singleturn.json': the archive "
                                  "holds this name twice, so one copy would silently replace the other; refused "
                                  "(download the archive again)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Names given twice, and ids printed to the terminal
+
+def _plugin_run(pytester, monkeypatch, judge, tmp_path):
+    from .conftest import API_KEY
+
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+
+    def run(benchmark: str, dataset: Path, images: Path, *args: str):
+        return pytester.runpytest(f"--editeval-benchmark={benchmark}", f"--editeval-dataset={dataset}",
+                                  f"--editeval-images={images}", f"--editeval-judge-url={judge.url}",
+                                  f"--editeval-cache-dir={tmp_path / 'cache'}", "--editeval-judge-backoff=0.01",
+                                  "-p", "no:cacheprovider", *args)
+
+    return run
+
+
+def test_a_kris_id_given_twice_is_said_in_one_line(pytester, monkeypatch, judge, tmp_path):
+    import json
+
+    from pytest_editeval.testing import kris_factory as kris
+
+    from .conftest import output_of
+
+    rows = kris.make_kris_dataset(tmp_path / "dl", rows_per_category=2, categories=("color_change",))
+    annotation = tmp_path / "dl" / "KRIS_Bench" / "color_change" / "annotation.json"
+    entries = json.loads(annotation.read_text("utf-8"))
+    # The second row's id given twice: json.load keeps the last, so one row of the file is lost.
+    annotation.write_text('{"1": %s, "2": %s, "2": %s}' % (json.dumps(entries["1"]), json.dumps(entries["1"]),
+                                                            json.dumps(entries["2"])), encoding="utf-8")
+    judge.scores, judge.reply = (lambda call: []), kris.kris_reply
+    result = _plugin_run(pytester, monkeypatch, judge, tmp_path)(
+        "kris", tmp_path / "dl", kris.write_kris_edits(tmp_path / "edits", rows))
+    text = output_of(result)
+    assert result.ret == 0, text
+    lines = [line for line in text.splitlines() if "repeated name" in line]
+    assert lines == [f"editeval: {annotation}: 1 repeated name(s) in a JSON object ('2'); the last value is used, "
+                     "as the official scripts' json.load does"]
+
+
+def test_rows_repeated_in_a_dataset_and_hostile_ids_are_said_escaped(pytester, monkeypatch, judge, tmp_path):
+    from pytest_editeval.testing import make_gedit_dataset, write_edited_images
+
+    from .conftest import output_of
+
+    hostile = "k\u009b31m\u202eevil"  # a C1 escape (CSI) and a right-to-left override
+    rows = make_gedit_dataset(tmp_path / "dl", rows_per_subset=1, languages=("en",),
+                              overrides={0: {"key": hostile}, 1: {"key": "abcdef0123"}, 2: {"key": "abcdef0123"}})
+    edits = write_edited_images(tmp_path / "edits", rows[1:2] + rows[3:])
+    result = _plugin_run(pytester, monkeypatch, judge, tmp_path)("gedit", tmp_path / "dl", edits)
+    text = output_of(result)
+    assert "\u009b" not in text and "\u202e" not in text
+    missing = [line for line in text.splitlines() if line.startswith("MISSING:")]
+    assert len(missing) == 1 and "en-background_change-k\\x9b31m\\u202eevil" in missing[0], text
+    repeated = [line for line in text.splitlines() if "repeats" in line]
+    assert repeated == ["editeval: the dataset repeats 1 row(s) (en-material_alter-abcdef0123): each copy after the "
+                        "first is an error row; fix the dataset (a row must be unique by id and by key)"]
+    assert "the dataset holds the row abcdef0123 twice; only the first is evaluated" in text
