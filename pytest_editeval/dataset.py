@@ -8,13 +8,13 @@ dataset) carries a `problem` and becomes an error row with that reason; it is ne
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .cache import file_identity
 from .errors import InputError
 from .paths import is_inside
 
@@ -64,16 +64,20 @@ class FileImages:
         return path
 
     def identity(self, locator: str) -> dict:
+        """Names the image by its bytes (read once per process): a file replaced by another of the same size
+        with its time restored is another image, and must not keep the old answers."""
         with self._lock:
-            if locator not in self._identities:
-                self._identities[locator] = {"kind": "dataset-file", **file_identity(self.path(locator))}
-            return self._identities[locator]
+            known = self._identities.get(locator)
+        if known is None:
+            known = {"kind": "dataset-file", "path": locator, "sha256": hashlib.sha256(self.read(locator)).hexdigest()}
+            with self._lock:
+                self._identities[locator] = known
+        return known
 
     def read(self, locator: str) -> bytes:
-        path = self.path(locator)
-        if path.stat().st_size > self.MAX_BYTES:
-            raise InputError(f"dataset image {path} is over {self.MAX_BYTES >> 20} MB: not read")
-        return path.read_bytes()
+        from .images import read_image_file
+
+        return read_image_file(self.path(locator), "dataset image", self.MAX_BYTES)
 
 
 @dataclass

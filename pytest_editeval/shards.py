@@ -122,18 +122,23 @@ def read_shard(path: Path) -> ShardFile:
     """A shard's results JSON, read as untrusted input: any problem is one MergeError line."""
     from pydantic import ValidationError
 
+    from .jsonfile import TOO_DEEP, read_bytes_capped, too_deep
     from .report.results import read_results
+    from .runs import MAX_RESULTS_BYTES
 
     try:
-        if path.stat().st_size > 512 << 20:
-            raise MergeError(f"{path}: over 512 MB, not a results file of pytest-editeval")
-        results = read_results(path.read_bytes())
+        raw = read_bytes_capped(path, MAX_RESULTS_BYTES)
+        if raw is None:
+            raise MergeError(f"{path}: over {MAX_RESULTS_BYTES >> 20} MB, not a results file of pytest-editeval")
+        results = read_results(raw)
+    except TOO_DEEP:
+        raise MergeError(too_deep(path, "shard file")) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
         raise MergeError(f"{path} is not a results file of pytest-editeval ({where}: "
                          f"{first.get('msg', 'invalid')})") from None
-    except (ValueError, RecursionError) as exc:  # not JSON at all, or absurdly nested
+    except ValueError as exc:  # not JSON at all
         raise MergeError(f"cannot read {path}: not valid JSON ({(str(exc).splitlines() or [''])[0][:160]})") from None
     except OSError as exc:
         raise MergeError(f"cannot read {path}: {exc.strerror or exc}") from None

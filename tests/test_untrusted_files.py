@@ -146,8 +146,8 @@ def test_a_kris_id_given_twice_is_said_in_one_line(pytester, monkeypatch, judge,
     annotation = tmp_path / "dl" / "KRIS_Bench" / "color_change" / "annotation.json"
     entries = json.loads(annotation.read_text("utf-8"))
     # The second row's id given twice: json.load keeps the last, so one row of the file is lost.
-    annotation.write_text('{"1": %s, "2": %s, "2": %s}' % (json.dumps(entries["1"]), json.dumps(entries["1"]),
-                                                            json.dumps(entries["2"])), encoding="utf-8")
+    first, second = json.dumps(entries["1"]), json.dumps(entries["2"])
+    annotation.write_text(f'{{"1": {first}, "2": {first}, "2": {second}}}', encoding="utf-8")
     judge.scores, judge.reply = (lambda call: []), kris.kris_reply
     result = _plugin_run(pytester, monkeypatch, judge, tmp_path)(
         "kris", tmp_path / "dl", kris.write_kris_edits(tmp_path / "edits", rows))
@@ -176,3 +176,228 @@ def test_rows_repeated_in_a_dataset_and_hostile_ids_are_said_escaped(pytester, m
     assert repeated == ["editeval: the dataset repeats 1 row(s) (en-material_alter-abcdef0123): each copy after the "
                         "first is an error row; fix the dataset (a row must be unique by id and by key)"]
     assert "the dataset holds the row abcdef0123 twice; only the first is evaluated" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every file the product reads is size- and depth-capped
+
+
+@pytest.mark.parametrize("body", ["1+" * 200_000 + "1", "-" * 200_000 + "1"])
+def test_a_deeply_nested_uge_script_is_one_line(pytester, monkeypatch, judge, tmp_path, body):
+    from pytest_editeval.testing import imgedit_factory as imgedit
+
+    from .conftest import output_of
+
+    rows = imgedit.make_imgedit_uge_dataset(tmp_path / "uge", script=False)
+    script = tmp_path / "UGE_bench.py"
+    script.write_text(f"prompt = {body}\n", encoding="utf-8")
+    edits = imgedit.write_imgedit_edits(tmp_path / "edits", rows)
+    result = _plugin_run(pytester, monkeypatch, judge, tmp_path)("imgedit-uge", tmp_path / "uge", edits,
+                                                                 f"--editeval-judge-prompts={script}")
+    text = output_of(result)
+    assert result.ret == 4 and "INTERNALERROR" not in text and "Traceback" not in text, text
+    assert f"UGE judge script {script} is nested too deeply to be read (no real one is): not read" in text
+    assert judge.count == 0
+
+
+def _deep_json(path: Path) -> Path:
+    path.write_text('{"schema_version": 2, "samples": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    return path
+
+
+def _saved_run(run, tmp_path) -> Path:
+    out = tmp_path / "good.json"
+    assert run("-q", f"--editeval-json={out}", "--editeval-subsets=color_alter").ret == 0
+    return out
+
+
+def test_a_deeply_nested_or_huge_baseline_is_one_line(run, tmp_path, monkeypatch):
+    from pytest_editeval import runs
+
+    from .conftest import output_of
+
+    deep = _deep_json(tmp_path / "deep.json")
+    result = run("--editeval-subsets=color_alter", f"--editeval-compare={deep}")
+    text = output_of(result)
+    assert result.ret == 4 and "INTERNALERROR" not in text and "Traceback" not in text, text
+    assert f"saved run {deep} is nested too deeply to be read (no real one is): not read" in text
+    # A file over the cap is refused from its size: never read into memory (the cap scaled down here).
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 5000)
+    monkeypatch.setattr(runs, "MAX_RESULTS_BYTES", 4096)
+    result = run("--editeval-subsets=color_alter", f"--editeval-compare={big}")
+    assert result.ret == 4 and f"saved run {big} is over 4,096 bytes, more than any real one holds: not read" \
+        in output_of(result)
+
+
+def test_compare_and_agreement_say_a_deeply_nested_file_in_one_line(run, tmp_path, capsys):
+    from pytest_editeval.cli import main
+
+    good, deep = _saved_run(run, tmp_path), _deep_json(tmp_path / "deep.json")
+    capsys.readouterr()
+    for argv in (["compare", str(deep), str(good)], ["compare", str(good), str(deep)],
+                 ["agreement", str(good), str(deep)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: saved run {deep} is nested too deeply to be read (no real one is): not read; pass a " \
+                      "file written by --editeval-save or --editeval-json\n"
+
+
+def test_compare_shows_no_control_characters_from_a_saved_run(run, tmp_path, capsys):
+    import json
+
+    from pytest_editeval.cli import main
+
+    good = _saved_run(run, tmp_path)
+    data = json.loads(good.read_text("utf-8"))
+    data["model"] = "m\u009b2J\u202eodel"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["compare", str(good), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "\u009b" not in out and "\u202e" not in out and "m\\x9b2J\\u202eodel" in out
+
+
+def test_a_file_over_its_cap_is_refused_from_its_size_without_reading_it(tmp_path, monkeypatch):
+    from pytest_editeval import jsonfile
+
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as fh:  # 3 GB, sparse: no disk, and no read of it may happen
+        fh.truncate(3 << 30)
+    real_open = jsonfile.open_regular
+
+    class NoRead:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def fileno(self):
+            return self.fh.fileno()
+
+        def read(self, size):
+            raise AssertionError("a file over its cap must not be read")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(jsonfile, "open_regular", lambda path: NoRead(real_open(path)))
+    with pytest.raises(InputError) as caught:
+        jsonfile.read_capped(huge, "saved run", 512 << 20)
+    assert str(caught.value) == f"saved run {huge} is over 536,870,912 bytes, more than any real one holds: not read"
+    assert jsonfile.read_bytes_capped(huge, 512 << 20) is None
+
+
+def test_a_fifo_named_as_a_file_is_refused_without_blocking(tmp_path):
+    import os
+
+    from pytest_editeval import jsonfile
+
+    fifo = tmp_path / "baseline.json"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as caught:
+        jsonfile.read_capped(fifo, "saved run", 1 << 20)
+    assert str(caught.value) == (f"cannot read saved run {fifo}: not a regular file (a FIFO, device, socket or "
+                                 "folder)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The cache: image digests from the bytes, a read-only folder, entries that are not files
+
+
+def _bmp_edits(folder: Path, rows, red_of) -> Path:
+    """Edited images as BMP (uncompressed: every image of a size has the same file size), and their JSONL."""
+    import json
+
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in rows:
+        path = folder / f"{row.key}.bmp"
+        Image.new("RGB", (row.width, row.height), (red_of(row), 90, 160)).save(path, format="BMP")
+        lines.append(json.dumps({"id": row.key, "image_path": path.name}))
+    (folder / "edits.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "edits.jsonl"
+
+
+def test_an_image_replaced_by_one_of_the_same_size_and_time_is_judged_again(run, en_rows, judge, tmp_path):
+    import json
+    import os
+
+    from PIL import Image
+
+    rows = [r for r in en_rows if r.task_type == "color_alter"]
+    edits = _bmp_edits(tmp_path / "bmp", rows, lambda row: 40)
+    out = tmp_path / "out.json"
+    first = run("-q", "--editeval-subsets=color_alter", f"--editeval-json={out}", images=edits)
+    assert first.ret == 0
+    before = {s["key"]: s["scores"] for s in json.loads(out.read_text())["samples"]}
+    requests = judge.count
+    replaced = tmp_path / "bmp" / f"{rows[0].key}.bmp"
+    stat = replaced.stat()
+    Image.new("RGB", (rows[0].width, rows[0].height), (220, 90, 160)).save(replaced, format="BMP")
+    os.utime(replaced, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert replaced.stat().st_size == stat.st_size and replaced.stat().st_mtime_ns == stat.st_mtime_ns
+    second = run("-q", "--editeval-subsets=color_alter", f"--editeval-json={out}", images=edits)
+    assert second.ret == 0
+    after = {s["key"]: s["scores"] for s in json.loads(out.read_text())["samples"]}
+    assert judge.count - requests == 2  # the replaced image's two questions, asked again; the others cached
+    assert after[rows[0].key] != before[rows[0].key]
+    assert all(after[r.key] == before[r.key] for r in rows[1:])
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write in, root included (chattr +i where the tests run as root)."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "readonly-cache"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a file system without chattr +i: no folder is read-only to root here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_read_only_cache_folder_is_one_line_and_every_row_is_scored(run, read_only_folder):
+    from .conftest import output_of
+
+    result = run("--editeval-subsets=color_alter", cache_dir=read_only_folder)
+    text = output_of(result)
+    assert result.ret == 0, text
+    assert "cannot read edited image" not in text
+    result.assert_outcomes(passed=4)
+    lines = [line for line in text.splitlines() if "cannot write cache entry" in line]
+    assert lines == [f"editeval cache: cannot write cache entry under {read_only_folder}: Permission denied; free "
+                     "some space, make the folder writable or pass --editeval-cache-dir / --editeval-no-cache"] or \
+        lines == [f"editeval cache: cannot write cache entry under {read_only_folder}: Operation not permitted; free "
+                  "some space, make the folder writable or pass --editeval-cache-dir / --editeval-no-cache"], text
+
+
+def test_a_fifo_in_the_cache_is_skipped_never_waited_on(run, judge, tmp_path):
+    import os
+
+    from .conftest import output_of
+
+    cache = tmp_path / "fifo-cache"
+    assert run("-q", "--editeval-subsets=color_alter", cache_dir=cache).ret == 0
+    requests = judge.count
+    entry = sorted((cache / "answers").rglob("*.json"))[0]
+    entry.unlink()
+    os.mkfifo(entry)
+    result = run("--editeval-subsets=color_alter", cache_dir=cache, subprocess=True, timeout=120)
+    text = output_of(result)
+    assert result.ret == 0, text
+    assert judge.count - requests == 1  # that entry alone is asked again, and stored as a file
+    assert "1 corrupt entries recomputed" in text and entry.is_file()

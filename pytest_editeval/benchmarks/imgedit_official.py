@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 from ..archives import extract_tar
 from ..errors import InputError
-from ..jsonfile import read_json_object, read_text, repeated_names_warning
+from ..jsonfile import TOO_DEEP, read_json_object, read_text, repeated_names_warning, too_deep
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Question, input_image
 
@@ -383,6 +383,9 @@ def _template_in_script(path: Path, source: str) -> str:
 
     try:
         tree = ast.parse(source, filename=str(path))
+    except TOO_DEEP:
+        raise InputError(too_deep(path, "UGE judge script") + f"; pass the official {UGE_SCRIPT} or a text file of "
+                         "the template") from None
     except (SyntaxError, ValueError) as exc:
         raise InputError(f"UGE judge script {path} is not valid Python ({exc.__class__.__name__}); pass the "
                          f"official {UGE_SCRIPT} or a text file of the template") from None
