@@ -4,7 +4,8 @@
     pytest-editeval compare NEW --baseline BASELINE                  the same, with the baseline named
     pytest-editeval agreement RUN_A RUN_B [--json OUT] [--html OUT]    how far two judges agree on the same images
     pytest-editeval merge SHARD.json... [--threshold EXPR]... [--compare BASELINE] [--compare-fail EXPR]...
-                          [--json OUT] [--html OUT] [--save NAME]     gate the shards of a run as one run
+                          [--json OUT] [--html OUT] [--save NAME] [--images FOLDER]...
+                                                                     gate the shards of a run as one run
     pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
 
 compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                        ".editeval/runs/ of --rootdir (an incomplete run as NAME.incomplete)")
     merge.add_argument("--dataset", metavar="ID_OR_PATH", help="where the HTML report reads source images "
                        "(default: the dataset the shards read)")
+    merge.add_argument("--images", action="append", type=Path, default=[], metavar="FOLDER",
+                       help="a folder the HTML report may read the shards' edited images from, besides each shard "
+                       "file's own folder (repeatable); a path inside a shard file is never followed elsewhere")
     merge.add_argument("--offline", action="store_true", help="read a hub dataset from the local cache only")
     merge.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
@@ -119,7 +123,7 @@ def _merge(args) -> int:
         paths=[Path(p) for p in args.shards], thresholds=args.threshold, gate_policy=args.gate,
         compare=args.compare, compare_gates=args.compare_fail, compare_missing=args.compare_missing,
         json_path=args.json, html_path=args.html, save_name=args.save, dataset=args.dataset, offline=args.offline,
-        rootdir=Path(args.rootdir))
+        rootdir=Path(args.rootdir), image_folders=args.images)
     try:
         result = merge(request)
     except InputError as exc:

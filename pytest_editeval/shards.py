@@ -301,6 +301,7 @@ class MergeRequest:
     offline: bool = False
     rootdir: Path = Path(".")
     max_pixels: int = 4096 * 4096
+    image_folders: list[Path] = field(default_factory=list)  # where the HTML may read edited images (--images)
 
 
 @dataclass
@@ -413,13 +414,14 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
         read_source = _source_reader(request, benchmark, files[0].results, notes)
-        edited_path, not_found = _edited_images(files)
+        edited_path, not_found = _edited_images(files, request.image_folders)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
                                           request.max_pixels, edited_path))
         if not_found:
-            notes.append(f"HTML report: {len(not_found)} edited image(s) not found, at the path a shard recorded or "
-                         "at the same path below that shard file's folder (download each shard's images beside its "
-                         f"results file), e.g. {_shown(not_found[0])}: shown without a thumbnail")
+            notes.append(f"HTML report: {len(not_found)} edited image(s) not found inside the shard file's folder or "
+                         "a folder given with --images (images are read from nowhere else; download each shard's "
+                         f"images beside its results file, or name their folder), e.g. {_shown(not_found[0])}: shown "
+                         "without a thumbnail")
     return written
 
 
@@ -455,11 +457,14 @@ def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
     return lambda row_id: dataset.images.read(by_id[row_id].inputs[0])
 
 
-def _edited_images(files: Sequence[ShardFile]):
-    """Where each sample's edited image is on this machine: at the path its shard recorded, or (a CI artifact
-    downloaded elsewhere) at the longest tail of that path that exists below the shard file's folder."""
+def _edited_images(files: Sequence[ShardFile], image_folders: Sequence[Path] = ()):
+    """Where each sample's edited image is on this machine. A shard file is untrusted: the path it records is
+    only a hint, and an image is read only from inside the shard file's own folder or a folder the user named
+    (--images): the recorded path itself when it lies inside one of them, else (a CI artifact downloaded
+    elsewhere) the longest tail of it that exists below one of them. Never an absolute path or a `..` elsewhere."""
     from .paths import is_inside
 
+    named = [Path(folder).expanduser().resolve() for folder in image_folders]
     folder_of = {sample.id: f.path.resolve().parent for f in files for sample in f.results.samples}
     not_found: list[str] = []
 
@@ -467,17 +472,16 @@ def _edited_images(files: Sequence[ShardFile]):
         if not sample.edited_image:
             return None
         recorded = Path(sample.edited_image)
-        if recorded.is_absolute() and recorded.is_file():
-            return recorded
-        base = folder_of.get(sample.id)
         parts = [part for part in recorded.parts if part not in (recorded.anchor, "")]
-        if base is not None and ".." not in parts:
-            for start in range(len(parts)):
-                candidate = base.joinpath(*parts[start:])
-                if candidate.is_file() and is_inside(candidate, base):
+        roots = [folder_of[sample.id], *named] if sample.id in folder_of else named
+        first = len(parts) - parts[::-1].index("..") if ".." in parts else 0  # tails below the last '..'
+        for root in roots:
+            if recorded.is_absolute() and is_inside(recorded, root) and recorded.is_file():
+                return recorded
+            for start in range(first, len(parts)):
+                candidate = root.joinpath(*parts[start:])
+                if is_inside(candidate, root) and candidate.is_file():
                     return candidate
-        if recorded.is_file():
-            return recorded
         not_found.append(sample.edited_image)
         return None
 

@@ -401,3 +401,50 @@ def test_a_fifo_in_the_cache_is_skipped_never_waited_on(run, judge, tmp_path):
     assert result.ret == 0, text
     assert judge.count - requests == 1  # that entry alone is asked again, and stored as a file
     assert "1 corrupt entries recomputed" in text and entry.is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `pytest-editeval merge` reads images only from folders the user named
+
+
+def test_merge_reads_no_image_a_shard_file_points_elsewhere(run, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    Image.new("RGB", (24, 24), (250, 10, 10)).save(secret / "edited.png")
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    paths = []
+    for k in (1, 2):
+        path = shards / f"shard-{k}.json"
+        assert run(f"--editeval-shard={k}/2", f"--editeval-json={path}", "--editeval-subsets=color_alter").ret == 0
+        data = json.loads(path.read_text())
+        for i, sample in enumerate(data["samples"]):  # an absolute path, and a way up from the working folder
+            sample["edited_image"] = str(secret / "edited.png") if i % 2 else "../../secret/edited.png"
+        path.write_text(json.dumps(data))
+        paths.append(path)
+
+    def merged(*args: str) -> str:
+        html = tmp_path / "merged.html"
+        result = subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "merge", *map(str, paths),
+                                 f"--html={html}", *args], capture_output=True, text=True, cwd=cwd)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout, html.read_text()
+
+    out, page = merged()
+    rows = page.count("<tr data-subset=")
+    assert rows == 4 and page.count("data:image/jpeg") == rows  # the sources only: no edited image was read
+    assert [line for line in out.splitlines() if "edited image(s) not found" in line] == [
+        "editeval: HTML report: 4 edited image(s) not found inside the shard file's folder or a folder given with "
+        "--images (images are read from nowhere else; download each shard's images beside its results file, or "
+        "name their folder), e.g. '../../secret/edited.png': shown without a thumbnail"]
+    # Named on the command line, the folder is read: the absolute path inside it, and the relative one's tail.
+    _, page = merged(f"--images={secret}")
+    assert page.count("data:image/jpeg") == 2 * rows
