@@ -448,3 +448,17 @@ def test_merge_reads_no_image_a_shard_file_points_elsewhere(run, tmp_path):
     # Named on the command line, the folder is read: the absolute path inside it, and the relative one's tail.
     _, page = merged(f"--images={secret}")
     assert page.count("data:image/jpeg") == 2 * rows
+
+
+def test_a_dataset_whose_index_decodes_to_more_than_the_cap_is_one_line(run, monkeypatch, gedit):
+    from pytest_editeval import parquet
+
+    from .conftest import output_of
+
+    monkeypatch.setattr(parquet, "MAX_INDEX_BYTES", 1000)  # the cap scaled down: the test set's index is larger
+    result = run("--editeval-subsets=color_alter")
+    text = output_of(result)
+    assert result.ret == 4 and "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if "index columns decode to" in line]
+    assert len(lines) == 1 and "over the cap of 1,000 (no real dataset comes near): not read" in lines[0]
+    assert str(gedit[0]) in lines[0]
