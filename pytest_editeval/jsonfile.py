@@ -6,6 +6,7 @@ does), every failure one line naming the file."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -50,6 +51,18 @@ def _read_at_most(fh, max_bytes: int) -> bytes | None:
     if os.fstat(fh.fileno()).st_size > max_bytes:
         return None
     return fh.read(max_bytes + 1)
+
+
+MAX_CONFIG_BYTES = 16 << 20  # a configuration file (a judge panel, a pyproject.toml) is a few KB
+
+
+def config_text(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """A configuration file's UTF-8 text, for callers that word their own messages: OSError (FileNotFoundError,
+    NotRegularFile, or EFBIG when over `max_bytes`, unread) or UnicodeDecodeError as reading would raise."""
+    raw = read_bytes_capped(path, max_bytes)
+    if raw is None:
+        raise OSError(errno.EFBIG, f"over {max_bytes:,} bytes, more than any real one holds: not read")
+    return raw.decode("utf-8")
 
 
 def read_capped(path: Path, what: str, max_bytes: int) -> bytes:

@@ -462,3 +462,15 @@ def test_a_dataset_whose_index_decodes_to_more_than_the_cap_is_one_line(run, mon
     lines = [line for line in text.splitlines() if "index columns decode to" in line]
     assert len(lines) == 1 and "over the cap of 1,000 (no real dataset comes near): not read" in lines[0]
     assert str(gedit[0]) in lines[0]
+
+
+def test_a_deeply_nested_judge_panel_is_one_line(pytester, gedit, edits, tmp_path):
+    from .conftest import output_of
+
+    panel = tmp_path / "panel.toml"
+    panel.write_text("judges = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    result = pytester.runpytest("--editeval-benchmark=gedit", f"--editeval-dataset={gedit[0]}",
+                                f"--editeval-images={edits}", f"--editeval-judge-panel={panel}", "-p", "no:cacheprovider")
+    text = output_of(result)
+    assert result.ret == 4 and "INTERNALERROR" not in text and "Traceback" not in text, text
+    assert f"judge panel {panel}: nested too deeply to be read (no real one is)" in text

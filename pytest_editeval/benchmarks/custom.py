@@ -40,8 +40,12 @@ def _table(rootpath: Path) -> dict:
 def _read(path: str, _mtime: int) -> dict:
     import tomllib
 
+    from ..jsonfile import TOO_DEEP, config_text
+
     try:
-        data = tomllib.loads(Path(path).read_text("utf-8"))
+        data = tomllib.loads(config_text(Path(path)))
+    except TOO_DEEP:
+        raise InputError(f"cannot read {path}: nested too deeply to be read (no real one is)") from None
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     table = data.get("tool", {}).get("editeval", {}).get("benchmarks", {})
