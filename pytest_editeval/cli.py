@@ -97,7 +97,12 @@ def _agreement(args) -> int:
               "the same rows judged twice", file=sys.stderr)
         return 2
     metrics = [m for m in benchmark.metrics if not m.pooled]
-    subsets = list(a.aggregates[benchmark.scopes[0].name].subsets)
+    full = benchmark.scopes[0].name
+    if full not in a.aggregates:  # a hand-made or damaged file: one line, never a traceback
+        print(f"error: {args.run_a} has no {full!r} aggregates: pass a file written by --editeval-save or "
+              "--editeval-json", file=sys.stderr)
+        return 2
+    subsets = list(a.aggregates[full].subsets)
     results = agreements(a.sample_records(), b.sample_records(), [m.name for m in metrics], subsets)
     if not any(r.n for r in results):
         print(f"error: {args.run_a} and {args.run_b} have no scored row in common (paired by key)", file=sys.stderr)

@@ -474,3 +474,19 @@ def test_a_deeply_nested_judge_panel_is_one_line(pytester, gedit, edits, tmp_pat
     text = output_of(result)
     assert result.ret == 4 and "INTERNALERROR" not in text and "Traceback" not in text, text
     assert f"judge panel {panel}: nested too deeply to be read (no real one is)" in text
+
+
+def test_agreement_on_a_run_without_its_aggregates_is_one_line(run, tmp_path, capsys):
+    import json
+
+    from pytest_editeval.cli import main
+
+    good = _saved_run(run, tmp_path)
+    data = json.loads(good.read_text("utf-8"))
+    data["aggregates"] = {}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["agreement", str(broken), str(good)]) == 2
+    assert capsys.readouterr().err == (f"error: {broken} has no 'full' aggregates: pass a file written by "
+                                       "--editeval-save or --editeval-json\n")
