@@ -4,6 +4,7 @@ to the terminal, images a shard file names, the cache's image digest, and a cach
 
 from __future__ import annotations
 
+import importlib
 import io
 import tarfile
 from pathlib import Path
@@ -212,9 +213,9 @@ def _saved_run(run, tmp_path) -> Path:
 
 
 def test_a_deeply_nested_or_huge_baseline_is_one_line(run, tmp_path, monkeypatch):
-    from pytest_editeval import runs
-
     from .conftest import output_of
+
+    runs = importlib.import_module("pytest_editeval.runs")  # the module the run will use (as for parquet below)
 
     deep = _deep_json(tmp_path / "deep.json")
     result = run("--editeval-subsets=color_alter", f"--editeval-compare={deep}")
@@ -451,9 +452,11 @@ def test_merge_reads_no_image_a_shard_file_points_elsewhere(run, tmp_path):
 
 
 def test_a_dataset_whose_index_decodes_to_more_than_the_cap_is_one_line(run, monkeypatch, gedit):
-    from pytest_editeval import parquet
-
     from .conftest import output_of
+
+    # pytester drops modules first imported during an earlier run; import_module gives the one this run will use
+    # (the package attribute may still name a dropped one).
+    parquet = importlib.import_module("pytest_editeval.parquet")
 
     monkeypatch.setattr(parquet, "MAX_INDEX_BYTES", 1000)  # the cap scaled down: the test set's index is larger
     result = run("--editeval-subsets=color_alter")
