@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CacheWriteError
+from .jsonfile import TOO_DEEP, read_bytes_capped
 
 FORMAT = 1
+MAX_ENTRY_BYTES = 16 << 20  # an entry holds one judge reply (capped far below this) and its parse
 
 
 class _Deferred:
@@ -81,12 +83,15 @@ class Cache:
             return None
         path = self.path(kind, key)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
+            # A regular file only (a FIFO put in the cache would block the run) of a bounded size, read as
+            # untrusted: anything else is an invalid entry, recomputed and replaced.
+            raw = read_bytes_capped(path, MAX_ENTRY_BYTES)
+            entry = json.loads(raw) if raw is not None else None
             valid = (entry.get("format") == FORMAT and entry.get("key") == key
                      and entry.get("sha256") == _checksum(entry.get("payload")))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, *TOO_DEEP):
             valid = False
         if not valid:
             if count_corrupt:
@@ -130,11 +135,15 @@ class Cache:
         try:
             write_atomic(path, json.dumps(entry, ensure_ascii=False).encode("utf-8"), durable=True)
         except OSError as exc:
-            message = f"cannot write cache entry under {self.root}: {exc.strerror or exc}; " \
-                      "free some space or pass --editeval-cache-dir / --editeval-no-cache"
-            with self._lock:
-                self.write_errors.append(message)
-            raise CacheWriteError(message) from None
+            raise CacheWriteError(self._unwritable(exc)) from None
+
+    def _unwritable(self, exc: OSError) -> str:
+        """Record why the cache cannot be written (said once in the summary, however many entries it hit)."""
+        message = f"cannot write cache entry under {self.root}: {exc.strerror or exc}; " \
+                  "free some space, make the folder writable or pass --editeval-cache-dir / --editeval-no-cache"
+        with self._lock:
+            self.write_errors.append(message)
+        return message
 
     def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True,
                        checked: bool = False, origin: list | None = None, count: bool = True):
@@ -156,12 +165,20 @@ class Cache:
         from filelock import FileLock, Timeout
 
         lock_path = self.path(kind, key).with_suffix(".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lock_path), thread_local=False)
         try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire(timeout=-1 if blocking else 0)
         except Timeout:
             return DEFERRED
+        except OSError as exc:  # a read-only or full cache folder: the value is computed, not stored (one line)
+            self._unwritable(exc)
+            payload = compute()
+            with self._lock:
+                self.misses += 1
+            if origin is not None:
+                origin.append(COMPUTED)
+            return payload
         try:
             entry = self._entry(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
             if entry is not None:

@@ -4,7 +4,8 @@
     pytest-editeval compare NEW --baseline BASELINE                  the same, with the baseline named
     pytest-editeval agreement RUN_A RUN_B [--json OUT] [--html OUT]    how far two judges agree on the same images
     pytest-editeval merge SHARD.json... [--threshold EXPR]... [--compare BASELINE] [--compare-fail EXPR]...
-                          [--json OUT] [--html OUT] [--save NAME]     gate the shards of a run as one run
+                          [--json OUT] [--html OUT] [--save NAME] [--images FOLDER]...
+                                                                     gate the shards of a run as one run
     pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
 
 compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .options import _choice, _run_name, _threshold, compare_gate
+from .paths import printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                        ".editeval/runs/ of --rootdir (an incomplete run as NAME.incomplete)")
     merge.add_argument("--dataset", metavar="ID_OR_PATH", help="where the HTML report reads source images "
                        "(default: the dataset the shards read)")
+    merge.add_argument("--images", action="append", type=Path, default=[], metavar="FOLDER",
+                       help="a folder the HTML report may read the shards' edited images from, besides each shard "
+                       "file's own folder (repeatable); a path inside a shard file is never followed elsewhere")
     merge.add_argument("--offline", action="store_true", help="read a hub dataset from the local cache only")
     merge.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
@@ -95,14 +100,19 @@ def _agreement(args) -> int:
               "the same rows judged twice", file=sys.stderr)
         return 2
     metrics = [m for m in benchmark.metrics if not m.pooled]
-    subsets = list(a.aggregates[benchmark.scopes[0].name].subsets)
+    full = benchmark.scopes[0].name
+    if full not in a.aggregates:  # a hand-made or damaged file: one line, never a traceback
+        print(f"error: {args.run_a} has no {full!r} aggregates: pass a file written by --editeval-save or "
+              "--editeval-json", file=sys.stderr)
+        return 2
+    subsets = list(a.aggregates[full].subsets)
     results = agreements(a.sample_records(), b.sample_records(), [m.name for m in metrics], subsets)
     if not any(r.n for r in results):
         print(f"error: {args.run_a} and {args.run_b} have no scored row in common (paired by key)", file=sys.stderr)
         return 2
     labels = {m.name: m.label for m in metrics}
-    print(f"{a.judge.model} ({args.run_a}) vs {b.judge.model} ({args.run_b}): {a.benchmark} {a.language}, "
-          "paired by row over rows both scored")
+    print(f"{printable(a.judge.model)} ({args.run_a}) vs {printable(b.judge.model)} ({args.run_b}): {a.benchmark} "
+          f"{printable(a.language)}, paired by row over rows both scored")
     print(render_agreement_table(results, labels))
     if args.json:
         Path(args.json).write_text(agreement_json(results, args.run_a, args.run_b, a, b), encoding="utf-8")
@@ -121,7 +131,7 @@ def _merge(args) -> int:
         paths=[Path(p) for p in args.shards], thresholds=args.threshold, gate_policy=args.gate,
         compare=args.compare, compare_gates=args.compare_fail, compare_missing=args.compare_missing,
         json_path=args.json, html_path=args.html, save_name=args.save, dataset=args.dataset, offline=args.offline,
-        rootdir=Path(args.rootdir))
+        rootdir=Path(args.rootdir), image_folders=args.images)
     try:
         result = merge(request)
     except InputError as exc:
@@ -188,8 +198,8 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
              fmt(d.baseline), fmt(d.current), fmt(d.delta, "+"),
              "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
             for d in sorted(deltas, key=lambda d: (order.index(d.metric), d.subset is None))]
-    print(f"{baseline.model} ({baseline_name}) -> {current.model} ({new_name}): {current.benchmark} "
-          f"{current.language}, paired by row over rows both scored")
+    print(f"{printable(baseline.model)} ({baseline_name}) -> {printable(current.model)} ({new_name}): "
+          f"{current.benchmark} {printable(current.language)}, paired by row over rows both scored")
     print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],
                    tablefmt="pretty"))
     judges = different_judges(baseline.judge.model_dump(), current.judge.model_dump())

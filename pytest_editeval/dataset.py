@@ -8,13 +8,13 @@ dataset) carries a `problem` and becomes an error row with that reason; it is ne
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .cache import file_identity
 from .errors import InputError
 from .paths import is_inside
 
@@ -64,16 +64,20 @@ class FileImages:
         return path
 
     def identity(self, locator: str) -> dict:
+        """Names the image by its bytes (read once per process): a file replaced by another of the same size
+        with its time restored is another image, and must not keep the old answers."""
         with self._lock:
-            if locator not in self._identities:
-                self._identities[locator] = {"kind": "dataset-file", **file_identity(self.path(locator))}
-            return self._identities[locator]
+            known = self._identities.get(locator)
+        if known is None:
+            known = {"kind": "dataset-file", "path": locator, "sha256": hashlib.sha256(self.read(locator)).hexdigest()}
+            with self._lock:
+                self._identities[locator] = known
+        return known
 
     def read(self, locator: str) -> bytes:
-        path = self.path(locator)
-        if path.stat().st_size > self.MAX_BYTES:
-            raise InputError(f"dataset image {path} is over {self.MAX_BYTES >> 20} MB: not read")
-        return path.read_bytes()
+        from .images import read_image_file
+
+        return read_image_file(self.path(locator), "dataset image", self.MAX_BYTES)
 
 
 @dataclass
@@ -83,6 +87,31 @@ class Dataset:
     root: Path
     warnings: list[str] = field(default_factory=list)  # said once at the start of the run
     context: dict = field(default_factory=dict)  # what the benchmark needs at judging time (prompt templates)
+
+
+def flag_repeated_rows(rows: Sequence[Row]) -> tuple[list[Row], list[str]]:
+    """Every benchmark's rows, with a row whose id, or whose key in its language, an earlier row already has made
+    an error row (its edited image, its results and its comparison are found by that key: two rows cannot share
+    it), and the one line that says so (empty when every row is unique)."""
+    from .paths import printable
+
+    seen_ids: set[str] = set()
+    seen_keys: set[tuple[str, str]] = set()
+    out: list[Row] = []
+    repeated: list[str] = []
+    for row in rows:
+        if row.id in seen_ids or (row.language, row.key) in seen_keys:
+            repeated.append(row.id)
+            row = replace(row, problem=f"the dataset holds the row {printable(row.key)} twice; only the first is "
+                                       "evaluated, this copy is an error row", inputs=())
+        seen_ids.add(row.id)
+        seen_keys.add((row.language, row.key))
+        out.append(row)
+    if not repeated:
+        return out, []
+    listed = ", ".join(printable(i, 60) for i in repeated[:3]) + (" ..." if len(repeated) > 3 else "")
+    return out, [f"the dataset repeats {len(repeated)} row(s) ({listed}): each copy after the first is an error row; "
+                 "fix the dataset (a row must be unique by id and by key)"]
 
 
 def select_rows(rows: Iterable[Row], language: str, subsets: Sequence[str] | None, limit: int | None,

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from .dataset import Row
 from .errors import InputError
+from .jsonfile import TOO_DEEP, open_regular, read_text
 from .paths import is_inside, shown
+
+MAX_JSONL_BYTES = 64 << 20  # about 200 bytes a row: far more rows than any benchmark has
 
 
 @dataclass(frozen=True)
@@ -57,16 +60,15 @@ def _from_jsonl(path: Path, all_keys: set[str]) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     first_line: dict[str, int] = {}
     shape = 'each line must be {"id": KEY, "image_path": PATH}'
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    lines = read_text(path, "edited-image list", MAX_JSONL_BYTES).splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
             entry = json.loads(line)
+        except TOO_DEEP:
+            raise InputError(f"{where}: nested too deeply to be read; {shape}") from None
         except ValueError as exc:
             raise InputError(f"{where}: not valid JSON ({exc.args[0]}); {shape}") from None
         if not isinstance(entry, dict) or "id" not in entry or "image_path" not in entry:
@@ -108,7 +110,7 @@ def _check_readable(paths: dict[str, Path], selected: Iterable[Row], origin: Pat
         if image is None:
             continue
         try:
-            with open(image, "rb") as fh:
+            with open_regular(image) as fh:  # a FIFO named as an image would block the run
                 head = fh.read(12)
         except OSError as exc:
             raise InputError(f"{image} (id {sample.key!r}, from {origin}) cannot be read: {exc.strerror}") from None

@@ -15,16 +15,17 @@ Digests are memoised by file identity, so a fully cached re-run reads no image a
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .benchmarks import Benchmark, Parsed
-from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, file_identity, memoised_sha256
+from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, memoised_sha256
 from .dataset import ImageStore, Row
 from .errors import InputError, SampleError, UnansweredQuestion
-from .images import NEEDS_INPUT_SIZE, image_size, prepare, sniff_mime
+from .images import NEEDS_INPUT_SIZE, image_size, prepare, read_image_file, sniff_mime
 from .judge_cost import add, empty_saved
 from .judge_noise import AVERAGE_FIRST, combine, fmean, score_samples
 from .judges import Judge
@@ -327,8 +328,10 @@ class RowImages:
     def digest(self, name: str) -> str:
         if name not in self._digests:
             if name == EDITED:
-                digest, data = memoised_sha256(self.cache, {"kind": "file", **file_identity(self.edited)},
-                                               self.edited.read_bytes)
+                # From the bytes, never from path, size and time: an image replaced by another of the same size
+                # with its time restored must not keep the old answers. It is read anyway to be judged.
+                data = self.data(EDITED)
+                digest = hashlib.sha256(data).hexdigest()
             else:
                 locator = self._locate(name)
                 digest, data = memoised_sha256(self.cache, self.store.identity(locator),
@@ -340,7 +343,8 @@ class RowImages:
 
     def data(self, name: str) -> bytes:
         if name not in self._bytes:
-            self._bytes[name] = self.edited.read_bytes() if name == EDITED else self.store.read(self._locate(name))
+            self._bytes[name] = read_image_file(self.edited, "edited image") if name == EDITED else \
+                self.store.read(self._locate(name))
         return self._bytes[name]
 
     def identity(self, question: Question) -> dict:

@@ -137,10 +137,12 @@ def check_model_folder(folder: Path) -> dict:
     if not index_file.is_file():
         raise GenerationSetupError(
             f"{folder} is not a diffusers pipeline folder: no model_index.json (save it with save_pretrained)")
+    from .jsonfile import TOO_DEEP, config_text
+
     try:
-        index = json.loads(index_file.read_text("utf-8"))
-    except ValueError as exc:
-        raise GenerationSetupError(f"{index_file} is not valid JSON: {exc}") from None
+        index = json.loads(config_text(index_file))
+    except (ValueError, OSError, *TOO_DEEP) as exc:  # UnicodeDecodeError is a ValueError
+        raise GenerationSetupError(f"{index_file} is not valid JSON: {str(exc)[:160] or type(exc).__name__}") from None
     for name, spec in index.items():
         if name.startswith("_") or not (isinstance(spec, list) and len(spec) == 2 and spec[0] and spec[1]):
             continue

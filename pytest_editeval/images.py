@@ -17,6 +17,23 @@ class ImageError(SampleError):
     """An image that cannot be used for this row (undecodable, or over the pixel cap): the row is an error."""
 
 
+MAX_IMAGE_BYTES = 256 << 20  # no benchmark or edited image is anywhere near this; a bigger file is not one
+
+
+def read_image_file(path, what: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """An image file's bytes, read as untrusted input: a regular file only (a FIFO would block), never more
+    than `max_bytes` read (ImageError: the row is an error row). OSError when it cannot be read at all."""
+    from .jsonfile import NotRegularFile, read_bytes_capped
+
+    try:
+        data = read_bytes_capped(path, max_bytes)
+    except NotRegularFile:
+        raise ImageError(f"{what} {path} is not a regular file (a FIFO, device or folder): not read") from None
+    if data is None:
+        raise ImageError(f"{what} {path} is over {max_bytes >> 20} MB: not read")
+    return data
+
+
 def open_checked(data: bytes, what: str, max_pixels: int):
     """The image opened lazily (header read, no pixel decoded), its size checked against `max_pixels`."""
     from PIL import Image

@@ -17,16 +17,18 @@ from .errors import UnreadableMetricsWarning
 def test_edit(editeval_verdict):
     """A low score does not fail the row (the gate judges scores); an error does, with its reason. A row scored
     without some metrics (the judge never answered them readably) passes with one warning naming them."""
+    from .paths import printable  # ids and reasons come from the dataset and the judge: never raw on a terminal
+
     if editeval_verdict.status == "missing":
-        pytest.skip(editeval_verdict.error)
+        pytest.skip(printable(editeval_verdict.error or ""))
     if editeval_verdict.status == "error":
-        pytest.fail(f"{editeval_verdict.id}: {editeval_verdict.error}", pytrace=False)
+        pytest.fail(f"{printable(editeval_verdict.id)}: {printable(editeval_verdict.error)}", pytrace=False)
     lost = editeval_verdict.unreadable_metrics()
     if lost:
         why = "; ".join(editeval_verdict.unreadable_reasons())
         warnings.warn(UnreadableMetricsWarning(
-            f"{editeval_verdict.id}: {', '.join(lost)} unreadable after the re-asks, missing for this row only (its "
-            f"other metrics count){f': {why}' if why else ''}"), stacklevel=1)
+            f"{printable(editeval_verdict.id)}: {', '.join(lost)} unreadable after the re-asks, missing for this row only (its "
+            f"other metrics count){f': {printable(why)}' if why else ''}"), stacklevel=1)
 
 
 def benchmark_module(parent, path: Path) -> pytest.Module:

@@ -16,6 +16,10 @@ from .cache import file_identity
 from .errors import InputError
 
 DATA_SUFFIXES = (".parquet", ".arrow")
+# Decoded sizes, from the file's own metadata, checked before a column is read: the real index columns are a few
+# hundred KB, and a row group's image column tens of MB.
+MAX_INDEX_BYTES = 256 << 20
+MAX_GROUP_IMAGE_BYTES = 2 << 30
 
 
 def find_data_files(root: Path, what: str = "the benchmark") -> list[Path]:
@@ -38,7 +42,12 @@ def open_table(path: Path, columns: Sequence[str] | None):
 
     try:
         if path.suffix == ".parquet":
-            return pq.ParquetFile(path).read(columns=list(columns) if columns else None, use_threads=False)
+            reader = pq.ParquetFile(path)
+            size = _decoded_bytes(reader.metadata, columns)
+            if size > MAX_INDEX_BYTES:
+                raise InputError(f"dataset file {path}: its index columns decode to {size:,} bytes, over the cap of "
+                                 f"{MAX_INDEX_BYTES:,} (no real dataset comes near): not read")
+            return reader.read(columns=list(columns) if columns else None, use_threads=False)
         source = pa.memory_map(str(path))
         try:
             table = pa.ipc.open_file(source).read_all()
@@ -48,6 +57,18 @@ def open_table(path: Path, columns: Sequence[str] | None):
         return table.select(list(columns)) if columns else table
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot read dataset file {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _decoded_bytes(meta, columns: Sequence[str] | None, groups: Sequence[int] | None = None) -> int:
+    """The decoded size the metadata states for `columns` (all if None) of the row groups `groups` (all)."""
+    total = 0
+    for g in range(meta.num_row_groups) if groups is None else groups:
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if columns is None or chunk.path_in_schema.split(".")[0] in columns:
+                total += max(chunk.total_uncompressed_size, 0)
+    return total
 
 
 def schema_names(path: Path) -> list[str]:
@@ -151,6 +172,10 @@ class ParquetImages:
             pa.default_memory_pool().release_unused()  # hand the closed group's pages back to the OS
 
             reader = pq.ParquetFile(self.files[shard], pre_buffer=False, buffer_size=1 << 20)
+            size = _decoded_bytes(reader.metadata, [self.column], [group])
+            if size > MAX_GROUP_IMAGE_BYTES:
+                raise InputError(f"dataset file {self.files[shard]}: row group {group}'s {self.column} column decodes "
+                                 f"to {size:,} bytes, over the cap of {MAX_GROUP_IMAGE_BYTES:,}: not read")
             batches = reader.iter_batches(batch_size=self.BATCH_ROWS, row_groups=[group], columns=[self.column],
                                           use_threads=False)
             cursor = (batches, 0)

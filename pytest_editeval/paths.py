@@ -30,8 +30,21 @@ def unsafe_name_reason(value: object) -> str | None:
     return None
 
 
+def printable(value: object, limit: int | None = None) -> str:
+    """An untrusted text (an id, a key, a name) as it may reach a terminal or a log: every character that
+    str.isprintable() refuses (C0 and C1 controls such as U+009B, which a terminal reads as an escape sequence,
+    bidirectional overrides such as U+202E, which reorder what is shown, zero-width and other format characters,
+    lone surrogates) is written as its escape (\\x9b, \\u202e); shortened to `limit` characters with "...".
+    The one helper for text without quotes; `shown` is the same rule, quoted (repr applies it)."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
 def shown(value: object, limit: int = 60) -> str:
-    """An untrusted value as it may be printed: repr() escapes control characters, and it is shortened."""
+    """An untrusted value as it may be printed, quoted: repr() escapes exactly what `printable` escapes, and it
+    is shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import benchmarks
 from .benchmarks import BenchmarkOptions
 from .cache import Cache, write_atomic
-from .dataset import Row, select_rows
+from .dataset import Row, flag_repeated_rows, select_rows
 from .edited_images import load_edited_images
 from .errors import InputError
 from .gate import resolve_threshold
@@ -57,7 +57,8 @@ class Run:
             judge_prompts=settings.judge_prompts, kris_fix_anomaly=settings.kris_fix_anomaly,
             warn=self.warnings.append)
         self.dataset = self.benchmark.load(self.dataset_dir, self.options)
-        self.warnings[:0] = self.dataset.warnings
+        self.dataset.rows, repeated = flag_repeated_rows(self.dataset.rows)
+        self.warnings[:0] = [*self.dataset.warnings, *repeated]
         rows = self.dataset.rows
         self.subset_order = self.benchmark.subset_order(r.subset for r in rows if r.language == settings.language)
         self.selection = select_rows(rows, settings.language, settings.subsets, settings.limit, self.subset_order,

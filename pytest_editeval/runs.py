@@ -9,9 +9,12 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import InputError
+from .jsonfile import TOO_DEEP, read_bytes_capped, read_capped, too_deep
 
 RUNS_FOLDER = Path(".editeval") / "runs"
 INCOMPLETE_SUFFIX = ".incomplete"  # NAME.incomplete.json: a run that must not replace NAME
+# A results file holds a few MB per thousand rows, with every judge reply's reasoning; no real one comes near.
+MAX_RESULTS_BYTES = 512 << 20
 
 
 class RunNotFound(InputError):
@@ -66,8 +69,12 @@ def load_run(name_or_path: str, rootpath: Path):
         saved = sorted(p.stem for p in (rootpath / RUNS_FOLDER).glob("*.json"))
         raise RunNotFound(f"no saved run {name_or_path!r} (looked for {path}); saved runs: "
                           + (", ".join(saved) if saved else "none (make one with --editeval-save NAME)"))
+    raw = read_capped(path, "saved run", MAX_RESULTS_BYTES)
     try:
-        return read_results(path.read_bytes())
+        return read_results(raw)
+    except TOO_DEEP:
+        raise InputError(too_deep(path, "saved run") + "; pass a file written by --editeval-save or --editeval-json") \
+            from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
@@ -84,9 +91,10 @@ def holds_scored_rows(path: Path) -> int:
     import json
 
     try:
-        data = json.loads(path.read_bytes())
+        raw = read_bytes_capped(path, MAX_RESULTS_BYTES)
+        data = json.loads(raw) if raw is not None else {}
         return sum(1 for s in data.get("samples", []) if isinstance(s, dict) and s.get("status") == "scored")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, *TOO_DEEP):
         return 0
 
 

@@ -362,9 +362,13 @@ def _pyproject_generation_table(rootpath: Path) -> dict:
     pyproject = rootpath / "pyproject.toml"
     if not pyproject.is_file():
         return {}
+    from .jsonfile import TOO_DEEP, config_text
+
     try:
-        table = tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}).get("editeval", {}).get("generation", {})
-    except (tomllib.TOMLDecodeError, OSError) as exc:
+        table = tomllib.loads(config_text(pyproject)).get("tool", {}).get("editeval", {}).get("generation", {})
+    except TOO_DEEP:
+        raise InputError(f"cannot read [tool.editeval.generation] from {pyproject}: nested too deeply") from None
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read [tool.editeval.generation] from {pyproject}: {exc}") from None
     if not isinstance(table, dict):
         raise InputError(f"[tool.editeval.generation] in {pyproject} must be a table of pipeline arguments")

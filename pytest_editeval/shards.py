@@ -122,18 +122,23 @@ def read_shard(path: Path) -> ShardFile:
     """A shard's results JSON, read as untrusted input: any problem is one MergeError line."""
     from pydantic import ValidationError
 
+    from .jsonfile import TOO_DEEP, read_bytes_capped, too_deep
     from .report.results import read_results
+    from .runs import MAX_RESULTS_BYTES
 
     try:
-        if path.stat().st_size > 512 << 20:
-            raise MergeError(f"{path}: over 512 MB, not a results file of pytest-editeval")
-        results = read_results(path.read_bytes())
+        raw = read_bytes_capped(path, MAX_RESULTS_BYTES)
+        if raw is None:
+            raise MergeError(f"{path}: over {MAX_RESULTS_BYTES >> 20} MB, not a results file of pytest-editeval")
+        results = read_results(raw)
+    except TOO_DEEP:
+        raise MergeError(too_deep(path, "shard file")) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
         raise MergeError(f"{path} is not a results file of pytest-editeval ({where}: "
                          f"{first.get('msg', 'invalid')})") from None
-    except (ValueError, RecursionError) as exc:  # not JSON at all, or absurdly nested
+    except ValueError as exc:  # not JSON at all
         raise MergeError(f"cannot read {path}: not valid JSON ({(str(exc).splitlines() or [''])[0][:160]})") from None
     except OSError as exc:
         raise MergeError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -296,6 +301,7 @@ class MergeRequest:
     offline: bool = False
     rootdir: Path = Path(".")
     max_pixels: int = 4096 * 4096
+    image_folders: list[Path] = field(default_factory=list)  # where the HTML may read edited images (--images)
 
 
 @dataclass
@@ -408,13 +414,14 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
         read_source, source_path = _source_reader(request, benchmark, files[0].results, notes)
-        edited_path, not_found = _edited_images(files)
+        edited_path, not_found = _edited_images(files, request.image_folders)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
                                           request.max_pixels, edited_path, source_path))
         if not_found:
-            notes.append(f"HTML report: {len(not_found)} edited image(s) not found, at the path a shard recorded or "
-                         "at the same path below that shard file's folder (download each shard's images beside its "
-                         f"results file), e.g. {_shown(not_found[0])}: shown without a thumbnail")
+            notes.append(f"HTML report: {len(not_found)} edited image(s) not found inside the shard file's folder or "
+                         "a folder given with --images (images are read from nowhere else; download each shard's "
+                         f"images beside its results file, or name their folder), e.g. {_shown(not_found[0])}: shown "
+                         "without a thumbnail")
     return written
 
 
@@ -453,11 +460,14 @@ def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
             (lambda row_id: file_of(by_id[row_id].inputs[0])) if file_of else None)
 
 
-def _edited_images(files: Sequence[ShardFile]):
-    """Where each sample's edited image is on this machine: at the path its shard recorded, or (a CI artifact
-    downloaded elsewhere) at the longest tail of that path that exists below the shard file's folder."""
+def _edited_images(files: Sequence[ShardFile], image_folders: Sequence[Path] = ()):
+    """Where each sample's edited image is on this machine. A shard file is untrusted: the path it records is
+    only a hint, and an image is read only from inside the shard file's own folder or a folder the user named
+    (--images): the recorded path itself when it lies inside one of them, else (a CI artifact downloaded
+    elsewhere) the longest tail of it that exists below one of them. Never an absolute path or a `..` elsewhere."""
     from .paths import is_inside
 
+    named = [Path(folder).expanduser().resolve() for folder in image_folders]
     folder_of = {sample.id: f.path.resolve().parent for f in files for sample in f.results.samples}
     not_found: list[str] = []
 
@@ -465,17 +475,16 @@ def _edited_images(files: Sequence[ShardFile]):
         if not sample.edited_image:
             return None
         recorded = Path(sample.edited_image)
-        if recorded.is_absolute() and recorded.is_file():
-            return recorded
-        base = folder_of.get(sample.id)
         parts = [part for part in recorded.parts if part not in (recorded.anchor, "")]
-        if base is not None and ".." not in parts:
-            for start in range(len(parts)):
-                candidate = base.joinpath(*parts[start:])
-                if candidate.is_file() and is_inside(candidate, base):
+        roots = [folder_of[sample.id], *named] if sample.id in folder_of else named
+        first = len(parts) - parts[::-1].index("..") if ".." in parts else 0  # tails below the last '..'
+        for root in roots:
+            if recorded.is_absolute() and is_inside(recorded, root) and recorded.is_file():
+                return recorded
+            for start in range(first, len(parts)):
+                candidate = root.joinpath(*parts[start:])
+                if is_inside(candidate, root) and candidate.is_file():
                     return candidate
-        if recorded.is_file():
-            return recorded
         not_found.append(sample.edited_image)
         return None
 

@@ -40,8 +40,12 @@ def _table(rootpath: Path) -> dict:
 def _read(path: str, _mtime: int) -> dict:
     import tomllib
 
+    from ..jsonfile import TOO_DEEP, config_text
+
     try:
-        data = tomllib.loads(Path(path).read_text("utf-8"))
+        data = tomllib.loads(config_text(Path(path)))
+    except TOO_DEEP:
+        raise InputError(f"cannot read {path}: nested too deeply to be read (no real one is)") from None
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     table = data.get("tool", {}).get("editeval", {}).get("benchmarks", {})
@@ -129,11 +133,13 @@ class ImgeditSet(ImgEditRecipe, DeclaredSet):
     averaging_labels = {"macro": "subset mean", "micro": "sample mean"}
 
     def context(self, options: BenchmarkOptions) -> dict:
-        from ..jsonfile import read_json_object
+        from ..jsonfile import read_json_object, repeated_names_warning
         from . import imgedit_official as official
 
         path = options.judge_prompts or self.prompts_file
-        data, _ = read_json_object(path, f"{self.where}: prompts file", MAX_ROWS_BYTES)
+        data, duplicates = read_json_object(path, f"{self.where}: prompts file", MAX_ROWS_BYTES)
+        for line in repeated_names_warning(path, duplicates):
+            options.warn(line)
         return {"prompts": {k: official.checked_template(v, f"{self.where}: prompts file {path}, template {k!r}")
                             for k, v in data.items()}}
 
@@ -149,8 +155,8 @@ def read_rows(path: Path, where: str) -> list[Row]:
             continue
         try:
             entry = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{number}: not valid JSON ({exc.args[0]}); each line is "
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than any real row
+            raise InputError(f"{path}:{number}: not valid JSON ({str(exc)[:160]}); each line is "
                              '{"id", "instruction", "source_image", "subset"}') from None
         if not isinstance(entry, dict) or not all(k in entry for k in ("id", "instruction", "source_image")):
             raise InputError(f"{path}:{number}: needs id, instruction and source_image (and a subset)")

@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 from ..archives import extract_tar
 from ..errors import InputError
-from ..jsonfile import read_json_object, read_text
+from ..jsonfile import TOO_DEEP, read_json_object, read_text, repeated_names_warning, too_deep
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Question, input_image
 
@@ -198,7 +198,7 @@ def load_rows(singleturn: Path) -> tuple[list[ImgEditRow], list[str]]:
     data, duplicates = _read_json_object(singleturn / ROWS_FILE, "ImgEdit-Bench row file")
     images = _ImageRoot(singleturn)
     rows = [_basic_row(key, value, images) for key, value in data.items()]
-    warnings = _duplicate_warning(singleturn / ROWS_FILE, duplicates)
+    warnings = repeated_names_warning(singleturn / ROWS_FILE, duplicates)
     legacy = sum(1 for v in data.values() if isinstance(v, dict) and v.get("edit_type") in LEGACY_TYPES)
     if legacy:
         warnings.append(f"{singleturn / ROWS_FILE}: {legacy} row(s) use the old edit_type 'alter' (row files before "
@@ -211,7 +211,7 @@ def load_uge_rows(rows_file: Path, images: Path) -> tuple[list[ImgEditRow], list
     data, duplicates = _read_json_object(Path(rows_file), "ImgEdit-Bench UGE row file")
     root = _ImageRoot(Path(images))
     rows = [_uge_row(key, value, root) for key, value in data.items()]
-    return sorted(rows, key=row_order), _duplicate_warning(Path(rows_file), duplicates)
+    return sorted(rows, key=row_order), repeated_names_warning(Path(rows_file), duplicates)
 
 
 def _read_json_object(path: Path, what: str, *, rows: bool = True) -> tuple[dict, list[str]]:
@@ -219,14 +219,6 @@ def _read_json_object(path: Path, what: str, *, rows: bool = True) -> tuple[dict
     if rows and not data:
         raise InputError(f"{what} {path} holds no rows")
     return data, duplicates
-
-
-def _duplicate_warning(path: Path, duplicates: list[str]) -> list[str]:
-    if not duplicates:
-        return []
-    shown = ", ".join(repr(d) for d in duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
-    return [f"{path}: {len(duplicates)} repeated name(s) in a JSON object ({shown}); the last value is used, "
-            "as the official scripts' json.load does"]
 
 
 class _ImageRoot:
@@ -391,6 +383,9 @@ def _template_in_script(path: Path, source: str) -> str:
 
     try:
         tree = ast.parse(source, filename=str(path))
+    except TOO_DEEP:
+        raise InputError(too_deep(path, "UGE judge script") + f"; pass the official {UGE_SCRIPT} or a text file of "
+                         "the template") from None
     except (SyntaxError, ValueError) as exc:
         raise InputError(f"UGE judge script {path} is not valid Python ({exc.__class__.__name__}); pass the "
                          f"official {UGE_SCRIPT} or a text file of the template") from None

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
-from ..jsonfile import read_json_object
+from ..jsonfile import read_json_object, repeated_names_warning
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Part, Question, input_image, reference_image
 
@@ -222,7 +222,8 @@ def load_rows(root: Path) -> tuple[list[KrisRow], list[str]]:
             warnings.append(f"{entry}: not a KRIS-Bench category folder, ignored (known: {', '.join(CATEGORIES)})")
     rows: list[KrisRow] = []
     for category in (c for c in CATEGORIES if c in present):
-        annotations = _read_annotations(Path(root) / category / ANNOTATION_FILE)
+        annotations, duplicates = _read_annotations(Path(root) / category / ANNOTATION_FILE)
+        warnings += repeated_names_warning(Path(root) / category / ANNOTATION_FILE, duplicates)
         rows.extend(sorted((_row(category, Path(root) / category, key, value) for key, value in annotations.items()),
                            key=lambda r: id_order(r.id)))
     return rows, warnings
@@ -233,10 +234,11 @@ def id_order(row_id: str) -> tuple:
     return (0, int(row_id), row_id) if _DECIMAL_ID.fullmatch(row_id) else (1, 0, row_id)
 
 
-def _read_annotations(path: Path) -> dict:
+def _read_annotations(path: Path) -> tuple[dict, list[str]]:
+    """(the annotations, the ids that appeared twice)."""
     if not path.is_file():
         raise InputError(f"{path} is missing: every KRIS-Bench category folder needs its {ANNOTATION_FILE}")
-    return read_json_object(path, "KRIS-Bench annotation", MAX_ANNOTATION_BYTES)[0]
+    return read_json_object(path, "KRIS-Bench annotation", MAX_ANNOTATION_BYTES)
 
 
 def _name_problem(name: object) -> str | None:

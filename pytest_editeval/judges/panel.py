@@ -75,11 +75,14 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
                default_price=None, check_installed: Callable[[str, bool], None] | None = None) -> PanelSpec:
     """The panel of `path`; every problem is one InputError line naming the file and the key. `base` is the
     run's own judge settings (recipe, generation defaults, timeouts), which each judge's keys override."""
+    from ..jsonfile import TOO_DEEP, config_text
     from ..judge_cost import parse_price
 
     shown = str(path)
     try:
-        data = tomllib.loads(Path(path).read_text("utf-8"))
+        data = tomllib.loads(config_text(Path(path)))
+    except TOO_DEEP:
+        raise InputError(f"judge panel {shown}: nested too deeply to be read (no real one is)") from None
     except FileNotFoundError:
         raise InputError(f"judge panel {shown}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -23,11 +23,13 @@ HEADERS = ["Metric", "Subset", "n", "Pearson", "Spearman", "Kendall", "A - B", "
 def render_agreement_table(results, labels: dict[str, str]) -> str:
     from tabulate import tabulate
 
+    from ..paths import printable
+
     text = tabulate(table_rows(results, labels), headers=HEADERS, tablefmt="pretty")
     worst = [r for r in results if r.subset is None]
     lines = [text]
     for r in worst:
-        shown = ", ".join(f"{w['key']} ({w['a']:.2f} vs {w['b']:.2f})" for w in r.worst[:5])
+        shown = ", ".join(f"{printable(w['key'], 80)} ({w['a']:.2f} vs {w['b']:.2f})" for w in r.worst[:5])
         if shown:
             lines.append(f"largest disagreements, {labels.get(r.metric, r.metric)}: {shown}")
     return "\n".join(lines)

@@ -84,7 +84,7 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int,
                edited_path: Callable | None = None) -> dict[str, tuple[str, str]]:
     """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read or is too large).
     `edited_path(sample)`: where the edited image is (default: the path the sample records)."""
-    from ..images import ImageError, decode_rgb
+    from ..images import ImageError, decode_rgb, read_image_file
 
     def thumb(data: bytes | None) -> str:
         if not data:
@@ -104,7 +104,10 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int,
     out = {}
     for sample in samples:
         path = (edited_path or recorded)(sample)
-        edited = path.read_bytes() if path is not None and path.is_file() else None
+        try:  # capped, regular files only: the path may come from a file (a shard's results)
+            edited = read_image_file(path, "edited image") if path is not None else None
+        except (ImageError, OSError):
+            edited = None
         try:
             source = read_source(sample.id)
         except Exception:  # a report must not fail because one source cannot be read

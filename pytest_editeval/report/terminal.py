@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..paths import printable
 from .table import render_comparison, render_counts, render_gate, render_table
 
 RED = {"red": True}
@@ -119,7 +120,8 @@ def _missing_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
     if not missing:
         return []
     where = f" in {f.missing_origin}" if f.missing_origin else ""
-    shown = ", ".join(missing[:SHOWN_IDS]) + (f" and {len(missing) - SHOWN_IDS} more" if len(missing) > SHOWN_IDS else "")
+    more = f" and {len(missing) - SHOWN_IDS} more" if len(missing) > SHOWN_IDS else ""
+    shown = ", ".join(printable(i, 120) for i in missing[:SHOWN_IDS]) + more
     what = f"{len(missing)} of {f.outcome.aggregates.seen_rows} selected rows have no edited image{where} ({shown})"
     if f.allow_missing:
         return [(f"missing: {what}; the others are scored without them (--editeval-allow-missing)", YELLOW)]
