@@ -413,7 +413,8 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
     if request.save_name is not None:
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
-        read_source, source_path = _source_reader(request, benchmark, files[0].results, notes)
+        read_source, source_path = _source_reader(request, benchmark, files[0].results, notes,
+                                                  [f.path.resolve().parent for f in files])
         edited_path, not_found = _edited_images(files, request.image_folders)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
                                           request.max_pixels, edited_path, source_path))
@@ -425,12 +426,14 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
     return written
 
 
-def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
+def _source_reader(request: MergeRequest, benchmark, first, notes: list[str], shard_folders: Sequence[Path] = ()):
     """(read a row's source image, its file or None): the HTML's source thumbnails and full-size links come from
     the dataset the shards read (or --dataset); when it cannot be loaded here, one line says so and the report
-    has no source thumbnails."""
+    has no source thumbnails. A local path that a shard file records is untrusted like the rest of it: it is read
+    only when it lies inside a shard file's own folder; anywhere else the user names it with --dataset."""
     from .benchmarks import BenchmarkOptions
     from .errors import EditEvalError
+    from .paths import is_inside
 
     spec = request.dataset or first.shard.dataset
     hub = first.shard.hub if request.dataset is None else None
@@ -442,6 +445,9 @@ def _source_reader(request: MergeRequest, benchmark, first, notes: list[str]):
     try:
         if hub == "local" and not local.exists():
             raise InputError(f"the shards read it from the local path {spec}, which is not here: pass --dataset PATH")
+        if hub == "local" and not any(is_inside(local, folder) for folder in shard_folders):
+            raise InputError(f"the shards read it from the local path {spec}, which a shard file names outside its "
+                             "own folder, so it is not read: pass --dataset PATH to read the source images from it")
         if hub is None or hub == "local":
             if not local.exists():
                 raise InputError(f"{spec}: no such file or folder")

@@ -439,15 +439,23 @@ def test_merge_reads_no_image_a_shard_file_points_elsewhere(run, tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout, html.read_text()
 
+    # The dataset the shards recorded lies outside their folder: a shard file cannot make the merge read it.
+    dataset = data["shard"]["dataset"]
     out, page = merged()
     rows = page.count("<tr data-subset=")
-    assert rows == 4 and page.count("data:image/jpeg") == rows  # the sources only: no edited image was read
+    assert rows == 4 and "data:image/jpeg" not in page
+    assert [line for line in out.splitlines() if "HTML report without source thumbnails" in line] == [
+        f"editeval: HTML report without source thumbnails: cannot load the dataset {dataset}: the shards read it from "
+        f"the local path {dataset}, which a shard file names outside its own folder, so it is not read: pass "
+        "--dataset PATH to read the source images from it"]
+    out, page = merged(f"--dataset={dataset}")
+    assert page.count("data:image/jpeg") == rows  # the sources only: no edited image was read
     assert [line for line in out.splitlines() if "edited image(s) not found" in line] == [
         "editeval: HTML report: 4 edited image(s) not found inside the shard file's folder or a folder given with "
         "--images (images are read from nowhere else; download each shard's images beside its results file, or "
         "name their folder), e.g. '../../secret/edited.png': shown without a thumbnail"]
     # Named on the command line, the folder is read: the absolute path inside it, and the relative one's tail.
-    _, page = merged(f"--images={secret}")
+    _, page = merged(f"--images={secret}", f"--dataset={dataset}")
     assert page.count("data:image/jpeg") == 2 * rows
 
 
