@@ -46,9 +46,10 @@ def pytest_editeval_verdict(config: pytest.Config, verdict: dict) -> None:
     controller, as each worker's report arrives; the run's own process otherwise).
 
     `verdict` is the row's sample as the results JSON will hold it (id, key, subset, status, error, scores,
-    answers, ...; a copy). Rows the run reports as missing have no item and no call. A raise (or `pytest.fail`)
-    fails that row's test item with one line; its verdict still counts in the results and the gate.
-    Not called for the `editeval_result` fixture's slices.
+    answers, ...; a copy); a row without an edited image comes with status "missing" (the results list its id
+    under `missing`). Rows that do not run (deselected, or after a stop) have no call, and neither have the
+    `editeval_result` fixture's slices. A raise (or `pytest.fail`) fails that row's test item with one line;
+    its verdict still counts in the results and the gate.
     """
 
 

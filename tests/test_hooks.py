@@ -113,20 +113,26 @@ def test_verdict_hook_is_called_once_per_row_on_the_recording_process(run, pytes
     assert {c.split(" ")[1] for c in calls} == set(samples)
 
 
-def test_a_verdict_hook_that_raises_fails_that_item_with_one_line(run, pytester, en_rows, tmp_path):
+@pytest.mark.parametrize(("statement", "said"), [
+    ('raise ValueError("overall below our floor")', "raised ValueError: overall below our floor"),
+    ('pytest.fail("overall below our floor")', "failed: overall below our floor"),
+], ids=["raise", "pytest.fail"])
+def test_a_verdict_hook_that_raises_fails_that_item_with_one_line(run, pytester, en_rows, tmp_path, statement, said):
     refused = en_rows[3]
     pytester.makeconftest(f"""
+        import pytest
+
         def pytest_editeval_verdict(config, verdict):
             if verdict["key"] == {refused.key!r}:
-                raise ValueError("overall below our floor")
+                {statement}
     """)
     out = tmp_path / "results.json"
     result = run(f"--editeval-json={out}")
     assert result.ret == 1
     result.assert_outcomes(passed=len(en_rows) - 1, failed=1)
-    said = [line for line in result.outlines if "pytest_editeval_verdict" in line]
-    assert said == [f"editeval: hook pytest_editeval_verdict in {pytester.path / 'conftest.py'} raised ValueError: "
-                    "overall below our floor"], output_of(result)
+    lines = [line for line in result.outlines if "pytest_editeval_verdict" in line]
+    assert lines == [f"editeval: hook pytest_editeval_verdict in {pytester.path / 'conftest.py'} {said}"], \
+        output_of(result)
     assert [line for line in result.outlines if line.startswith("FAILED ")] == \
         [f"FAILED editeval_gedit::test_edit[en-{refused.task_type}-{refused.key}]"]
     data = json.loads(out.read_text())
