@@ -15,6 +15,13 @@ def pytest_addoption(parser) -> None:
     options.register(parser)
 
 
+def pytest_addhooks(pluginmanager) -> None:
+    """The hooks a conftest.py may implement to extend a run (hookspecs.py)."""
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "editeval(**slice): evaluate a benchmark slice for this test")

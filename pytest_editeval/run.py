@@ -195,24 +195,28 @@ class Run:
     def _create_judges(self, workers: int):
         """(the run's judge, its voices): one judge, or a panel's judges with their names and weights."""
         from . import judges
+        from .hookcalls import HookFailed, judge_created
         from .judges.panel import Panel, Voice
 
         s = self.settings
         workdir = Path(self.config.rootpath) / ".editeval"
-        if s.panel is None:
-            judge = judges.create(s.judge, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
-                                  workdir=workdir)
-            return judge, [Voice("", 1.0, judge, s.judge_price)]
+        members = [("", 1.0, s.judge, s.judge_price)] if s.panel is None else \
+            [(m.name, m.weight, m.spec, m.price) for m in s.panel.members]
         voices = []
         try:
-            for member in s.panel.members:
-                judge = judges.create(member.spec, stop=self.stop, max_in_flight=workers, cache=self.cache,
-                                      say=self._say, workdir=workdir)
-                voices.append(Voice(member.name, member.weight, judge, member.price))
-        except BaseException:
+            for name, weight, spec, price in members:
+                judge = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self._say,
+                                      workdir=workdir)
+                voices.append(Voice(name, weight, judge, price))
+                judge_created(self.config, name, judge.describe())  # a conftest may log or refuse it
+        except BaseException as exc:
             for voice in voices:
                 voice.judge.close()
+            if isinstance(exc, HookFailed):
+                raise InputError(str(exc)) from None
             raise
+        if s.panel is None:
+            return voices[0].judge, voices
         return Panel(voices, s.panel.reduce, s.judge.recipe), voices
 
     def _say(self, line: str) -> None:
@@ -446,11 +450,15 @@ class Run:
             comparison=comparison_section(self.baseline, outcome), shard=shard,
             judge_aggregates=outcome.judge_aggregates)
 
-    def write_files(self, outcome: Outcome) -> None:
+    def write_files(self, outcome: Outcome, extra_fields=None) -> None:
+        """`extra_fields(results)`: the results JSON's `extra` fields (the extension hook), asked only when a
+        file is written."""
         from .report import files
 
         s = self.settings
         results = self.results(outcome) if (s.json_path or s.save_name or s.html_path) else None
+        if results is not None and extra_fields is not None:
+            results.extra = extra_fields(results)
         data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
         if s.json_path is not None:
             self.written.append(files.write_results_json(s.json_path, data, stopped=bool(outcome.stopped),

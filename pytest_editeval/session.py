@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import items
+from . import hookcalls, items
 from .errors import EditEvalError, InputError, JudgeFatalError
 from .run import Outcome, Run, Stop
 from .settings import resolve
@@ -44,6 +44,7 @@ class EditEvalPlugin:
         self.outcome: Outcome | None = None
         self.benchmark_items = 0
         self.usage_error = False  # the run could not start: the usage line says it all (no summary, no files)
+        self.hook_failures: list[str] = []  # extension hooks that failed (said in the summary; the run fails)
         invocation = Path(config.invocation_params.dir)
         self.anchor = invocation if invocation.is_relative_to(config.rootpath) else None
 
@@ -153,10 +154,25 @@ class EditEvalPlugin:
                 items.attach_image_links(report, verdict)
         return report
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and the session count the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "editeval", None)
         if record is not None:
             self.run.record(record)
+            if not self.is_worker:  # the process that records the row calls the hook (the controller under xdist)
+                self._verdict_hook(report, record)
+
+    def _verdict_hook(self, report: pytest.TestReport, record: dict) -> None:
+        """pytest_editeval_verdict; a hook that raises fails this item with one line (its verdict still counts)."""
+        try:
+            hookcalls.verdict(self.config, record)
+        except hookcalls.HookFailed as exc:
+            line = f"editeval: {exc}"
+            if report.longrepr is not None:
+                report.sections.append(("editeval hook", line))
+            else:
+                report.longrepr = line
+            report.outcome = "failed"
 
     # ---- finishing --------------------------------------------------------------------------------------
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -171,7 +187,31 @@ class EditEvalPlugin:
             self.outcome = self.run.outcome()
         if self.run.stopped is not None:
             session.exitstatus = self.run.stopped.exit_code  # also when a worker stopped (xdist)
-        self.run.write_files(self.outcome)
+        self.run.write_files(self.outcome, extra_fields=self._results_fields)
+        if self.hook_failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _results_fields(self, results) -> dict:
+        """The results JSON's `extra` fields (pytest_editeval_results_json); a failed hook adds none."""
+        if not hookcalls.implemented(self.config, "pytest_editeval_results_json"):
+            return {}
+        try:
+            return hookcalls.results_fields(self.config, results.model_dump(mode="json"))
+        except hookcalls.HookFailed as exc:
+            self.hook_failures.append(f"editeval: {exc}; the results were written without its fields")
+            return {}
+
+    def _summary_hook_lines(self) -> list[str]:
+        """pytest_editeval_summary_lines; a failed hook is one line, and the run fails."""
+        if not hookcalls.implemented(self.config, "pytest_editeval_summary_lines"):
+            return []
+        try:
+            return hookcalls.summary_lines(self.config, self.run.results(self.outcome).model_dump(mode="json"))
+        except hookcalls.HookFailed as exc:
+            self.hook_failures.append(f"editeval: {exc}")
+            if self.session is not None and self.session.exitstatus == pytest.ExitCode.OK:
+                self.session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return []
 
     def worker_done(self, output: dict) -> None:
         """The controller's side of xdist.report_to_controller."""
@@ -208,6 +248,8 @@ class EditEvalPlugin:
             warnings=run.warnings, withheld=run.shard_withheld,
             usage_lines=usage_lines(run.judge_info(counts)) if s.judge and any(c["started"] for c in counts) else [],
             judge_aggregates=self.outcome.judge_aggregates if s.table_judges else None)
+        facts.extension_lines = self._summary_hook_lines()
+        facts.extension_failures = list(self.hook_failures)
         terminalreporter.section(facts.title)
         for line, style in summary_lines(facts):
             terminalreporter.write_line(line, **style)

@@ -341,6 +341,7 @@ def merge(request: MergeRequest) -> MergeResult:
         gate=outcome.gate, complete=outcome.complete, allow_missing=first.allow_missing, stopped=outcome.stopped,
         meta=_merged_meta(files, request.save_name), comparison=comparison_section(baseline, outcome),
         judge_aggregates=outcome.judge_aggregates)
+    results.extra = shared_extra(files)
     notes = [f"merged {len(files)} shards of {first.shard.selected_rows} selected rows: "
              + ", ".join(f.label for f in sorted(files, key=lambda f: f.results.shard.index))]
     written = _write(request, results, outcome, benchmark, baseline, files, notes)
@@ -363,6 +364,13 @@ def merge(request: MergeRequest) -> MergeResult:
     else:
         code = 0
     return MergeResult(lines, code)
+
+
+def shared_extra(files: Sequence[ShardFile]) -> dict:
+    """The `extra` fields (a conftest.py's pytest_editeval_results_json) that every shard gave with the same value:
+    the merge runs no hooks of its own, and a field the shards disagree on describes no one merged run."""
+    first, *others = [f.results.extra for f in files]
+    return {key: value for key, value in first.items() if all(key in o and o[key] == value for o in others)}
 
 
 def _resolved_gates(request: MergeRequest, benchmark, subset_order: list[str]):

@@ -158,6 +158,7 @@ class RunResults(BaseModel):
     gate: GateInfo
     comparison: Comparison | None = None
     judge_aggregates: dict[str, dict[str, ScopeResult]] = {}  # a panel: each judge's own aggregates
+    extra: dict[str, Any] = {}  # fields a conftest.py added (the pytest_editeval_results_json hook)
 
     def sample_records(self) -> list[dict]:
         return [s.model_dump() for s in self.samples]

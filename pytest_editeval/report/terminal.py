@@ -43,6 +43,8 @@ class SummaryFacts:
     withheld: str | None = None  # why this run is not gated on its own (a shard): said even without thresholds
     usage_lines: list[str] = field(default_factory=list)  # the judge's tokens, cost and cache savings
     judge_aggregates: dict | None = None  # a panel's judges, each alone: shown as their own table rows
+    extension_lines: list[str] = field(default_factory=list)  # from conftest.py (pytest_editeval_summary_lines)
+    extension_failures: list[str] = field(default_factory=list)  # extension hooks that raised: the run failed
 
 
 def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
@@ -105,6 +107,8 @@ def summary_lines(f: SummaryFacts) -> list[tuple[str, dict]]:
         lines.append((line, YELLOW if "NOT saved" in line or "kept as it was" in line else PLAIN))
     if f.still_running:
         lines.append((f"editeval: threads still running after the stop: {', '.join(f.still_running)}", RED))
+    lines.extend((line, PLAIN) for line in f.extension_lines)
+    lines.extend((line, RED) for line in f.extension_failures)
     gate_lines = render_gate(outcome.gate)
     if not gate_lines and f.withheld is not None and outcome.gate.reason == f.withheld:
         gate_lines = [(f"editeval gate NOT APPLIED: {f.withheld}", False)]
