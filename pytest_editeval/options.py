@@ -264,8 +264,9 @@ OPTIONS = [
            _number(float, 0, False), metavar="S"),
     Option("judge-workers", "judge requests kept in flight (default 8); with adaptive concurrency the most kept in "
            "flight", _number(int, 1), metavar="N"),
-    Option("judge-concurrency", "adaptive (default): requests in flight adapt to the provider's rate limit (halved on "
-           "a 429, grown by one per round trip; Retry-After and x-ratelimit-* headers pause the whole client), up to "
+    Option("judge-concurrency", "adaptive (default): requests in flight adapt to the provider's rate limit (a slow "
+           "start from 8, doubled per round trip; halved on a 429 or a time-out; sent evenly, never in bursts; "
+           "Retry-After and x-ratelimit-* headers, also LiteLLM's llm_provider-*, pause the whole client), up to "
            "--editeval-judge-workers; fixed: always --editeval-judge-workers",
            _choice("judge concurrency", ("adaptive", "fixed"))),
     Option("judge-samples", "ask each question K times (distinct seeds where the backend takes one), each answer "
