@@ -67,6 +67,10 @@ class Run:
         if settings.shard is not None:
             self._take_share(settings.shard)
         self.thresholds = self._resolved(settings.thresholds, "threshold")
+        if not self.is_worker:
+            from .options import replaced_ini_lines
+
+            self.warnings.extend(replaced_ini_lines(config))
         self.generation = settings.generation  # model mode when set
         self.producer = None
         if self.generation is None:
@@ -453,7 +457,8 @@ class Run:
         data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
         if s.json_path is not None:
             self.written.append(files.write_results_json(s.json_path, data, stopped=bool(outcome.stopped),
-                                                         scored=outcome.aggregates.full.num))
+                                                         scored=outcome.aggregates.full.num,
+                                                         complete=outcome.complete))
         if s.save_name is not None:
             self.written.append(files.save_run(self.config.rootpath, s.save_name, data, complete=outcome.complete))
         if s.html_path is not None:
@@ -461,7 +466,7 @@ class Run:
             store = self.dataset.images
             self.written.append(files.write_html(s.html_path, results, self.benchmark, self.baseline,
                                                  lambda row_id: store.read(by_id[row_id].inputs[0]),
-                                                 s.max_pixels))
+                                                 s.max_pixels, stopped=bool(outcome.stopped)))
         self.write_edits_jsonl()
 
     def write_edits_jsonl(self) -> None:

@@ -403,14 +403,14 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
     written = []
     if request.json_path is not None:
         written.append(outputs.write_results_json(request.json_path, data, stopped=bool(outcome.stopped),
-                                                  scored=outcome.aggregates.full.num))
+                                                  scored=outcome.aggregates.full.num, complete=outcome.complete))
     if request.save_name is not None:
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
         read_source = _source_reader(request, benchmark, files[0].results, notes)
         edited_path, not_found = _edited_images(files)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
-                                          request.max_pixels, edited_path))
+                                          request.max_pixels, edited_path, stopped=bool(outcome.stopped)))
         if not_found:
             notes.append(f"HTML report: {len(not_found)} edited image(s) not found, at the path a shard recorded or "
                          "at the same path below that shard file's folder (download each shard's images beside its "

@@ -1,0 +1,111 @@
+"""What a new user meets first, run the way a user runs it: options without a benchmark, re-runs that must not
+replace a complete run's files, a gate over no rows, ini thresholds replaced from the command line, the demo
+of every benchmark, `compare` across judge endpoints, the cache counters, the version, model mode on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import output_of
+
+
+# ---- options without a benchmark ---------------------------------------------------------------------------
+def test_gate_options_on_the_command_line_without_a_benchmark_are_a_usage_error(pytester, edits):
+    pytester.makepyfile("def test_plain(): pass")
+    for args, named in ((["--editeval-threshold=overall>=7"], "--editeval-threshold"),
+                        ([f"--editeval-images={edits}"], "--editeval-images"),
+                        ([f"--editeval-images={edits}", "--editeval-threshold=overall>=7"], "--editeval-threshold")):
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == 4, output_of(result)
+        lines = [line for line in output_of(result).splitlines() if "without --editeval-benchmark" in line]
+        assert len(lines) == 1 and named in lines[0] and "add --editeval-benchmark NAME" in lines[0]
+        assert "passed" not in output_of(result)
+
+
+def test_the_same_options_in_an_ini_file_keep_one_warning(pytester, edits):
+    pytester.makepyfile("def test_plain(): pass")
+    pytester.makeini(f"""
+        [pytest]
+        editeval_images = {edits}
+        editeval_thresholds =
+            overall>=7
+    """)
+    result = pytester.runpytest_subprocess()
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["editeval: editeval_images, editeval_thresholds given, but nothing is evaluated: "
+                                 "add --editeval-benchmark*"])
+
+
+def test_images_on_the_command_line_serve_a_marked_test(pytester, gedit, edits, judge, monkeypatch):
+    from .conftest import API_KEY
+
+    monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", API_KEY)
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.editeval(benchmark="gedit", dataset={str(gedit[0])!r}, subsets=["color_alter"], limit=2)
+        def test_slice(editeval_result):
+            assert editeval_result.score("overall") > 0
+    """)
+    result = pytester.runpytest_subprocess(f"--editeval-images={edits}", f"--editeval-judge-url={judge.url}",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == 0, output_of(result)
+    result.assert_outcomes(passed=1)
+
+
+# ---- a run that is not complete keeps the complete run's files ---------------------------------------------
+def test_a_rerun_that_is_not_complete_writes_beside_the_complete_run(run, tmp_path):
+    out, html = tmp_path / "results.json", tmp_path / "report.html"
+    complete = run(f"--editeval-json={out}", f"--editeval-html={html}")
+    assert complete.ret == 0
+    before_json, before_html = out.read_bytes(), html.read_bytes()
+    assert json.loads(before_json)["complete"] is True
+    partial = run(f"--editeval-json={out}", f"--editeval-html={html}", "-k", "color_alter")
+    assert out.read_bytes() == before_json and html.read_bytes() == before_html
+    beside_json, beside_html = tmp_path / "results.incomplete.json", tmp_path / "report.incomplete.html"
+    assert len(json.loads(beside_json.read_bytes())["samples"]) == 4
+    partial.stdout.fnmatch_lines([
+        f"results written to {beside_json}; {out} kept as it was (it holds a complete run of 44 scored rows and "
+        "this run is incomplete)",
+        f"HTML report written to {beside_html}; {html} kept as it was (it holds a complete run of 44 scored rows "
+        "and this run is incomplete)"])
+    again = run(f"--editeval-json={out}", f"--editeval-html={html}")  # a complete run replaces it, as before
+    again.stdout.fnmatch_lines([f"results written to {out}", f"HTML report written to {html}"])
+
+
+def test_an_unreachable_judge_keeps_the_html_report(run, judge, tmp_path):
+    out, html = tmp_path / "results.json", tmp_path / "report.html"
+    assert run(f"--editeval-json={out}", f"--editeval-html={html}").ret == 0
+    before = html.read_bytes()
+    judge.down()
+    stopped = run(f"--editeval-json={out}", f"--editeval-html={html}", "--editeval-threshold=error_rate<=0.02",
+                  "--editeval-judge-retries=0", "--editeval-no-cache")
+    assert stopped.ret != 0 and html.read_bytes() == before
+    text = output_of(stopped)
+    assert f"{html} kept as it was" in text and "report.incomplete.html" in text
+    assert "PASS error_rate" not in text
+
+
+def test_a_threshold_over_no_rows_never_passes(run):
+    result = run("-k", "no_such_row", "--editeval-threshold=error_rate<=0.02", "--editeval-gate=always")
+    result.stdout.fnmatch_lines(["FAIL error_rate<=0.02: actual none: no rows were judged (n=0)",
+                                 "editeval gate FAILED*"])
+    assert result.ret == 1
+
+
+# ---- command-line thresholds over ini thresholds -----------------------------------------------------------
+def test_command_line_thresholds_replacing_the_ini_ones_are_said(run, pytester):
+    pytester.makeini("""
+        [pytest]
+        editeval_thresholds =
+            overall>=9.9
+            error_rate<=0.02
+    """)
+    result = run("--editeval-threshold=overall>=0", "--editeval-subsets=color_alter")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["editeval: --editeval-threshold on the command line replaces the 2 value(s) of "
+                                 "ini editeval_thresholds (overall>=9.9; error_rate<=0.02): repeat them on the "
+                                 "command line to keep them"])
+    assert "FAIL overall>=9.9" not in output_of(result)
+    plain = run("--editeval-subsets=color_alter")
+    assert "replaces the" not in output_of(plain)
