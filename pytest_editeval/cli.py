@@ -152,7 +152,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
     from tabulate import tabulate
 
     from . import benchmarks
-    from .compare import compare_runs, resolve_compare_gate
+    from .compare import printable, compare_runs, different_endpoints, resolve_compare_gate
     from .judges import different_judges
     from .report.table import render_comparison
     from .runs import load_run
@@ -193,6 +193,12 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
     if judges:
         print(f"WARNING: {baseline_name} was judged by {judges[0]} and {new_name} by {judges[1]}: judges score on "
               "different scales", file=sys.stderr)
+    else:
+        endpoints = different_endpoints(baseline.judge.model_dump(), current.judge.model_dump())
+        if endpoints:
+            print(f"WARNING: {baseline_name} and {new_name} were judged by {printable(current.judge.model)} at two "
+                  f"endpoints ({endpoints[0]} and {endpoints[1]}): one model name behind two servers or providers "
+                  "may be two judges, on different scales", file=sys.stderr)
     for line, _ in render_comparison(deltas, outcomes, baseline_name, True, labels):
         print(line)
     return 1 if any(not o.passed for o in outcomes) else 0

@@ -109,3 +109,27 @@ def test_command_line_thresholds_replacing_the_ini_ones_are_said(run, pytester):
     assert "FAIL overall>=9.9" not in output_of(result)
     plain = run("--editeval-subsets=color_alter")
     assert "replaces the" not in output_of(plain)
+
+
+# ---- compare across endpoints ------------------------------------------------------------------------------
+def test_compare_warns_when_one_model_name_was_judged_at_two_endpoints(run, pytester, tmp_path):
+    import subprocess
+    import sys
+
+    from pytest_editeval.testing import JudgeServer
+
+    from .conftest import API_KEY
+
+    assert run("--editeval-save=first", "--editeval-subsets=color_alter").ret == 0
+    with JudgeServer(api_key=API_KEY) as other:
+        assert run("--editeval-save=second", "--editeval-subsets=color_alter", f"--editeval-judge-url={other.url}",
+                   cache_dir=tmp_path / "other-cache").ret == 0
+        other_url = other.url
+    cli = [sys.executable, "-m", "pytest_editeval.cli", "compare", "first", "second", f"--rootdir={pytester.path}"]
+    done = subprocess.run(cli, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "first and second were judged by gpt-4.1 at two endpoints" in warnings[0]
+    assert f"{other_url}/chat/completions" in warnings[0]
+    same = subprocess.run(cli[:4] + ["first", "first", f"--rootdir={pytester.path}"], capture_output=True, text=True)
+    assert same.returncode == 0 and "WARNING" not in same.stderr
