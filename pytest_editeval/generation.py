@@ -310,7 +310,7 @@ class ImageProducer:
         return digests[0] if len(digests) == 1 else digests
 
     def _from_cache(self, row: Row) -> Path | None:
-        entry = self.cache.lookup("generated", self._key(row))
+        entry = self.cache.lookup("generated", self._key(row), count=False)  # counted as from_cache, not as an answer
         if entry is None:
             return None
         png = self.cache.root / "generated" / entry["file"] if self.cache.root else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import output_of
 
 
@@ -133,3 +135,56 @@ def test_compare_warns_when_one_model_name_was_judged_at_two_endpoints(run, pyte
     assert f"{other_url}/chat/completions" in warnings[0]
     same = subprocess.run(cli[:4] + ["first", "first", f"--rootdir={pytester.path}"], capture_output=True, text=True)
     assert same.returncode == 0 and "WARNING" not in same.stderr
+
+
+# ---- the demo of every benchmark ---------------------------------------------------------------------------
+def _demo(folder, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "demo", str(folder), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _pytest_in(folder, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=folder,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _cache_line(stdout: str) -> tuple[int, int, int]:
+    import re
+
+    found = re.search(r"^judge requests: (\d+); cache: (\d+) hits, (\d+) computed$", stdout, re.MULTILINE)
+    assert found, stdout
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+@pytest.mark.parametrize("benchmark, rows", [("gedit", 44), ("imgedit", 18), ("imgedit-uge", 6), ("kris", 60)])
+def test_the_demo_of_each_benchmark_passes_and_its_rerun_is_answered_from_the_cache(tmp_path, benchmark, rows):
+    folder = tmp_path / f"demo-{benchmark}"
+    written = _demo(folder, *([] if benchmark == "gedit" else ["--benchmark", benchmark]))
+    assert written.returncode == 0, written.stderr
+    assert f"{benchmark} demo written to {folder}" in written.stdout
+    cold = _pytest_in(folder)
+    assert cold.returncode == 0, cold.stdout[-3000:]
+    assert f"{rows} passed" in cold.stdout and "editeval gate PASSED" in cold.stdout
+    samples = json.loads((folder / "results.json").read_text())["samples"]
+    questions = sum(len(s["answers"]) for s in samples)
+    requests, hits, computed = _cache_line(cold.stdout)
+    assert requests == computed and hits + computed == questions  # each question counted once: hit or computed
+    subsets = {s["subset"] for s in samples}
+    some = samples[0]["subset"] if len(subsets) > 1 else samples[0]["id"]
+    warm = _pytest_in(folder, "-k", some)  # a -k re-run: the same endpoint, so the same keys
+    requests, hits, computed = _cache_line(warm.stdout)
+    assert requests == 0 and computed == 0 and hits > 0
+    assert "kept as it was" in warm.stdout  # and the complete run's files stay
+
+
+def test_the_demo_names_the_benchmarks_it_has(tmp_path):
+    unknown = _demo(tmp_path / "d", "--benchmark", "nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: no demo for 'nope': demos exist for gedit, imgedit, imgedit-uge, kris"
+    assert not (tmp_path / "d").exists()
