@@ -24,7 +24,10 @@ from .options import _choice, _run_name, _threshold, compare_gate
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="pytest-editeval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"pytest-editeval {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="compare two saved runs: BASELINE NEW (like diff)")
     compare.add_argument("runs", nargs="+", metavar="RUN",

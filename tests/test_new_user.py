@@ -188,3 +188,30 @@ def test_the_demo_names_the_benchmarks_it_has(tmp_path):
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: no demo for 'nope': demos exist for gedit, imgedit, imgedit-uge, kris"
     assert not (tmp_path / "d").exists()
+
+
+# ---- the version ---------------------------------------------------------------------------------------------
+def test_the_command_the_package_and_the_readme_name_one_version():
+    import re
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    import pytest_editeval
+
+    root = Path(__file__).resolve().parents[1]
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert pytest_editeval.__version__ == version
+    shown = subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.strip() == f"pytest-editeval {version}"
+    readme = (root / "README.md").read_text()
+    assert set(re.findall(r"editeval-(\d+\.\d+\.\d+)", readme)) <= {version}  # e.g. pytest's "plugins:" line
+
+
+def test_the_readme_speaks_of_the_product_and_its_own_measurements():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for phrase in ("GPU_NOTES", "this task", "this session", "before this session", "no session", "sessions share"):
+        assert phrase not in readme, phrase
