@@ -207,6 +207,24 @@ class DiffusersEditor:
         free_accelerator_memory()
 
 
+# diffusers' own deprecation notices (its deprecate() helper, and numpy's under its schedulers), raised on every
+# pipeline call of every row: noise to a user of the plugin, who cannot act on them. Only diffusers' modules.
+DIFFUSERS_DEPRECATIONS = {DeprecationWarning: "ignore::DeprecationWarning:diffusers",
+                          FutureWarning: "ignore::FutureWarning:diffusers"}  # category: pytest's filter line
+
+
+def silence_diffusers_deprecations(config=None) -> None:
+    """Ignore diffusers' deprecation warnings from now on: in the current warning filters (the item that loads
+    the pipeline), and, given pytest's config, in the filters pytest applies to every later item (the generation
+    thread's warnings are recorded by whichever item runs meanwhile)."""
+    import warnings
+
+    for category, line in DIFFUSERS_DEPRECATIONS.items():
+        warnings.filterwarnings("ignore", category=category, module="diffusers")  # diffusers and its submodules
+        if config is not None and line not in config.getini("filterwarnings"):
+            config.addinivalue_line("filterwarnings", line)
+
+
 def load_diffusers_editor(settings: GenerationSettings, folder: Path, device: str) -> DiffusersEditor:
     index = check_model_folder(folder)
     import diffusers

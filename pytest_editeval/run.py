@@ -333,7 +333,7 @@ class Run:
 
     def load_editor(self):
         """The default editor: the diffusers pipeline of --editeval-model (called by the fixture)."""
-        from .generation import load_diffusers_editor, resolve_model
+        from .generation import load_diffusers_editor, resolve_model, silence_diffusers_deprecations
 
         gen = self.generation
         if self.settings.ray is not None:  # each Ray actor loads it; nothing heavy on the driver
@@ -341,6 +341,7 @@ class Run:
 
             return RemotePipeline(gen)
         folder = getattr(self, "model_folder", None) or resolve_model(gen)
+        silence_diffusers_deprecations(self.config)
         return load_diffusers_editor(gen, folder, gen.resolve_device())
 
     def adopt_editor(self, editor) -> None:

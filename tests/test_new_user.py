@@ -215,3 +215,30 @@ def test_the_readme_speaks_of_the_product_and_its_own_measurements():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for phrase in ("GPU_NOTES", "this task", "this session", "before this session", "no session", "sessions share"):
         assert phrase not in readme, phrase
+
+
+# ---- model mode on the CPU, as the README's recipe runs it ---------------------------------------------------
+MODEL_RECIPE = ["-o", "editeval_images=", "--editeval-model=tiny-pix2pix", "--editeval-device=cpu",
+                '--editeval-generation-config={"num_inference_steps": 2}', "--editeval-limit=1"]
+
+
+def test_the_cpu_model_mode_recipe_runs_quietly_and_counts_each_cache_apart(tmp_path):
+    import subprocess
+    import sys
+
+    pytest.importorskip("diffusers")
+    folder = tmp_path / "editeval-demo"
+    assert _demo(folder).returncode == 0
+    built = subprocess.run([sys.executable, "-m", "pytest_editeval.testing.tiny_pipelines", "tiny-pix2pix"],
+                           cwd=folder, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    assert (folder / "tiny-pix2pix" / "model_index.json").is_file()
+    two = ["-k", "color_alter or text_change"]  # two of the recipe's 11 rows keep the test short
+    cold = _pytest_in(folder, *MODEL_RECIPE, *two)
+    assert cold.returncode == 0, cold.stdout[-3000:]
+    assert "2 passed" in cold.stdout and "warning" not in cold.stdout.lower()  # diffusers' deprecations: silenced
+    assert "generated 2 images (0 from the cache)" in cold.stdout
+    assert _cache_line(cold.stdout) == (4, 0, 4)
+    warm = _pytest_in(folder, *MODEL_RECIPE, *two)
+    assert "generated 0 images (2 from the cache)" in warm.stdout
+    assert _cache_line(warm.stdout) == (0, 4, 0)  # the judge's answers only: the images are counted above
