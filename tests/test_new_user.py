@@ -67,9 +67,9 @@ def test_a_rerun_that_is_not_complete_writes_beside_the_complete_run(run, tmp_pa
     beside_json, beside_html = tmp_path / "results.incomplete.json", tmp_path / "report.incomplete.html"
     assert len(json.loads(beside_json.read_bytes())["samples"]) == 4
     partial.stdout.fnmatch_lines([
-        f"results written to {beside_json}; {out} kept as it was (it holds a complete run of 44 scored rows and "
+        f"results written to {beside_json}; {out} kept as it was (it holds 44 scored rows of a complete run and "
         "this run is incomplete)",
-        f"HTML report written to {beside_html}; {html} kept as it was (it holds a complete run of 44 scored rows "
+        f"HTML report written to {beside_html}; {html} kept as it was (it holds 44 scored rows of a complete run "
         "and this run is incomplete)"])
     again = run(f"--editeval-json={out}", f"--editeval-html={html}")  # a complete run replaces it, as before
     again.stdout.fnmatch_lines([f"results written to {out}", f"HTML report written to {html}"])

@@ -30,7 +30,7 @@ def _write_or_keep(path: Path, data: bytes, what: str, existing: tuple[bool, int
     was_complete, kept = existing
     reason = None
     if was_complete and not complete:
-        reason = f"it holds a complete run of {kept} scored rows and this run is incomplete"
+        reason = f"it holds {kept} scored rows of a complete run and this run is incomplete"
     elif kept and (stopped or scored == 0):
         reason = f"it holds {kept} scored rows and this run {'stopped' if stopped else 'scored none'}"
     if reason is None:
