@@ -190,6 +190,28 @@ def test_the_demo_names_the_benchmarks_it_has(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_a_dataset_writer_that_declares_a_demo_is_picked_up(tmp_path, monkeypatch):
+    import sys
+
+    import pytest_editeval.testing as testing
+    from pytest_editeval.cli import main
+
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "mine_factory.py").write_text(  # a future benchmark's writer module: only its DEMOS entry is needed
+        "from pytest_editeval.testing.demo import DemoSet\n"
+        "from pytest_editeval.testing.gedit_factory import _write_demo\n"
+        "DEMOS = {'mine': DemoSet(_write_demo, thresholds=('overall>=0',))}\n")
+    monkeypatch.setattr(testing, "__path__", [*testing.__path__, str(extra)])
+    try:
+        assert main(["demo", str(tmp_path / "d"), "--benchmark", "mine"]) == 0
+    finally:
+        sys.modules.pop("pytest_editeval.testing.mine_factory", None)
+    ini = (tmp_path / "d" / "pytest.ini").read_text()
+    assert "editeval_benchmark = mine" in ini and "    overall>=0" in ini
+    assert "DEMO_BENCHMARK = 'mine'" in (tmp_path / "d" / "conftest.py").read_text()
+
+
 # ---- the version ---------------------------------------------------------------------------------------------
 def test_the_command_the_package_and_the_readme_name_one_version():
     import re
