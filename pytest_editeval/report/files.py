@@ -13,7 +13,7 @@ from pathlib import Path
 from ..cache import write_atomic
 
 
-def write_results_json(path: Path, data: bytes, *, stopped: bool, scored: int, complete: bool = True) -> str:
+def write_results_json(path: Path, data: bytes, *, stopped: bool, scored: int, complete: bool) -> str:
     """The results JSON, or beside it when the file there must be kept (see the module)."""
     from ..runs import describe_results_file
 
