@@ -6,7 +6,7 @@
     pytest-editeval merge SHARD.json... [--threshold EXPR]... [--compare BASELINE] [--compare-fail EXPR]...
                           [--json OUT] [--html OUT] [--save NAME] [--images FOLDER]...
                                                                      gate the shards of a run as one run
-    pytest-editeval demo FOLDER                                      the whole flow locally, no key needed
+    pytest-editeval demo FOLDER [--benchmark NAME]                   the whole flow locally, no key needed
 
 compare reads like `diff`: the old run first, differences are NEW - BASELINE. Exit code: 0 gates passed,
 1 a gate failed, 2 bad input. merge checks that the shard files (--editeval-shard K/N --editeval-json) make one
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="pytest-editeval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"pytest-editeval {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="compare two saved runs: BASELINE NEW (like diff)")
     compare.add_argument("runs", nargs="+", metavar="RUN",
@@ -73,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--rootdir", default=".", help="folder holding .editeval/runs/ (default: here)")
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
     demo.add_argument("folder", metavar="FOLDER", help="a new (or empty) folder")
+    demo.add_argument("--benchmark", default="gedit", metavar="NAME",
+                      help="the benchmark to try: gedit (default), imgedit, imgedit-uge, kris, or any other whose "
+                           "dataset writer declares a demo")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(Path(args.folder))
+        return _demo(Path(args.folder), args.benchmark)
     if args.command == "agreement":
         return _agreement(args)
     if args.command == "merge":
@@ -142,15 +145,18 @@ def _merge(args) -> int:
     return result.exit_code
 
 
-def _demo(folder: Path) -> int:
-    from .testing.demo import write_demo
+def _demo(folder: Path, benchmark: str) -> int:
+    from .testing.demo import demos, write_demo
 
+    if benchmark not in demos():
+        print(f"error: no demo for {benchmark!r}: demos exist for {', '.join(demos())}", file=sys.stderr)
+        return 2
     try:
-        write_demo(folder)
-    except FileExistsError as exc:
+        write_demo(folder, benchmark)
+    except (FileExistsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"demo written to {folder}: now run  cd {folder} && pytest")
+    print(f"{benchmark} demo written to {folder}: now run  cd {folder} && pytest")
     return 0
 
 
@@ -165,7 +171,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
     from tabulate import tabulate
 
     from . import benchmarks
-    from .compare import compare_runs, resolve_compare_gate
+    from .compare import compare_runs, different_endpoints, printable, resolve_compare_gate
     from .judges import different_judges
     from .report.table import render_comparison
     from .runs import load_run
@@ -206,6 +212,12 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
     if judges:
         print(f"WARNING: {baseline_name} was judged by {judges[0]} and {new_name} by {judges[1]}: judges score on "
               "different scales", file=sys.stderr)
+    else:
+        endpoints = different_endpoints(baseline.judge.model_dump(), current.judge.model_dump())
+        if endpoints:
+            print(f"WARNING: {baseline_name} and {new_name} were judged by {printable(current.judge.model)} at two "
+                  f"endpoints ({endpoints[0]} and {endpoints[1]}): one model name behind two servers or providers "
+                  "may be two judges, on different scales", file=sys.stderr)
     for line, _ in render_comparison(deltas, outcomes, baseline_name, True, labels):
         print(line)
     return 1 if any(not o.passed for o in outcomes) else 0

@@ -166,3 +166,20 @@ def compare_runs(current: list[dict], baseline: list[dict], gates: list[CompareG
         delta = paired_delta(current, baseline, gate.metric, gate.subset, averaging=averaging, members=gate.members)
         outcomes.append(CompareOutcome(gate, delta, delta.delta is not None and delta.delta >= gate.max_drop))
     return deltas, outcomes
+
+
+def different_endpoints(baseline_judge: dict, current_judge: dict) -> tuple[str, str] | None:
+    """The two endpoints (scheme, host, port and path) when two runs' judges share a model name but were asked
+    at different endpoints: one name behind two providers (or two versions of a server) may be two judges. Files
+    that name no endpoint (older ones, in-process judges) count as equal. The values come from files: shown
+    escaped and cut."""
+    a, b = baseline_judge.get("endpoint"), current_judge.get("endpoint")
+    if not (isinstance(a, str) and isinstance(b, str) and a and b) or a == b:
+        return None
+    return printable(a), printable(b)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    shown = "".join(c if c.isprintable() and not 0x202A <= ord(c) <= 0x202E and not 0x2066 <= ord(c) <= 0x2069
+                    else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .benchmarks import Benchmark, Parsed
-from .cache import DEFERRED, HIT, SHARED, Cache, cache_key, memoised_sha256
+from .cache import COMPUTED, DEFERRED, HIT, SHARED, Cache, cache_key, memoised_sha256
 from .dataset import ImageStore, Row
 from .errors import InputError, SampleError, UnansweredQuestion
 from .images import NEEDS_INPUT_SIZE, image_size, prepare, read_image_file, sniff_mime
@@ -69,6 +69,9 @@ class RowEvaluator:
         # Questions that stayed unreadable in this run, by cache key: never stored in the cache (the next run asks
         # them again), but not asked twice in one run when a deferred row is judged again.
         self._lost: dict[str, UnansweredQuestion] = {}
+        # Answers a row computed before it was deferred: counted as computed then, so not as hits when the row
+        # comes back and reads them (each question counts once: computed or hit).
+        self._computed_before_deferral: dict[str, set[str]] = {}
 
     @property
     def _plain(self) -> bool:
@@ -129,9 +132,15 @@ class RowEvaluator:
             # judge latency instead of one slot for several, so fewer rows (and decoded images) are in flight.
             for key, payload in zip(missing, concurrently([lambda key=key: answered(key) for key in missing])):
                 found[key] = payload
+            with self._saved_lock:
+                computed = self._computed_before_deferral.pop(row.id, set())
+            computed |= {key for key in keys if origins[key][:1] == [COMPUTED]}
             if any(p is DEFERRED for p in found.values()):
+                if computed:
+                    with self._saved_lock:
+                        self._computed_before_deferral[row.id] = computed
                 return DEFERRED
-            reads = self._reads(found, origins, first_slot)
+            reads = self._reads({k: v for k, v in found.items() if k not in computed}, origins, first_slot)
             if speculative:
                 with self._saved_lock:
                     self._unclaimed[row.id] = reads

@@ -160,7 +160,7 @@ def evaluate_gate(thresholds: list[Threshold], aggregates: Aggregates, *, all_ra
     outcomes = []
     for t in thresholds:
         actual, n = actual_value(t, aggregates)
-        passed = actual is not None and OPERATORS[t.op](actual, t.value)
+        passed = actual is not None and n > 0 and OPERATORS[t.op](actual, t.value)  # nothing measured never passes
         outcomes.append(ThresholdOutcome(t, actual, n, passed))
     if policy == "never":
         return GateResult(False, None, outcomes, reason="--editeval-gate=never")

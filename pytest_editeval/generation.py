@@ -209,6 +209,24 @@ class DiffusersEditor:
         free_accelerator_memory()
 
 
+# diffusers' own deprecation notices (its deprecate() helper, and numpy's under its schedulers), raised on every
+# pipeline call of every row: noise to a user of the plugin, who cannot act on them. Only diffusers' modules.
+DIFFUSERS_DEPRECATIONS = {DeprecationWarning: "ignore::DeprecationWarning:diffusers",
+                          FutureWarning: "ignore::FutureWarning:diffusers"}  # category: pytest's filter line
+
+
+def silence_diffusers_deprecations(config=None) -> None:
+    """Ignore diffusers' deprecation warnings from now on: in the current warning filters (the item that loads
+    the pipeline), and, given pytest's config, in the filters pytest applies to every later item (the generation
+    thread's warnings are recorded by whichever item runs meanwhile)."""
+    import warnings
+
+    for category, line in DIFFUSERS_DEPRECATIONS.items():
+        warnings.filterwarnings("ignore", category=category, module="diffusers")  # diffusers and its submodules
+        if config is not None and line not in config.getini("filterwarnings"):
+            config.addinivalue_line("filterwarnings", line)
+
+
 def load_diffusers_editor(settings: GenerationSettings, folder: Path, device: str) -> DiffusersEditor:
     index = check_model_folder(folder)
     import diffusers
@@ -312,7 +330,7 @@ class ImageProducer:
         return digests[0] if len(digests) == 1 else digests
 
     def _from_cache(self, row: Row) -> Path | None:
-        entry = self.cache.lookup("generated", self._key(row))
+        entry = self.cache.lookup("generated", self._key(row), count=False)  # counted as from_cache, not as an answer
         if entry is None:
             return None
         png = self.cache.root / "generated" / entry["file"] if self.cache.root else None

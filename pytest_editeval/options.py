@@ -338,11 +338,29 @@ def register(parser) -> None:
                   help="add each row's scores to JUnit XML as <property> entries (default true)")
 
 
+def given_on_command_line(config) -> list[str]:
+    """The editeval options set on the command line, as --editeval-NAME."""
+    return [f"--editeval-{opt.name}" for opt in OPTIONS if config.getoption(opt.dest) is not None]
+
+
 def given(config) -> list[str]:
     """The editeval options set on the command line or in the ini file, as the user wrote their names."""
-    names = [f"--editeval-{opt.name}" for opt in OPTIONS if config.getoption(opt.dest) is not None]
+    names = given_on_command_line(config)
     names += [opt.ini for opt in OPTIONS if config.getini(opt.ini)]  # unset ini values read as "" or []
     return names
+
+
+def replaced_ini_lines(config) -> list[str]:
+    """One line for each repeatable option given on the command line while the ini file sets it too: the command
+    line replaces the ini values (pytest's rule for options that append), so no gate line may vanish unseen."""
+    lines = []
+    for opt in OPTIONS:
+        if opt.repeat and config.getoption(opt.dest) is not None:
+            ini = [line.strip() for line in config.getini(opt.ini) if line.strip()]
+            if ini:
+                lines.append(f"--editeval-{opt.name} on the command line replaces the {len(ini)} value(s) of ini "
+                             f"{opt.ini} ({'; '.join(ini)}): repeat them on the command line to keep them")
+    return lines
 
 
 class IniValueError(ValueError):

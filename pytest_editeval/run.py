@@ -68,6 +68,10 @@ class Run:
         if settings.shard is not None:
             self._take_share(settings.shard)
         self.thresholds = self._resolved(settings.thresholds, "threshold")
+        if not self.is_worker:
+            from .options import replaced_ini_lines
+
+            self.warnings.extend(replaced_ini_lines(config))
         self.generation = settings.generation  # model mode when set
         self.producer = None
         if self.generation is None:
@@ -334,7 +338,7 @@ class Run:
 
     def load_editor(self):
         """The default editor: the diffusers pipeline of --editeval-model (called by the fixture)."""
-        from .generation import load_diffusers_editor, resolve_model
+        from .generation import load_diffusers_editor, resolve_model, silence_diffusers_deprecations
 
         gen = self.generation
         if self.settings.ray is not None:  # each Ray actor loads it; nothing heavy on the driver
@@ -342,6 +346,7 @@ class Run:
 
             return RemotePipeline(gen)
         folder = getattr(self, "model_folder", None) or resolve_model(gen)
+        silence_diffusers_deprecations(self.config)
         return load_diffusers_editor(gen, folder, gen.resolve_device())
 
     def adopt_editor(self, editor) -> None:
@@ -462,7 +467,8 @@ class Run:
         data = results.model_dump_json(indent=2).encode("utf-8") if results is not None else b""
         if s.json_path is not None:
             self.written.append(files.write_results_json(s.json_path, data, stopped=bool(outcome.stopped),
-                                                         scored=outcome.aggregates.full.num))
+                                                         scored=outcome.aggregates.full.num,
+                                                         complete=outcome.complete))
         if s.save_name is not None:
             self.written.append(files.save_run(self.config.rootpath, s.save_name, data, complete=outcome.complete))
         if s.html_path is not None:
@@ -471,7 +477,8 @@ class Run:
             file_of = getattr(store, "path", None)  # a dataset of image files (not parquet) links its sources
             self.written.append(files.write_html(
                 s.html_path, results, self.benchmark, self.baseline, lambda row_id: store.read(by_id[row_id].inputs[0]),
-                s.max_pixels, source_path=(lambda row_id: file_of(by_id[row_id].inputs[0])) if file_of else None))
+                s.max_pixels, source_path=(lambda row_id: file_of(by_id[row_id].inputs[0])) if file_of else None,
+                stopped=bool(outcome.stopped)))
         self.write_edits_jsonl()
 
     def write_edits_jsonl(self) -> None:

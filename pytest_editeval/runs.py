@@ -98,6 +98,18 @@ def holds_scored_rows(path: Path) -> int:
         return 0
 
 
+def describe_results_file(path: Path) -> tuple[bool, int]:
+    """(whether the results file at `path` is a complete run, how many scored rows it holds); (False, 0) when it
+    is absent or unreadable."""
+    import json
+
+    try:
+        data = json.loads(path.read_bytes())
+        return data.get("complete") is True, holds_scored_rows(path)
+    except (OSError, ValueError, AttributeError):
+        return False, 0
+
+
 def incomplete_path(path: Path) -> Path:
     """Where a run that must not replace `path` is written instead: NAME.incomplete.json beside it."""
     return path.with_name(path.stem + INCOMPLETE_SUFFIX + path.suffix)

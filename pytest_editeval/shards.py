@@ -417,7 +417,7 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
     written = []
     if request.json_path is not None:
         written.append(outputs.write_results_json(request.json_path, data, stopped=bool(outcome.stopped),
-                                                  scored=outcome.aggregates.full.num))
+                                                  scored=outcome.aggregates.full.num, complete=outcome.complete))
     if request.save_name is not None:
         written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
     if request.html_path is not None:
@@ -425,7 +425,8 @@ def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, 
                                                   [f.path.resolve().parent for f in files])
         edited_path, not_found = _edited_images(files, request.image_folders)
         written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
-                                          request.max_pixels, edited_path, source_path))
+                                          request.max_pixels, edited_path, source_path,
+                                          stopped=bool(outcome.stopped)))
         if not_found:
             notes.append(f"HTML report: {len(not_found)} edited image(s) not found inside the shard file's folder or "
                          "a folder given with --images (images are read from nowhere else; download each shard's "

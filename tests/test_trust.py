@@ -354,9 +354,10 @@ def test_xdist_run_counts_the_judge_requests_of_its_workers(run):
 
 def test_options_without_a_benchmark_are_said_not_ignored(pytester, edits):
     pytester.makepyfile("def test_plain(): pass")
-    result = pytester.runpytest(f"--editeval-images={edits}", "--editeval-threshold=overall>=7")
+    pytester.makeini("[pytest]\nediteval_max_pixels = 100\n")
+    result = pytester.runpytest("--editeval-judge-timeout=5")  # options that gate nothing: one warning line
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["editeval: --editeval-images, --editeval-threshold given, but nothing is "
+    result.stdout.fnmatch_lines(["editeval: --editeval-judge-timeout, editeval_max_pixels given, but nothing is "
                                  "evaluated: add --editeval-benchmark*"])
 
 

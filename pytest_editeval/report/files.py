@@ -1,7 +1,9 @@
 """The files a run writes at its end: the results JSON, the saved run, the HTML report. Shared by a run in one
-process (run.py) and the merge of shards (shards.py), so both follow the same rules: a stopped or empty run
-never replaces a results file that holds scored rows, and only a complete run may become a saved run NAME.
-Each function returns the summary line that says where the file went."""
+process (run.py) and the merge of shards (shards.py), so both follow the same rules: a run that is not complete
+(Ctrl-C, a -k re-run, a stop) never replaces the results JSON or HTML report of a complete run, a stopped or
+empty run never replaces one that holds scored rows (each is written beside it, as NAME.incomplete.EXT), and
+only a complete run may become a saved run NAME. Each function returns the summary line that says where the file
+went."""
 
 from __future__ import annotations
 
@@ -11,18 +13,32 @@ from pathlib import Path
 from ..cache import write_atomic
 
 
-def write_results_json(path: Path, data: bytes, *, stopped: bool, scored: int) -> str:
-    """The results JSON; a run that stopped, or scored nothing, never replaces a file holding scored rows."""
-    from ..runs import holds_scored_rows, incomplete_path
+def write_results_json(path: Path, data: bytes, *, stopped: bool, scored: int, complete: bool) -> str:
+    """The results JSON, or beside it when the file there must be kept (see the module)."""
+    from ..runs import describe_results_file
 
-    kept = holds_scored_rows(path) if (stopped or scored == 0) else 0
-    if kept:
-        target = incomplete_path(path)
-        write_atomic(target, data)
-        return (f"results written to {target}; {path} kept as it was (it holds {kept} scored rows and this run is "
-                "incomplete)")
-    write_atomic(path, data)
-    return f"results written to {path}"
+    return _write_or_keep(path, data, "results", describe_results_file(path), stopped=stopped, scored=scored,
+                          complete=complete)
+
+
+def _write_or_keep(path: Path, data: bytes, what: str, existing: tuple[bool, int], *, stopped: bool, scored: int,
+                   complete: bool) -> str:
+    """Write `data` to `path`, unless the file there (`existing`: it is a complete run, it holds N scored rows)
+    must not be replaced by this run: then beside it, with one line that says where and why."""
+    from ..runs import incomplete_path
+
+    was_complete, kept = existing
+    reason = None
+    if was_complete and not complete:
+        reason = f"it holds {kept} scored rows of a complete run and this run is incomplete"
+    elif kept and (stopped or scored == 0):
+        reason = f"it holds {kept} scored rows and this run {'stopped' if stopped else 'scored none'}"
+    if reason is None:
+        write_atomic(path, data)
+        return f"{what} written to {path}"
+    target = incomplete_path(path)
+    write_atomic(target, data)
+    return f"{what} written to {target}; {path} kept as it was ({reason})"
 
 
 def save_run(rootpath: Path, name: str, data: bytes, *, complete: bool) -> str:
@@ -40,16 +56,19 @@ def save_run(rootpath: Path, name: str, data: bytes, *, complete: bool) -> str:
 
 
 def write_html(path: Path, results, benchmark, baseline, read_source: Callable[[str], bytes], max_pixels: int,
-               edited_path: Callable | None = None, source_path: Callable[[str], Path | None] | None = None) -> str:
+               edited_path: Callable | None = None, source_path: Callable[[str], Path | None] | None = None, *,
+               stopped: bool = False) -> str:
     """The self-contained HTML report; `read_source(row id)` gives a row's first input image, `edited_path(sample)`
     where its edited image is (default: the path the sample records), `source_path(row id)` the input image's file
     where the dataset keeps it as one (full-size links)."""
-    from .html import full_size_links, render_report, thumbnails
+    from .html import describe_report, full_size_links, render_report, thumbnails
 
     if edited_path is not None:  # located once: a locator may count what it cannot find
         located = {sample.id: edited_path(sample) for sample in results.samples}
         edited_path = lambda sample: located[sample.id]  # noqa: E731
     thumbs = thumbnails(results.samples, read_source, max_pixels, edited_path)
     links = full_size_links(results.samples, Path(path).parent, edited_path, source_path)
-    write_atomic(path, render_report(results, benchmark, baseline, thumbs, links).encode("utf-8"))
-    return f"HTML report written to {path}"
+    scored = sum(1 for s in results.samples if s.status == "scored")
+    return _write_or_keep(path, render_report(results, benchmark, baseline, thumbs, links).encode("utf-8"),
+                          "HTML report", describe_report(path), stopped=stopped, scored=scored,
+                          complete=results.complete)

@@ -144,6 +144,20 @@ def full_size_links(samples, report_folder: Path, edited_path: Callable | None =
     return out
 
 
+def describe_report(path) -> tuple[bool, int]:
+    """(whether the report at `path` shows a complete run, how many scored rows it shows), from the marker that
+    render_report writes in its head; (False, 0) when the file is absent, unreadable or not ours."""
+    import re
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False, 0
+    found = re.search(r"<meta name='editeval-run' content='complete=(true|false); scored=(\d{1,9})'>", head)
+    return (found[1] == "true", int(found[2])) if found else (False, 0)
+
+
 def _fmt(value, decimals: int = 3) -> str:
     return "-" if value is None else f"{value:.{decimals}f}"
 
@@ -195,7 +209,10 @@ def render_report(results, benchmark, baseline=None, thumbs: dict | None = None,
     errors = [s for s in results.samples if s.status == "error"]
     subsets = list(results.aggregates[full].subsets)
     base_rows = {s.key: s for s in baseline.samples} if baseline is not None else {}
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>editeval: {escape(results.model)}</title>"
+    # Read back by describe_report: a later run that is not complete must not replace a complete run's report.
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+             f"<meta name='editeval-run' content='complete={str(results.complete).lower()}; scored={len(scored)}'>"
+             f"<title>editeval: {escape(results.model)}</title>"
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>{escape(benchmark.title or results.benchmark)} ({escape(results.language)}): "
              f"{escape(results.model)}</h1>",

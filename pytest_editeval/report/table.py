@@ -177,7 +177,9 @@ def render_gate(gate: GateResult) -> list[tuple[str, bool]]:
     """(line, is_failure) pairs: one per threshold, one per other failure (missing rows), then the verdict."""
     lines: list[tuple[str, bool]] = []
     for o in gate.outcomes:
-        if o.actual is not None:
+        if o.n == 0 and o.threshold.metric != SPREAD_METRIC:
+            actual = "none: no rows were judged"
+        elif o.actual is not None:
             actual = f"{o.actual:.4f}"
         elif o.threshold.metric == SPREAD_METRIC:
             actual = "no judge spread (each question was asked once: pass --editeval-judge-samples 2 or more)"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
+from .demo import DemoSet
 
 CN_VERBS = {"en": "change the color of the {obj} to {color}", "cn": "把{obj}的颜色改成{color}"}
 OBJECTS = ["car", "cat", "sky", "house", "shirt", "flower", "boat"]
@@ -141,3 +142,13 @@ def write_edited_images(folder: Path, rows: list[GeditRow], *, layout: str = "js
     jsonl = folder / "edits.jsonl"
     jsonl.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
     return jsonl
+
+
+def _write_demo(folder: Path) -> dict[str, str]:
+    rows = make_gedit_dataset(folder / "dataset", rows_per_subset=4, size=(64, 64))
+    write_edited_images(folder / "my-model", [r for r in rows if r.language == "en"], scale=1.5)
+    return {"dataset": "dataset", "images": "my-model/edits.jsonl"}
+
+
+# `pytest-editeval demo --benchmark gedit` (testing/demo.py): the default judge rule (rule_scores) scores GEdit.
+DEMOS = {"gedit": DemoSet(_write_demo, thresholds=("overall>=3.0", "error_rate<=0.02"))}

@@ -35,6 +35,7 @@ from ..benchmarks.imgedit_official import (
     reply_labels,
     row_order,
 )
+from .demo import DemoSet
 
 if TYPE_CHECKING:
     from .judge_server import JudgeCall
@@ -309,3 +310,19 @@ def write_imgedit_edits(folder: Path, rows: Iterable, *, size: tuple[int, int] =
             continue
         (folder / f"{row.key}.png").write_bytes(_png((edited_red(row.key), 90, 160), size))
     return folder
+
+
+def _write_demo(folder: Path) -> dict[str, str]:
+    write_imgedit_edits(folder / "my-model", make_imgedit_dataset(folder / "dataset", rows_per_type=2))
+    return {"dataset": "dataset", "images": "my-model"}
+
+
+def _write_uge_demo(folder: Path) -> dict[str, str]:
+    write_imgedit_edits(folder / "my-model", make_imgedit_uge_dataset(folder / "dataset"))
+    return {"dataset": "dataset", "images": "my-model"}
+
+
+# `pytest-editeval demo --benchmark imgedit|imgedit-uge` (testing/demo.py)
+DEMOS = {"imgedit": DemoSet(_write_demo, imgedit_rule_scores, imgedit_reply, ("score>=2.5", "error_rate<=0.02")),
+         "imgedit-uge": DemoSet(_write_uge_demo, imgedit_rule_scores, imgedit_reply,
+                                ("score>=2.5", "error_rate<=0.02"))}

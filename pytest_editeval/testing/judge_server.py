@@ -173,7 +173,7 @@ class JudgeServer:
                  reply: Callable[[list[float], JudgeCall], str] = json_reply, *, usage: bool = True,
                  rate_limit: float | None = None, burst: float | None = None, rate_headers: bool = True,
                  token_rate_limit: float | None = None, token_burst: float | None = None,
-                 limiter: str = "bucket", serial: bool = False) -> None:
+                 limiter: str = "bucket", serial: bool = False, port: int = 0) -> None:
         if limiter not in LIMITER_SHAPES:
             raise ValueError(f"limiter {limiter!r}: one of {', '.join(LIMITER_SHAPES)}")
         self.api_key = api_key
@@ -191,7 +191,7 @@ class JudgeServer:
         self.faults: deque[Fault] = deque()
         self.calls: list[JudgeCall] = []
         self.lock = threading.Lock()
-        self.port = 0
+        self.port = port  # 0: a free port, chosen when it first comes up (then kept by down() / up())
         self.first_request_at: float | None = None  # time.perf_counter() of the first request received
         self.last_response_at: float | None = None  # ... and of the last answer sent
         self._server: ThreadingHTTPServer | None = None

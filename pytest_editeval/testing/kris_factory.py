@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..benchmarks.kris_official import CATEGORIES, KP_CATEGORIES, TEMPORAL_FRAMES, id_order
+from .demo import DemoSet
 
 EXTENSIONS = ("jpg", "png", "jpeg")  # cycled per image, as mixed as the real folders
 VERBS = ("make the {obj} bigger", "turn the {obj} blue", "move the {obj} to the left", "show the {obj} melted")
@@ -247,3 +248,12 @@ def kris_reply(scores, call) -> str:
     levels = rule_levels(edited_level(min(edited, key=lambda rgb: abs(rgb[1] - 90) + abs(rgb[2] - 160))[0]))
     answer = {key: levels[key] for key in SCORE_KEYS if key in call.prompt}
     return json.dumps({**answer, "reasoning": "judged by rule"})
+
+
+def _write_demo(folder: Path) -> dict[str, str]:
+    write_kris_edits(folder / "my-model", make_kris_dataset(folder / "dataset", rows_per_category=3))
+    return {"dataset": "dataset", "images": "my-model"}
+
+
+# `pytest-editeval demo --benchmark kris` (testing/demo.py): kris_reply reads the scores from the edited image.
+DEMOS = {"kris": DemoSet(_write_demo, lambda call: [], kris_reply, ("avg>=40", "error_rate<=0.02"))}

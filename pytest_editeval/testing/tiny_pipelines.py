@@ -91,3 +91,27 @@ FAST_CONFIGS = {
     "FluxKontextPipeline": {"num_inference_steps": 2, "height": 16, "width": 16, "max_area": 256,
                             "max_sequence_length": 16, "_auto_resize": False},
 }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pytest_editeval.testing.tiny_pipelines FOLDER [--class NAME]`: save a tiny random pipeline to
+    try model mode on a CPU (README, "Model mode")."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pytest_editeval.testing.tiny_pipelines",
+                                     description="save a tiny, randomly initialised diffusers editing pipeline")
+    parser.add_argument("folder", type=Path, help="a new (or empty) folder")
+    parser.add_argument("--class", dest="class_name", choices=sorted(BUILDERS),
+                        default="StableDiffusionInstructPix2PixPipeline", help="the pipeline class")
+    args = parser.parse_args(argv)
+    if args.folder.exists() and any(args.folder.iterdir()):
+        parser.error(f"{args.folder} is not empty: pick a new folder")
+    BUILDERS[args.class_name](args.folder)
+    config = FAST_CONFIGS[args.class_name]
+    print(f"{args.class_name} saved to {args.folder}; generation arguments that keep it fast: "
+          f"--editeval-generation-config='{__import__('json').dumps(config)}'")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
