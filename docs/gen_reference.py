@@ -33,22 +33,6 @@ if str(ROOT) not in sys.path:  # mkdocs run from a checkout without `pip install
 # The groups a user scans the options in. The option table has one help group today; these groups are what the
 # options are about. An option of the table may name its own group (an attribute `group`), which then wins; a new
 # option that matches neither lands in "Other", and tests/test_docs_reference.py fails until it is placed here.
-OPTION_GROUPS: list[tuple[str, str, tuple[str, ...]]] = [
-    ("Data", "which benchmark, which rows, from where",
-     ("benchmark", "dataset", "hub", "offline", "language", "subsets", "limit", "max-pixels")),
-    ("Images or model", "image mode (edited images you have) or model mode (the plugin edits them)",
-     ("images", "model-name", "model", "model-hub", "model-revision", "pipeline-cls", "precision", "device",
-      "devices", "device-map", "cpu-offload", "generation-config", "seed", "batch-size", "output-dir")),
-    ("Judge", "who scores the edits, how it is asked, and how its answers are combined",
-     ("judge-*", "row-deadline", "protocol", "kris-fix-anomaly")),
-    ("Gate", "what fails the run",
-     ("threshold", "gate", "allow-missing", "compare", "compare-fail", "compare-missing")),
-    ("Output", "what is written and kept",
-     ("json", "html", "save", "table-judges", "cache-dir", "no-cache", "refresh")),
-    ("Scale", "more than one process or machine",
-     ("shard", "ray", "ray-*")),
-]
-OTHER_GROUP = "Other"
 
 GENERATED = ("reference/options.md", "reference/thresholds.md", "reference/benchmarks.md",
              "reference/results-json.md", "reference/cli.md", "changelog.md")
@@ -76,17 +60,6 @@ class _Recorder:
 
     def addini(self, name, help="", type=None, default=None):  # pytest's own keyword names
         self.inis.append((name, {"help": help, "type": type, "default": default}))
-
-
-def option_group(name: str, declared: str | None = None) -> str:
-    """The group an option is shown in: its own declaration if it has one, else OPTION_GROUPS."""
-    if declared:
-        return declared
-    for title, _, members in OPTION_GROUPS:
-        for member in members:
-            if member == name or (member.endswith("*") and name.startswith(member[:-1])):
-                return title
-    return OTHER_GROUP
 
 
 def _value_type(opt) -> str:
@@ -149,11 +122,11 @@ def options_page() -> str:
     recorder = _Recorder()
     options.register(recorder)
     by_dest = {opt.dest: opt for opt in options.OPTIONS}
-    rows: dict[str, list[str]] = {title: [] for title, _, _ in OPTION_GROUPS}
+    rows: dict[str, list[str]] = {title: [] for title, _, _ in options.GROUPS}
     help_groups = ", ".join(f"`{name}` ({description})" for name, description in recorder.groups.items())
     for _, flags, keywords in recorder.options:
         opt = by_dest[keywords["dest"]]
-        group = option_group(opt.name, getattr(opt, "group", None))
+        group = options.group_of(opt.name)
         rows.setdefault(group, []).append(
             f"| `{flags[0]}` | `{opt.ini}` | {_cell(_value_type(opt))} | {_cell(default_of(opt))} "
             f"| {_cell(opt.help)} |")
@@ -172,7 +145,7 @@ def options_page() -> str:
            "environment or a `.env` file in the working directory. `EDITEVAL_JUDGE_URL` and `EDITEVAL_JUDGE_MODEL` "
            "stand in for `--editeval-judge-url` and `--editeval-judge-model` (an `openai` judge).\n"]
     out.append("Groups: " + " · ".join(f"[{title}](#{_anchor(title)})" for title in rows if rows[title]) + "\n")
-    for title, description, _ in [*OPTION_GROUPS, (OTHER_GROUP, "not yet placed in a group", ())]:
+    for title, description, _ in [*options.GROUPS, (options.OTHER_GROUP, "not yet placed in a group", ())]:
         if not rows.get(title):
             continue
         out += [f"## {title}\n", f"{description[0].upper() + description[1:]}.\n",

@@ -321,9 +321,43 @@ OPTIONS = [
 BY_NAME = {o.name: o for o in OPTIONS}
 
 
+# The groups `pytest --help` and the options reference show, in order: (title, what they are about, members).
+# A member ending in "*" takes every option that starts so; an option matched by none lands in "Other" (a test
+# keeps that group empty).
+GROUPS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Data", "which benchmark, which rows, from where",
+     ("benchmark", "dataset", "hub", "offline", "language", "subsets", "limit", "max-pixels")),
+    ("Images or model", "image mode (edited images you have) or model mode (the plugin edits them)",
+     ("images", "model-name", "model", "model-hub", "model-revision", "pipeline-cls", "precision", "device",
+      "devices", "device-map", "cpu-offload", "generation-config", "seed", "batch-size", "output-dir")),
+    ("Judge", "who scores the edits, how it is asked, and how its answers are combined",
+     ("judge-*", "row-deadline", "protocol", "kris-fix-anomaly")),
+    ("Gate", "what fails the run",
+     ("threshold", "gate", "allow-missing", "compare", "compare-fail", "compare-missing")),
+    ("Output", "what is written and kept",
+     ("json", "html", "save", "table-judges", "cache-dir", "no-cache", "refresh")),
+    ("Scale", "more than one process or machine",
+     ("shard", "ray", "ray-*")),
+]
+OTHER_GROUP = "Other"
+
+
+def group_of(name: str) -> str:
+    """The group title of option `name` (without --editeval-)."""
+    for title, _, members in GROUPS:
+        for member in members:
+            if member == name or (member.endswith("*") and name.startswith(member[:-1])):
+                return title
+    return OTHER_GROUP
+
+
 def register(parser) -> None:
-    group = parser.getgroup("editeval", "image-editing evaluation (pytest-editeval)")
+    """Every option in its group (pytest --help shows one section a group), each with its ini twin."""
+    titles = {group_of(opt.name) for opt in OPTIONS}
+    groups = {title: parser.getgroup(f"editeval {title.lower()}", f"pytest-editeval, {title.lower()}: {about}")
+              for title, about, _ in [*GROUPS, (OTHER_GROUP, "not yet placed in a group", ())] if title in titles}
     for opt in OPTIONS:
+        group = groups[group_of(opt.name)]
         flag = "--editeval-" + opt.name
         if opt.flag:
             group.addoption(flag, dest=opt.dest, action="store_true", default=None, help=opt.help)

@@ -47,8 +47,8 @@ def test_options_are_grouped_and_none_is_left_over(generator, pages):
     page = pages["reference/options.md"]
     headings = re.findall(r"^## (.+)$", page, re.M)
     assert headings[:6] == ["Data", "Images or model", "Judge", "Gate", "Output", "Scale"]
-    unplaced = [o.name for o in options.OPTIONS if generator.option_group(o.name) == generator.OTHER_GROUP]
-    assert unplaced == [], f"place these options in OPTION_GROUPS of docs/gen_reference.py: {unplaced}"
+    unplaced = [o.name for o in options.OPTIONS if options.group_of(o.name) == options.OTHER_GROUP]
+    assert unplaced == [], f"place these options in GROUPS of pytest_editeval/options.py: {unplaced}"
     assert "## Other" not in page
     judge = page.split("## Judge")[1].split("## Gate")[0]
     assert "`--editeval-judge-backend`" in judge and "`--editeval-threshold`" not in judge
@@ -119,3 +119,14 @@ def test_the_version_agrees_in_the_package_the_cli_the_readme_and_the_changelog(
     assert cli.returncode == 0 and cli.stdout.strip() == f"pytest-editeval {__version__}"
     assert f"version {__version__}" in (ROOT / "README.md").read_text()
     assert re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1) == __version__
+
+
+def test_help_shows_the_options_in_the_same_groups(pytester):
+    """`pytest --help` has one section a group, in the reference's order, each holding its options."""
+    text = pytester.runpytest("--help").stdout.str()
+    sections = [f"pytest-editeval, {title.lower()}:" for title, _, _ in options.GROUPS]
+    positions = [text.find(section) for section in sections]
+    assert -1 not in positions and positions == sorted(positions), positions
+    judge = text[positions[2]:positions[3]]
+    assert "--editeval-judge-backend" in judge and "--editeval-threshold" not in judge
+    assert "--editeval-threshold" in text[positions[3]:positions[4]]
