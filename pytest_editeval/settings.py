@@ -191,7 +191,7 @@ def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str)
     if not model:
         raise InputError(f"--editeval-judge-backend {backend} needs --editeval-judge-model: a folder saved with "
                          "save_pretrained or a ModelScope / Hugging Face id, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
-    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    worker, worker_index = _xdist_worker(config)
     if backend == "vllm" and (getattr(config.option, "numprocesses", None) or worker != "gw0"):
         raise InputError("--editeval-judge-backend vllm starts one server for the run: run it without -n, or start "
                          "`vllm serve` yourself and pass --editeval-judge-backend openai --editeval-judge-url "
@@ -208,7 +208,7 @@ def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str)
         backend=backend, model=model, hub=get("judge-model-hub") or "modelscope", offline=bool(get("offline")),
         adapter=get("judge-adapter"), device=device, precision=get("judge-precision"),
         batch_size=get("judge-batch-size") or 1,
-        worker_index=int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0,
+        worker_index=worker_index,
         serve_command=get("judge-serve-command") or "vllm", serve_args=serve_args,
         startup_timeout_s=get("judge-startup-timeout") or 1800.0, **common)
 
@@ -248,9 +248,8 @@ def _panel(config, get, env: dict[str, str], benchmark, protocol_name: str, path
     protocol = benchmark.protocol(protocol_name)
     max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
     temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
-    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
-    base = JudgeSpec(backend="openai", model="", offline=bool(get("offline")),
-                     worker_index=int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0,
+    worker, worker_index = _xdist_worker(config)
+    base = JudgeSpec(backend="openai", model="", offline=bool(get("offline")), worker_index=worker_index,
                      **_common_judge_settings(get, recipe, max_tokens, temperature))
     panel = load_panel(path, base=base, env=env, reduce=get("judge-panel-reduce") or "mean",
                        default_price=get("judge-price"),
@@ -260,6 +259,13 @@ def _panel(config, get, env: dict[str, str], benchmark, protocol_name: str, path
         raise InputError(f"judge panel {path}: a vllm judge starts one server for the run: run it without -n, or "
                          "start `vllm serve` yourself and name it as an openai judge")
     return panel
+
+
+def _xdist_worker(config) -> tuple[str, int]:
+    """(this process's xdist worker id, its index): ("gw0", 0) in a single process; the index picks a worker's
+    device (cuda:<index>) and a vllm judge's single server."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
+    return worker, int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
 
 
 def _check_cuda(device: str, option: str) -> None:
@@ -333,8 +339,7 @@ def _generation_settings(config, get, ray: RaySettings | None = None) -> Generat
     folder_name = safe_folder_name(get("model-name") or (Path(model).name if model else "custom-editor"))
     output_dir = get("output-dir") or Path(config.rootpath) / ".editeval" / "outputs" / folder_name
     devices = get("devices")
-    worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    _, index = _xdist_worker(config)
     device = get("device") or (devices[index % len(devices)] if devices else None)
     if ray is not None:  # inside an actor: its own GPU(s) as Ray assigned them, or its CPU
         device = "cuda" if ray.gpus_per_actor > 0 else "cpu"
