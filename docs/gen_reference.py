@@ -140,7 +140,12 @@ def options_page() -> str:
            "one line) before any test runs. `pytest --help` lists them in its help group "
            f"{help_groups}; here they are grouped by what they are about.\n",
            "Options given without `--editeval-benchmark` (and with no test marked `@pytest.mark.editeval`) are "
-           "said in one warning line at the end of the run, not silently ignored.\n",
+           "said in one warning line at the end of the run when they come from an ini file (a repository whose "
+           "other tests run without a benchmark). On the command line, `--editeval-threshold`, "
+           "`--editeval-compare-fail` and `--editeval-images` (the last unless a marked test uses it) without "
+           "`--editeval-benchmark` are a usage error (exit 4): a CI line that forgot the benchmark must not pass a "
+           "gate that never ran. A repeatable option given on the command line (`--editeval-threshold`) replaces "
+           "its ini values, and the summary says so in one line.\n",
            "The judge's key is never an option or an ini value: it comes from `EDITEVAL_JUDGE_API_KEY` in the "
            "environment or a `.env` file in the working directory. `EDITEVAL_JUDGE_URL` and `EDITEVAL_JUDGE_MODEL` "
            "stand in for `--editeval-judge-url` and `--editeval-judge-model` (an `openai` judge).\n"]
