@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from .conftest import API_KEY, output_of
-from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference, needs_diffusers
+from .tiny import PIXEL_TOLERANCE, max_pixel_difference, needs_diffusers, shared_tiny
 
 if importlib.util.find_spec("ray") is None:  # not imported here: every Ray driver is a subprocess
     pytest.skip("the Ray tests need the [ray] extra (installed by the test extra)", allow_module_level=True)
 
 RAY_CPU = ["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0"]
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("ray")]
+# One Ray instance at a time (pytest-xdist's loadgroup keeps these tests on one worker): two on 2 cores crowd out.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 PIX2PIX = "StableDiffusionInstructPix2PixPipeline"
 ROWS = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=3"]  # 6 rows
 
@@ -156,7 +157,7 @@ def isolated_ray(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_pix2pix(tmp_path_factory):
     needs_diffusers()
-    return build_tiny(PIX2PIX, tmp_path_factory.mktemp("tiny") / "pix2pix")
+    return shared_tiny(PIX2PIX, tmp_path_factory)
 
 
 def _fast_config():
