@@ -102,6 +102,7 @@ def test_missing_or_unreadable_baseline_is_a_usage_error(run, pytester, saved_ba
     assert no_baseline.ret == 4 and "needs a baseline" in output_of(no_baseline)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_compare_cli(run, judge, saved_baseline, pytester, tmp_path):
     _worse_judge(judge)
     assert run("--editeval-save=new-ckpt", cache_dir=tmp_path / "other").ret == 0

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import API_KEY, output_of
 from .tiny import needs_diffusers, shared_tiny
 
@@ -58,6 +60,7 @@ def _checkpoint(tmp_path_factory, tmp_path) -> Path:
     return shutil.copytree(shared_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path_factory), tmp_path / "checkpoint")
 
 
+@pytest.mark.torch
 def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path, tmp_path_factory):
     needs_diffusers()  # the workflow runs model mode
     from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
@@ -96,6 +99,7 @@ def _step(text: str, name: str) -> list[str]:
     return shlex.split(" ".join(line.strip() for line in block.splitlines()))
 
 
+@pytest.mark.torch
 def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path, tmp_path_factory):
     """The sharded workflow's commands with N=3 on the CPU: each shard job in its own folder with its own cache,
     its results and images copied as the artifacts are downloaded, then the merge job, twice (no baseline yet;
