@@ -19,7 +19,9 @@ Ray is imported only when generation actually starts (not for --collect-only or 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,15 @@ from .generation import GenerationInterrupted, GenerationSetupError, _generation
 PER_ACTOR_IN_FLIGHT = 1
 ATTEMPTS = 2  # a batch that was running when its actor died runs once more, on another actor
 INSTALL_HINT = "pip install 'pytest-editeval[ray]'"
+MINIMUM_RAY = (2, 52)  # the first release with token authentication (on by default since 2.60)
+LOOPBACK = "127.0.0.1"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-machine mode, its servers on loopback
+ADDRESS_SHAPE = re.compile(r"(?:ray://)?[A-Za-z0-9._-]+:\d{1,5}")
+CONNECT_TIMEOUT_S = 10
+# Connecting to a cluster, Ray retries its head 20 times, up to about 36 s each: 12 minutes for an address that
+# answers TCP but is no Ray head, or a head that went away after the check. One try of at most about 25 s instead
+# (unless the user set these).
+CONNECT_BOUNDS = {"RAY_gcs_server_port_wait_time_s": "1", "RAY_py_gcs_connect_timeout_s": "15"}
 
 
 @dataclass(frozen=True)
@@ -389,37 +400,137 @@ def _import_ray():
     return ray
 
 
+def ray_version_problem() -> str | None:
+    """One line when the installed Ray is older than MINIMUM_RAY (None when it is recent enough). Read from the
+    package metadata, so that the check at start-up does not import Ray."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("ray")
+    except PackageNotFoundError:
+        return None  # an importable ray without metadata (a source checkout): nothing to compare
+    try:
+        numbers = tuple(int(part) for part in found.split(".")[:2])
+    except ValueError:
+        return None  # a development build (e.g. 3.0.0.dev0 parses; "master" does not): let it run
+    if numbers >= MINIMUM_RAY:
+        return None
+    wanted = ".".join(map(str, MINIMUM_RAY))
+    return (f"--editeval-ray needs Ray {wanted} or later (the first with token authentication); this is Ray "
+            f"{found}: {INSTALL_HINT}")
+
+
 def _connect(ray, address: str) -> bool:
     """Connect to (or, for `local`, start) Ray; False when this process was connected already."""
-    import logging
-
     if ray.is_initialized():
         return False
-    if address not in ("local", "auto"):
-        _check_reachable(address)
+    if address == "local":
+        _start_local(ray)
+        return True
+    target, source = _resolve_address(address)
+    _check_reachable(address, target, source)
     try:
-        if address == "local":
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=False)
-        else:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        with _environment(CONNECT_BOUNDS):
+            ray.init(address=target, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:
         raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: "
                                    f"{_first_line(exc)}") from None
     return True
 
 
-def _check_reachable(address: str) -> None:
+def _start_local(ray) -> None:
+    """A Ray instance of this run only, on loopback: `address="local"` (not None, which joins RAY_ADDRESS or the
+    last `ray start` of the machine), and every Ray process bound to 127.0.0.1 instead of every interface. Ray on
+    Linux resolves a loopback node address to the machine's outside one unless its single-machine mode (the one
+    it uses on macOS and Windows) is on; the processes it starts inherit that from the environment."""
+    import ray._private.ray_constants as ray_constants
+
+    single_machine = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    try:
+        with _environment({LOOPBACK_ENV: "0"}):
+            if single_machine is not None:
+                ray_constants.ENABLE_RAY_CLUSTER = False  # read when ray.init resolves this node's address
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False, _node_ip_address=LOOPBACK)
+    except Exception as exc:
+        raise GenerationSetupError(f"cannot start a local Ray instance: {type(exc).__name__}: "
+                                   f"{_first_line(exc)}") from None
+    finally:
+        if single_machine is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = single_machine
+    bound = ray.get_runtime_context().gcs_address.rpartition(":")[0]
+    if bound != LOOPBACK:  # a Ray release that binds otherwise: refuse rather than serve the network
+        ray.shutdown()
+        raise GenerationSetupError(f"the local Ray instance listens on {bound}, not on {LOOPBACK} only: this Ray "
+                                   "release cannot be kept on loopback; start Ray yourself (`ray start --head "
+                                   "--node-ip-address=...`) and pass its address")
+
+
+def _resolve_address(address: str) -> tuple[str, str]:
+    """(the HOST:PORT or ray://HOST:PORT to connect to, where it came from). `auto` is what Ray itself reads:
+    RAY_ADDRESS, else the address the last `ray start` on this machine wrote in Ray's temp folder. Not Ray's
+    last resort, any Ray process it finds on the machine: on a shared machine that is somebody else's."""
+    if address != "auto":
+        return address, ""
+    from_env = os.environ.get("RAY_ADDRESS", "").strip()
+    if from_env and from_env != "auto":
+        if not ADDRESS_SHAPE.fullmatch(from_env):
+            raise GenerationSetupError(f"cannot connect to the Ray cluster at auto: RAY_ADDRESS={from_env[:80]!r} "
+                                       "is not HOST:PORT or ray://HOST:PORT")
+        return from_env, "RAY_ADDRESS"
+    record = _address_file()
+    try:
+        recorded = record.read_text(encoding="utf-8", errors="replace")[:300].strip() if record.is_file() else ""
+    except OSError:
+        recorded = ""
+    if not recorded:
+        raise GenerationSetupError(f"cannot connect to the Ray cluster at auto: no running Ray instance found "
+                                   f"(RAY_ADDRESS is not set and no `ray start` address is recorded in {record}): "
+                                   "start one with `ray start --head`, or pass --editeval-ray local or HOST:PORT")
+    if not ADDRESS_SHAPE.fullmatch(recorded):
+        raise GenerationSetupError(f"cannot connect to the Ray cluster at auto: {record} holds {recorded[:80]!r}, "
+                                   "not HOST:PORT; start Ray again with `ray start --head`, or pass its address")
+    return recorded, f"the last `ray start` address, from {record}"
+
+
+def _address_file():
+    """Ray's record of the last `ray start` on this machine (RAY_TMPDIR, else TMPDIR, else /tmp; then ray/)."""
+    from pathlib import Path
+
+    system = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return Path(system) / "ray" / "ray_current_cluster"
+
+
+def _environment(values: dict[str, str]):
+    """Set environment variables the user has not set, for the duration of a `with` block."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        added = [name for name in values if name not in os.environ]
+        for name in added:
+            os.environ[name] = values[name]
+        try:
+            yield
+        finally:
+            for name in added:
+                os.environ.pop(name, None)
+
+    return scope()
+
+
+def _check_reachable(address: str, target: str, source: str = "") -> None:
     """Ray retries an unreachable address for minutes; a port nobody listens on is said at once."""
     import socket
 
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, _, port = target.removeprefix("ray://").rpartition(":")
     try:
-        with socket.create_connection((host, int(port)), timeout=10):
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
+        origin = f", {source}" if source else ""
         raise GenerationSetupError(f"cannot connect to the Ray cluster at {address}: nothing answers at {host}:{port} "
-                                   f"({exc.strerror or exc}); start it with `ray start --head`, or check the "
+                                   f"({exc.strerror or exc}{origin}); start it with `ray start --head`, or check the "
                                    "address") from None
 
 

@@ -19,7 +19,7 @@ from .generation import GenerationSettings
 from .judge_cost import Price
 from .judges.panel import PanelSpec
 from .judges.settings import JudgeSettings, JudgeSpec, cleartext_problem
-from .ray_generation import RaySettings
+from .ray_generation import RaySettings, ray_version_problem
 from .shards import Shard
 
 KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
@@ -330,6 +330,9 @@ def _ray_settings(config, get) -> RaySettings | None:
 
     if importlib.util.find_spec("ray") is None:
         raise InputError("--editeval-ray needs Ray, which is not installed: pip install 'pytest-editeval[ray]'")
+    too_old = ray_version_problem()
+    if too_old:
+        raise InputError(too_old)
     return RaySettings(address=address, gpus_per_actor=gpus, actors=actors)
 
 

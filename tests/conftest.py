@@ -3,6 +3,7 @@ server per test, and a helper that runs the plugin with pytester the way a user 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # pytester's in-process runs drop modules first imported during a run; httpx imports httpcore lazily and
@@ -14,7 +15,24 @@ from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edite
 
 pytest_plugins = ["pytester"]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs a worker per core: torch's default of a thread per core in each of them (and in the runs
+    # they start) would fight for the same cores, several times slower. Set before any test imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 API_KEY = "sk-test-SECRET-4f9a2c"
+# Tests that build or load tiny torch models, found by the fixtures they use (so a new test is marked as its
+# neighbours are); every torch, ray or browser test is also slow (the markers are listed in pyproject.toml).
+TORCH_FIXTURES = {"tiny", "tiny_pix2pix", "local_reference", "model_run", "tiny_judges", "local_run"}
+SLOW_KINDS = ("torch", "ray", "browser")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TORCH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.torch)
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 ROWS_PER_SUBSET = 4  # 11 subsets x 4 = 44 rows per language; every 4th row is outside the Intersection
 
 

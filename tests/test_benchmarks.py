@@ -53,6 +53,7 @@ def test_imgedit_from_its_tar_extracted_once_with_old_alter_rows(brun, judge, tm
     assert (extracted[0] / "Benchmark" / "singleturn" / "singleturn.json").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_imgedit_hub_download_fetches_only_the_benchmark_tar(brun, judge, tmp_path, monkeypatch, hub):
     published = tmp_path / "published"
     rows = imgedit.make_imgedit_dataset(published, rows_per_type=1, layout="tar")
@@ -83,6 +84,7 @@ def test_imgedit_prompts_come_from_the_user_and_a_missing_file_is_one_line(brun,
     assert all(call.prompt.startswith("\n") and "(case " in call.prompt for call in judge.calls)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_imgedit_uge_from_the_tar_with_the_official_script_read_not_run(brun, judge, tmp_path, pytester):
     """The UGE suite from Benchmark.tar (only Benchmark/hard/ is extracted), its template read from the user's
     copy of UGE_bench.py, which would exit if it were run; the official overall: round(row mean, 2)."""

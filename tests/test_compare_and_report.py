@@ -102,6 +102,7 @@ def test_missing_or_unreadable_baseline_is_a_usage_error(run, pytester, saved_ba
     assert no_baseline.ret == 4 and "needs a baseline" in output_of(no_baseline)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_compare_cli(run, judge, saved_baseline, pytester, tmp_path):
     _worse_judge(judge)
     assert run("--editeval-save=new-ckpt", cache_dir=tmp_path / "other").ret == 0
@@ -153,6 +154,7 @@ BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (.ci/run installs Debian's chromium)")
 def test_html_report_renders_and_filters_in_a_real_browser(html_report, tmp_path):
     from PIL import Image

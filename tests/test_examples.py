@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import API_KEY, output_of
-from .tiny import build_tiny, needs_diffusers
+from .tiny import needs_diffusers, shared_tiny
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -52,11 +54,18 @@ def _workflow_command() -> list[str]:
     return shlex.split(" ".join(line.strip() for line in block.splitlines()))
 
 
-def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path):
+def _checkpoint(tmp_path_factory, tmp_path) -> Path:
+    """A checkpoint folder of this test's own (the workflow names its outputs after it): the run's shared tiny
+    pipeline, copied (a few hundred KB), instead of a build of its own."""
+    return shutil.copytree(shared_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path_factory), tmp_path / "checkpoint")
+
+
+@pytest.mark.torch
+def test_ci_workflow_example_gates_a_checkpoint(pytester, judge, gedit, tmp_path, tmp_path_factory):
     needs_diffusers()  # the workflow runs model mode
     from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS
 
-    checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
+    checkpoint = _checkpoint(tmp_path_factory, tmp_path)
     env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
            "EDITEVAL_JUDGE_MODEL": "judge-for-ci", "CHECKPOINT": str(checkpoint)}
     local = [f"--editeval-dataset={gedit[0]}", "--editeval-device=cpu", "--editeval-subsets=color_alter",
@@ -90,7 +99,8 @@ def _step(text: str, name: str) -> list[str]:
     return shlex.split(" ".join(line.strip() for line in block.splitlines()))
 
 
-def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path):
+@pytest.mark.torch
+def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path, tmp_path_factory):
     """The sharded workflow's commands with N=3 on the CPU: each shard job in its own folder with its own cache,
     its results and images copied as the artifacts are downloaded, then the merge job, twice (no baseline yet;
     then the promoted one). The merge equals the same run in one process."""
@@ -104,7 +114,7 @@ def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path)
     assert len(matrix) == int(re.search(r"SHARDS: (\d+)", text).group(1))  # the matrix and N agree
     shard_command, merge_command = _step(text, "shard"), _step(text, "merge")
     assert shard_command[0] == "pytest" and merge_command[:2] == ["pytest-editeval", "merge"]
-    checkpoint = build_tiny("StableDiffusionInstructPix2PixPipeline", tmp_path / "checkpoint")
+    checkpoint = _checkpoint(tmp_path_factory, tmp_path)
     # One torch thread: on 2 cores, torch's default threads fight the run's own threads (4x slower here).
     env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": API_KEY, "EDITEVAL_JUDGE_URL": judge.url,
            "EDITEVAL_JUDGE_MODEL": "judge-for-ci", "OMP_NUM_THREADS": "1"}

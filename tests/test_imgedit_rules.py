@@ -556,11 +556,11 @@ def test_the_rule_matches_the_official_on_random_replies():
 
 def test_a_huge_reply_is_read_in_linear_time():
     reply = ("Brief reasoning: " + "blah: " * 2000 + "\n") * 5 + "Score: 4\n" * 2000 + "x" * 20_000
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: the same on a busy machine
     assert ie.parse_official(reply) == [4] * 2000
     with pytest.raises(UnreadableReply):
         ie.parse_official("y: z\n" * 13_000)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------------

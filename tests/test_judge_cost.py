@@ -107,6 +107,7 @@ def test_xdist_workers_usage_reaches_the_controller(run, judge, en_rows, tmp_pat
     assert json.loads(again.read_text())["judge"]["cache_saved"] == {**tokens, "answers": 2 * len(en_rows)}
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_a_merge_of_shards_sums_their_usage(run, judge, tmp_path):
     shards = []
     for k in (1, 2):

@@ -175,6 +175,7 @@ def test_a_spread_threshold_without_samples_is_a_usage_error(run):
            "--editeval-judge-samples 2 or more" in output_of(result)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_the_comparison_interval_includes_the_judge_noise(run, pytester, tmp_path):
     """The same images judged twice by the same (noisy) judge, 4 samples each: the paired difference is judge noise
     only. The interval that also redraws each row's samples is wider than the rows-only one, and covers 0."""

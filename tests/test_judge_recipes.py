@@ -109,6 +109,7 @@ def test_a_different_recipe_or_judge_is_one_comparison_warning(run, tmp_path):
     assert not [line for line in same.outlines if line.startswith("WARNING:")]
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_the_compare_command_says_so_too(run, pytester):
     import subprocess
     import sys

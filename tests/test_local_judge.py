@@ -27,6 +27,7 @@ from pytest_editeval.judges.settings import JudgeSpec
 
 from .conftest import output_of
 
+pytestmark = pytest.mark.torch  # every test here runs or loads a tiny judge, or imports torch
 UNSCRIPTED = transformers_local.TransformersJudge.extra_logits_processors
 SLICE = ["--editeval-subsets=color_alter,text_change,subject-add", "--editeval-limit=1"]
 MODELS = ("qwen2.5-vl", "qwen3-vl", "llava")

@@ -12,15 +12,15 @@ pytest.importorskip("diffusers", reason="model mode needs the [model] extra (ins
 from pytest_editeval.testing.tiny_pipelines import BUILDERS, FAST_CONFIGS
 
 from .conftest import output_of
-from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference
+from .tiny import PIXEL_TOLERANCE, max_pixel_difference, shared_tiny
 
+pytestmark = pytest.mark.torch  # model mode: diffusers pipelines, or their set-up errors, in subprocesses
 SLICE = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=2", "--editeval-device=cpu"]
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-pipelines")
-    return {name: build_tiny(name, root / name) for name in BUILDERS}
+    return {name: shared_tiny(name, tmp_path_factory) for name in BUILDERS}
 
 
 @pytest.fixture

@@ -224,6 +224,7 @@ def test_arrow_dataset(run, tmp_path, judge):
     assert len(judge.calls) == 22
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_dataset_from_modelscope_cache_offline_imports_no_torch(run, tmp_path, monkeypatch, gedit, pytester):
     import shutil
 
@@ -241,6 +242,7 @@ def test_dataset_from_modelscope_cache_offline_imports_no_torch(run, tmp_path, m
     result.stdout.fnmatch_lines(["*TORCH-IMPORTED: False"])
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_dataset_from_hugging_face_then_from_its_cache(run, tmp_path, monkeypatch, gedit, hub):
     """The real snapshot_download against a loopback Hub: only data files are fetched, and once cached the
     dataset is found again offline, and also when the Hub is down."""
@@ -271,6 +273,7 @@ def test_dataset_from_hugging_face_then_from_its_cache(run, tmp_path, monkeypatc
     ("down", "cannot download dataset nobody/Bench from Hugging Face (*): check the network, use "
              "--editeval-offline with a warmed cache, or pass --editeval-dataset a local folder"),
 ])
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_hub_failures_are_one_line_each(run, tmp_path, monkeypatch, hub, case, message):
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
@@ -285,6 +288,7 @@ def test_hub_failures_are_one_line_each(run, tmp_path, monkeypatch, hub, case, m
     assert "Traceback" not in output_of(result)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_plugin_is_inert_when_disabled_or_not_asked(pytester):
     pytester.makepyfile("def test_plain(): pass")
     plain = pytester.runpytest_subprocess()
@@ -294,6 +298,7 @@ def test_plugin_is_inert_when_disabled_or_not_asked(pytester):
     assert disabled.ret == 4 and "unrecognized arguments: --editeval-benchmark" in output_of(disabled)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_collect_only_imports_nothing_heavy_and_calls_no_judge(run, judge, pytester):
     pytester.makeconftest("""
         import sys

@@ -3,15 +3,15 @@ client, the provider's x-ratelimit headers pacing it (requests and tokens), an e
 Whole runs as users start them (pytester) against the loopback judge behind a token bucket; the window's
 arithmetic alone with a fake clock."""
 
+import heapq
 import json
-import threading
+import math
 
 import pytest
 
-from pytest_editeval.judges.openai_http import JudgeClient
 from pytest_editeval.judges.rate import INITIAL_WINDOW, Budget, RateControl, Ticket, parse_duration
-from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import Fault, JudgeServer
+from pytest_editeval.testing.judge_server import TokenBucket
 
 from .conftest import API_KEY, output_of
 
@@ -109,34 +109,94 @@ def test_a_rate_limited_run_adapts_and_scores_every_row(run, en_rows, tmp_path):
                                  "x-ratelimit budget to refill"])
 
 
+class Simulated:
+    """Callers of one RateControl and a provider's token bucket in simulated time, in one thread: the control's
+    clock and its condition variable are this object, so a wait moves the clock to the next answer due (or to the
+    end of the wait) and delivers that answer. The provider is the loopback judge's TokenBucket on the same clock,
+    answering as the loopback server does (200 after `latency` with its headers; 429 at once with Retry-After).
+    Nothing waits for real time: the counts are the same on an idle machine and a busy one."""
+
+    def __init__(self, control: RateControl, bucket: TokenBucket, cost: float, latency: float) -> None:
+        self.now = 0.0
+        self.control, self.bucket, self.cost, self.latency = control, bucket, cost, latency
+        control.clock, control._cv = self.clock, self
+        bucket.clock, bucket.at = self.clock, 0.0
+        self.answers: list = []  # (due, order, ticket, status, headers, retry_after), a heap
+        self.order = 0
+        self.todo = self.busy = self.done = self.limited = self.waits = 0
+        self.granted_at: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    # what RateControl calls on its condition variable
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def notify_all(self) -> None:
+        pass
+
+    def wait(self, timeout: float) -> None:
+        self.waits += 1
+        assert self.waits < 100_000, "the client waited without end"
+        self._advance(self.now + max(timeout, 1e-6))  # a real wait takes time, however short it was asked to be
+
+    def _advance(self, until: float) -> None:
+        if self.answers and self.answers[0][0] <= until:
+            due, _, ticket, status, headers, retry_after = heapq.heappop(self.answers)
+            self.now = max(self.now, due)
+            self.busy -= 1
+            self.control.release(ticket, status, headers, retry_after)
+            if status == 200:
+                self.control.observe_tokens(int(self.cost))  # the reply's usage
+                self.done += 1
+            else:
+                self.todo += 1  # asked again (a 429 spends no retry)
+        else:
+            self.now = until
+
+    def _send(self, ticket: Ticket) -> None:
+        granted, wait = self.bucket.take(self.cost)
+        headers = self.bucket.headers()
+        if granted:
+            self.granted_at.append(self.now)
+            answer = (self.now + self.latency, 200, headers, None)
+        else:
+            self.limited += 1
+            headers["retry-after-ms"] = str(max(1, round(wait * 1000)))
+            answer = (self.now + 0.001, 429, headers, max(1, round(wait * 1000)) / 1000)
+        self.order += 1
+        heapq.heappush(self.answers, (answer[0], self.order, ticket, *answer[1:]))
+
+    def run(self, requests: int, callers: int) -> None:
+        self.todo = requests
+        while self.done < requests:
+            assert self.now < 600, "the simulated run never ended"
+            if self.todo and self.busy < callers:
+                self.todo -= 1
+                self.busy += 1
+                ticket = self.control.acquire()  # may wait: answers arrive meanwhile
+                self._send(ticket)
+            else:
+                self._advance(math.inf)
+
+
 def test_the_token_headers_pace_the_client():
-    """A provider that limits tokens a second: once the client knows what a request costs (the replies' usage), it
-    waits for the token budget instead of being refused."""
-    text = "judge this edit please " * 40  # about 230 prompt tokens a request (the loopback counts 4 chars a token)
-    with JudgeServer(api_key=API_KEY, latency=0.05, scores=lambda call: [8.0, 7.0],
-                     token_rate_limit=6000, token_burst=1500) as server:
-        client = JudgeClient(JudgeSettings(url=server.url, model="m", api_key=API_KEY, backoff_s=0.2),
-                             max_in_flight=32)
-        todo = list(range(80))
-        lock = threading.Lock()
-
-        def work():
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    todo.pop()
-                client.complete([{"type": "text", "text": text}])
-
-        threads = [threading.Thread(target=work) for _ in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        client.close()
-        assert len(server.granted_at) == 80
-        assert server.limited <= 5, server.limited  # the first round trip, before any reply said what it costs
-        assert client.rate.paced > 0
+    """A provider that limits tokens a second (6,000, bursts of 1,500; a request costs 240): once the client knows
+    what a request costs (the replies' usage), it waits for the token budget instead of being refused. 80 requests
+    from 32 callers, in simulated time."""
+    control = RateControl(32)
+    run = Simulated(control, TokenBucket(6000, 1500, "tokens"), cost=240, latency=0.05)
+    run.run(requests=80, callers=32)
+    assert len(run.granted_at) == 80 and control.limited == run.limited
+    assert run.limited <= 5, run.limited  # the first round trip, before any reply said what it costs
+    assert control.paced > 0
+    # the provider's limit is used, not exceeded: 80 x 240 tokens = the burst + 6,000 a second for the rest
+    floor = (80 * 240 - 1500) / 6000
+    assert floor <= run.granted_at[-1] <= floor / 0.9, (run.granted_at[-1], floor)
 
 
 def test_an_exhausted_quota_stops_the_run_in_one_line(run, judge):

@@ -14,14 +14,71 @@ from pathlib import Path
 import pytest
 
 from .conftest import API_KEY, output_of
-from .tiny import PIXEL_TOLERANCE, build_tiny, max_pixel_difference, needs_diffusers
+from .tiny import PIXEL_TOLERANCE, max_pixel_difference, needs_diffusers, shared_tiny
 
 if importlib.util.find_spec("ray") is None:  # not imported here: every Ray driver is a subprocess
     pytest.skip("the Ray tests need the [ray] extra (installed by the test extra)", allow_module_level=True)
 
 RAY_CPU = ["--editeval-ray=local", "--editeval-ray-gpus-per-actor=0"]
+# One Ray instance at a time (pytest-xdist's loadgroup keeps these tests on one worker): two on 2 cores crowd out.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 PIX2PIX = "StableDiffusionInstructPix2PixPipeline"
 ROWS = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=3"]  # 6 rows
+
+# Part of the conftest below, called inside a Ray actor: the sockets in LISTEN state of the Ray instance the
+# actor belongs to (the driver that started it, the raylet's parent, and every process under it), from /proc.
+LISTENING_SOCKETS = """
+def _parent(pid):
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+def _tree(root):
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(_parent(int(entry.name)), []).append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+def _inodes(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            pass
+    return inodes
+
+def _address(hex_address):
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1])
+    address = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return address.ipv4_mapped or address
+
+def listening_sockets():
+    driver = _parent(os.getppid())  # this actor's parent is the raylet; the raylet's, the driver
+    inodes = _inodes(_tree(driver))
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, and one of this instance's sockets
+                host, port = fields[1].split(":")
+                scope = "loopback" if _address(host).is_loopback else "OPEN"
+                found.append(f"{_address(host)}:{int(port, 16)} {scope}")
+    return found
+"""
+
 
 # A custom editor for the conftest: the tiny pipeline when TINY_MODEL is set (loaded on first use, so inside each
 # actor), else a flat image from the seed; it kills its own process (an OOM kill) on rows naming KILL_ON, once
@@ -29,6 +86,8 @@ ROWS = ["--editeval-subsets=color_alter,text_change", "--editeval-limit=3"]  # 6
 # on the driver, and travels with the pickled editor.
 EDITOR_CONFTEST = """
 import os, signal, time
+import ipaddress
+from pathlib import Path
 import pytest
 from PIL import Image
 
@@ -42,9 +101,13 @@ class Editor:
         self.kill_once = os.environ.get("KILL_ONCE")  # a marker file: only the first actor to get there dies
         self.pids = os.environ.get("PIDS_FILE")
         self.delay = float(os.environ.get("EDIT_DELAY", "0"))
+        self.listening = os.environ.get("LISTENING_FILE")
         self.pipe = None
 
     def __call__(self, image, instruction, seed):
+        if self.listening and not os.path.exists(self.listening):
+            with open(self.listening, "w") as fh:
+                fh.write("\\n".join(listening_sockets()))
         if self.pids:
             with open(self.pids, "a") as fh:
                 fh.write(f"{os.getpid()}\\n")
@@ -73,13 +136,28 @@ class Editor:
 @pytest.fixture(scope="session")
 def editeval_pipeline():
     return Editor()
-"""
+""" + LISTENING_SOCKETS
+
+
+@pytest.fixture(autouse=True)
+def isolated_ray(monkeypatch):
+    """Each test's Ray is its own: Ray's temp folder (its sessions and the `ray start` address record) is private,
+    and RAY_ADDRESS is cleared, so that no Ray instance running on the machine is found or joined. The folder is
+    short: Ray's socket paths must fit in 107 characters."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(folder))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def tiny_pix2pix(tmp_path_factory):
     needs_diffusers()
-    return build_tiny(PIX2PIX, tmp_path_factory.mktemp("tiny") / "pix2pix")
+    return shared_tiny(PIX2PIX, tmp_path_factory)
 
 
 def _fast_config():
@@ -123,7 +201,9 @@ def _assert_same_images(images: dict, reference: dict) -> None:
 
 
 def _ray_processes() -> set[int]:
-    """Process ids of Ray's own servers (raylet, GCS) on this machine."""
+    """Process ids of Ray's own servers (raylet, GCS) of this test's Ray folder: not those of other Ray
+    instances on the machine."""
+    folder = os.environ["RAY_TMPDIR"].encode()
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -131,7 +211,7 @@ def _ray_processes() -> set[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"raylet" in command or b"gcs_server" in command:
+            if (b"raylet" in command or b"gcs_server" in command) and folder in command:
                 found.add(int(entry.name))
     return found
 
@@ -300,16 +380,96 @@ def test_ray_usage_errors_before_anything_runs(run, edits, args, message):
                                "--editeval-ray-actors N"),
     (["--editeval-ray=127.0.0.1:1"], "editeval STOPPED (exit 4): cannot connect to the Ray cluster at 127.0.0.1:1: "
                                      "nothing answers at 127.0.0.1:1 (Connection refused)*"),
-    (["--editeval-ray=auto"], "editeval STOPPED (exit 4): cannot connect to the Ray cluster at auto: ConnectionError: "
-                              "Could not find any running Ray instance*"),
+    (["--editeval-ray=auto"], "editeval STOPPED (exit 4): cannot connect to the Ray cluster at auto: no running Ray "
+                              "instance found (RAY_ADDRESS is not set and no `ray start` address is recorded in "
+                              "*/ray/ray_current_cluster): start one with `ray start --head`, or pass --editeval-ray "
+                              "local or HOST:PORT"),
 ])
-def test_a_cluster_that_cannot_serve_is_one_line(run, pytester, args, message, monkeypatch):
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+def test_a_cluster_that_cannot_serve_is_one_line(run, pytester, args, message):
     pytester.makeconftest(EDITOR_CONFTEST)
     result = run(*args, *ROWS, images=None, subprocess=True)
     assert result.ret == 4, output_of(result)
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in output_of(result)
+
+
+def _silent_port():
+    """A loopback port that accepts connections and never answers (no Ray head behind it)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener
+
+
+@pytest.mark.parametrize("where", ["RAY_ADDRESS", "address file"])
+def test_auto_with_an_address_of_a_ray_that_went_away_is_one_line_at_once(run, pytester, isolated_ray, monkeypatch,
+                                                                          where):
+    """`auto` finds the address of a Ray instance that is gone (a stale `ray start` record, or RAY_ADDRESS): one
+    line at once, not Ray's start-up retrying the head for minutes."""
+    pytester.makeconftest(EDITOR_CONFTEST)
+    with _silent_port() as listener:
+        dead = f"127.0.0.1:{listener.getsockname()[1]}"
+    if where == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", dead)
+        source = "RAY_ADDRESS"
+    else:
+        (isolated_ray / "ray").mkdir()
+        (isolated_ray / "ray" / "ray_current_cluster").write_text(dead + "\n")
+        source = f"the last `ray start` address, from {isolated_ray}/ray/ray_current_cluster"
+    result = run("--editeval-ray=auto", "--editeval-ray-gpus-per-actor=0", "--editeval-ray-actors=1", *ROWS,
+                 images=None, subprocess=True, timeout=120)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines([f"editeval STOPPED (exit 4): cannot connect to the Ray cluster at auto: nothing "
+                                 f"answers at {dead} (Connection refused, {source}); start it with `ray start "
+                                 "--head`, or check the address"])
+    assert "Traceback" not in output_of(result)
+
+
+def test_an_address_that_answers_but_is_no_ray_head_fails_within_a_deadline(run, pytester):
+    """Something listens at the address but it is no Ray head: Ray's own start-up would retry it for about 12
+    minutes; the connection has a deadline, and the run stops with one line."""
+    pytester.makeconftest(EDITOR_CONFTEST)
+    with _silent_port() as listener:
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        result = run(f"--editeval-ray={address}", "--editeval-ray-gpus-per-actor=0", "--editeval-ray-actors=1", *ROWS,
+                     images=None, subprocess=True, timeout=150)
+    assert result.ret == 4, output_of(result)
+    result.stdout.fnmatch_lines([f"editeval STOPPED (exit 4): cannot connect to the Ray cluster at {address}: *"])
+    assert "Traceback" not in output_of(result)
+
+
+def test_a_local_instance_listens_on_loopback_only_and_joins_no_other(run, pytester, monkeypatch, tmp_path):
+    """`local` starts this run's own Ray: every socket its processes listen on is bound to loopback, and a
+    RAY_ADDRESS in the environment (another cluster, here one that is gone) is not joined."""
+    pytester.makeconftest(EDITOR_CONFTEST)
+    listening = tmp_path / "listening.txt"
+    monkeypatch.setenv("LISTENING_FILE", str(listening))
+    with _silent_port() as listener:
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{listener.getsockname()[1]}")
+    result = run(*RAY_CPU, "--editeval-ray-actors=1", "--editeval-subsets=color_alter", "--editeval-limit=2",
+                 images=None, subprocess=True, timeout=300)
+    assert result.ret == 0, output_of(result)
+    result.stdout.fnmatch_lines(["editeval: generating on 1 Ray actor(s) at local (on CPUs, 1 node(s))"])
+    sockets = listening.read_text().splitlines()
+    print("\n".join(sockets))
+    assert len(sockets) >= 4  # the GCS, the raylet's two servers, the driver's and the actor's workers
+    assert all(line.endswith(" loopback") for line in sockets), sockets
+
+
+def test_a_ray_without_token_authentication_is_one_line(run, pytester, tmp_path, monkeypatch):
+    """Ray before 2.52 has no token authentication: --editeval-ray refuses it at start-up, before any test runs
+    (the version is read from the installed package's metadata, as here a 2.9 one is seen first)."""
+    (tmp_path / "old" / "ray-2.9.3.dist-info").mkdir(parents=True)
+    (tmp_path / "old" / "ray-2.9.3.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: ray\n"
+                                                                        "Version: 2.9.3\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "old"))
+    result = run(*RAY_CPU, "--editeval-ray-actors=2", *ROWS, images=None)
+    assert result.ret == 4, output_of(result)
+    assert ("--editeval-ray needs Ray 2.52 or later (the first with token authentication); this is Ray 2.9.3: "
+            "pip install 'pytest-editeval[ray]'" in output_of(result))
+    assert output_of(result).count("2.52 or later") == 1 and "Traceback" not in output_of(result)
 
 
 def test_an_actor_that_cannot_load_the_pipeline_is_one_line(run, tiny_pix2pix):

@@ -101,6 +101,7 @@ def test_corrupt_cache_entries_are_recomputed_in_a_run(run, judge, tmp_path, ref
     assert _comparable(out) == reference
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_sigkill_then_resume_repeats_no_finished_work(tmp_path, gedit, edits, judge, reference):
     judge.latency = 0.05
     cache, out = tmp_path / "cache", tmp_path / "out.json"
@@ -135,6 +136,7 @@ def test_two_concurrent_runs_share_one_cache_without_repeating_work(tmp_path, ge
     assert _comparable(outs[0]) == _comparable(outs[1]) == reference
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_xdist_gives_the_same_results_table_and_exit_code(run, judge, tmp_path, workers, reference):
     out = tmp_path / "xdist.json"
@@ -147,6 +149,7 @@ def test_xdist_gives_the_same_results_table_and_exit_code(run, judge, tmp_path, 
     assert "PARTIAL" not in output_of(result)
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_judge_down_mid_run_and_back(tmp_path, gedit, edits, judge, reference):
     judge.latency = 0.02
     out = tmp_path / "out.json"

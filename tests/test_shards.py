@@ -18,6 +18,7 @@ from pytest_editeval.shards import deal, parse_shard
 from .conftest import API_KEY, output_of
 from .test_contract import ADAPTERS
 
+pytestmark = pytest.mark.slow  # each test runs several shard runs and merges them
 HEADLINE = {"gedit": "overall", "imgedit": "score", "imgedit-uge": "score", "kris": "avg", "risebench": "accuracy"}
 
 

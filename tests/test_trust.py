@@ -92,6 +92,7 @@ THREAD_REPORT = """
 """
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_no_plugin_thread_outlives_the_session(run, pytester, judge):
     """-x stops the session while other rows' requests are in flight: those threads are interrupted and
     joined before pytest_unconfigure returns, not left running into interpreter shutdown."""
@@ -110,6 +111,7 @@ def test_no_plugin_thread_outlives_the_session(run, pytester, judge):
     result.stdout.fnmatch_lines(["EDITEVAL-THREADS-AFTER-UNCONFIGURE: []", "EDITEVAL-THREADS-AT-EXIT: []"])
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_ctrl_c_with_requests_in_flight_stops_at_once_and_joins(tmp_path, gedit, edits, judge):
     judge.latency = 30.0  # every request hangs: only an interrupt can free the threads
     (tmp_path / "conftest.py").write_text(THREAD_REPORT.replace("\n    ", "\n"))
@@ -185,6 +187,7 @@ def test_jsonl_paths_may_not_lead_out_of_its_folder(run, tmp_path, en_rows, edit
 
 
 # ---- 6. secrets only over safe channels; URLs as users write them ----------------------------------------
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_plain_http_to_another_host_is_refused_before_any_connection(run):
     result = run("--editeval-judge-url=http://judge.example.com/v1")
     assert result.ret == 4
@@ -300,6 +303,7 @@ def test_first_ci_run_without_a_baseline_can_skip_the_comparison(run):
     assert run("--editeval-compare=last-good").ret == 4  # without the switch a missing baseline is an error
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_unreachable_judge_is_exit_2_with_the_reason_first(run):
     result = run("--editeval-judge-url=http://127.0.0.1:9/v1", subprocess=True)
     assert result.ret == 2
@@ -307,6 +311,7 @@ def test_unreachable_judge_is_exit_2_with_the_reason_first(run):
 
 
 # ---- 9. small things a new user hit ----------------------------------------------------------------------
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_help_names_values_plainly_and_the_docs_reference_lists_every_option(pytester):
     import importlib.util
     import re
@@ -324,6 +329,7 @@ def test_help_names_values_plainly_and_the_docs_reference_lists_every_option(pyt
     assert [o for o in options if f"| `{o}` |" not in reference] == []
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_unusable_device_is_a_usage_error_before_anything_is_written(run, tmp_path, pytester):
     model = tmp_path / "model"
     model.mkdir()
@@ -411,6 +417,7 @@ def test_compare_cli_reads_like_diff_and_says_bad_files_in_one_line(run, pyteste
     assert len(err) == 1 and "is not a saved run of pytest-editeval" in err[0]
 
 
+@pytest.mark.slow  # pytest runs of its own, in subprocesses
 def test_demo_runs_the_whole_flow_without_a_key(tmp_path, monkeypatch):
     from pytest_editeval.cli import main
 

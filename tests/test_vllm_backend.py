@@ -19,6 +19,7 @@ from pytest_editeval.judges.settings import JudgeSpec
 
 from .conftest import output_of
 
+pytestmark = pytest.mark.slow  # each test starts a stand-in vLLM server process, most a pytest run too
 STAND_IN = f"{sys.executable} -m pytest_editeval.testing.stand_in_vllm"
 SLICE = ["--editeval-subsets=color_alter,text_change,subject-add", "--editeval-limit=1"]
 

@@ -5,6 +5,8 @@ from sys.modules at that test's teardown, and importing torch a second time cras
 """
 
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 
@@ -26,6 +28,23 @@ def build_tiny(name, folder):
     code = f"from pytest_editeval.testing.tiny_pipelines import BUILDERS; BUILDERS[{name!r}]({str(folder)!r})"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert (folder / "model_index.json").is_file()
+    return folder
+
+
+def shared_tiny(name, tmp_path_factory):
+    """The tiny pipeline `name`, built once per test run and shared read-only by every test that needs it: under
+    pytest-xdist the workers share one copy, built by whichever gets there first (in the run's folder above the
+    workers' own, behind a file lock), as pytest-xdist's documentation does for session data."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-pipelines"
+    root.mkdir(exist_ok=True)
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (folder / "model_index.json").is_file():  # not built yet, or a build that was stopped midway
+            shutil.rmtree(folder, ignore_errors=True)
+            build_tiny(name, folder)
     return folder
 
 

@@ -141,15 +141,17 @@ def usage_of(call: JudgeCall, reply: str) -> dict:
 class TokenBucket:
     """`rate` a second, `burst` at once; `take` at a request's arrival: (granted, headers to send)."""
 
-    def __init__(self, rate: float, burst: float | None, kind: str) -> None:
+    def __init__(self, rate: float, burst: float | None, kind: str,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate)
         self.kind = kind  # requests | tokens
+        self.clock = clock  # a test's fake clock simulates a provider without waiting for it
         self.level = self.burst
-        self.at = time.perf_counter()
+        self.at = clock()
 
     def _refill(self) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         self.level = min(self.burst, self.level + (now - self.at) * self.rate)
         self.at = now
 
