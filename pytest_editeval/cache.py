@@ -145,6 +145,15 @@ class Cache:
             self.write_errors.append(message)
         return message
 
+    def _computed_only(self, compute, origin: list | None):
+        """Compute without storing (no cache, or a cache folder that cannot be written), counted as computed."""
+        payload = compute()
+        with self._lock:
+            self.misses += 1
+        if origin is not None:
+            origin.append(COMPUTED)
+        return payload
+
     def get_or_compute(self, kind: str, key: str, compute: Callable[[], dict], *, blocking: bool = True,
                        checked: bool = False, origin: list | None = None, count: bool = True):
         """The cached payload, else compute, store and return it. Non-blocking: DEFERRED when another
@@ -156,12 +165,7 @@ class Cache:
             self._count_found(entry, origin, count)
             return entry["payload"]
         if self.root is None:
-            payload = compute()
-            with self._lock:
-                self.misses += 1
-            if origin is not None:
-                origin.append(COMPUTED)
-            return payload
+            return self._computed_only(compute, origin)
         from filelock import FileLock, Timeout
 
         lock_path = self.path(kind, key).with_suffix(".lock")
@@ -173,12 +177,7 @@ class Cache:
             return DEFERRED
         except OSError as exc:  # a read-only or full cache folder: the value is computed, not stored (one line)
             self._unwritable(exc)
-            payload = compute()
-            with self._lock:
-                self.misses += 1
-            if origin is not None:
-                origin.append(COMPUTED)
-            return payload
+            return self._computed_only(compute, origin)
         try:
             entry = self._entry(kind, key, count_corrupt=False)  # somebody may have finished it meanwhile
             if entry is not None:

@@ -54,6 +54,21 @@ def stand_in_name(kind: str, value: object) -> str:
     return f"bad-{kind}-{hashlib.sha256(repr(value).encode()).hexdigest()[:12]}"
 
 
+def first_file_inside(folder: Path, candidates) -> Path | None:
+    """The first of `candidates` that is a file (None if none is); one that is a link leading out of `folder` is
+    refused (InputError): a results folder must not make the judge read arbitrary files."""
+    from .errors import InputError
+
+    base = folder.resolve()
+    for candidate in candidates:
+        if candidate.is_file():
+            if not candidate.resolve().is_relative_to(base):
+                raise InputError(f"{candidate} is a link to {candidate.resolve()}, outside {folder}: copy the image "
+                                 "into the folder instead")
+            return candidate
+    return None
+
+
 def is_inside(path: Path, root: Path) -> bool:
     """Whether `path`, with every symlink resolved, lies within `root` (also resolved)."""
     return path.resolve().is_relative_to(root.resolve())

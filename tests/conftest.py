@@ -21,6 +21,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 API_KEY = "sk-test-SECRET-4f9a2c"
+
+
+def interruptible() -> None:
+    """preexec_fn of a pytest run a test interrupts with SIGINT (Ctrl-C): the child starts with SIGINT's default
+    action, so Python turns it into KeyboardInterrupt, whatever this process did with the signal (a library the
+    suite ran earlier in this worker may have left it ignored, and an ignored signal stays ignored across exec)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 # Tests that build or load tiny torch models, found by the fixtures they use (so a new test is marked as its
 # neighbours are); every torch, ray or browser test is also slow (the markers are listed in pyproject.toml).
 TORCH_FIXTURES = {"tiny", "tiny_pix2pix", "local_reference", "model_run", "tiny_judges", "local_run"}

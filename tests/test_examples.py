@@ -144,8 +144,10 @@ def test_sharded_ci_workflow_example_merges_three_shards(judge, gedit, tmp_path,
     def merge_job() -> subprocess.CompletedProcess:
         files = sorted(glob.glob(str(merge_folder / merge_command[2])))  # the shell's glob
         assert len(files) == 3
-        return subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "merge", *files, *merge_command[3:]],
-                              cwd=merge_folder, env=env, capture_output=True, text=True)
+        # The workflow's shards read the hub's dataset; here they read a local folder, which a merge reads only
+        # when it is named on its command line (a path inside a shard file is never followed).
+        return subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "merge", *files, *merge_command[3:],
+                               f"--dataset={gedit[0]}"], cwd=merge_folder, env=env, capture_output=True, text=True)
 
     first = merge_job()  # the very first run: no last-good baseline yet
     assert first.returncode == 1, first.stdout + first.stderr  # the thresholds decide (loopback scores are low)

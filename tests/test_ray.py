@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import API_KEY, output_of
+from .conftest import API_KEY, interruptible, output_of
 from .tiny import PIXEL_TOLERANCE, max_pixel_difference, needs_diffusers, shared_tiny
 
 if importlib.util.find_spec("ray") is None:  # not imported here: every Ray driver is a subprocess
@@ -307,7 +307,8 @@ def test_ctrl_c_stops_the_actors_and_joins_every_thread(gedit, judge, tmp_path):
          f"--editeval-dataset={gedit[0]}", f"--editeval-judge-url={judge.url}", *RAY_CPU, "--editeval-ray-actors=2",
          f"--editeval-cache-dir={tmp_path / 'cache'}", f"--editeval-output-dir={tmp_path / 'out'}",
          f"--editeval-json={results}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
+
     def started() -> bool:  # both actors editing, and some images back on the driver
         saved = list((tmp_path / "out").rglob("*.png")) if (tmp_path / "out").is_dir() else []
         return pids.exists() and len(set(pids.read_text().split())) == 2 and len(saved) >= 2

@@ -14,7 +14,7 @@ import pytest
 from pytest_editeval.cache import Cache
 from pytest_editeval.testing.judge_server import Fault
 
-from .conftest import API_KEY, output_of
+from .conftest import API_KEY, interruptible, output_of
 
 ROWS = 44
 
@@ -39,7 +39,7 @@ def _launch(folder, gedit, edits, judge, cache, out, *extra):
             f"--editeval-judge-url={judge.url}", f"--editeval-cache-dir={cache}", f"--editeval-json={out}",
             "--editeval-judge-backoff=0.05", *extra]
     return subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=interruptible)
 
 
 def _wait_for_calls(judge, n, timeout=30):

@@ -15,7 +15,7 @@ from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edite
 from pytest_editeval.testing.gedit_factory import bomb_png
 from pytest_editeval.testing.judge_server import Fault
 
-from .conftest import API_KEY, output_of
+from .conftest import API_KEY, interruptible, output_of
 
 ROWS = 44
 
@@ -120,7 +120,8 @@ def test_ctrl_c_with_requests_in_flight_stops_at_once_and_joins(tmp_path, gedit,
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--editeval-benchmark=gedit",
          f"--editeval-dataset={gedit[0]}", f"--editeval-images={edits}", f"--editeval-judge-url={judge.url}",
          f"--editeval-cache-dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=interruptible)
     deadline = time.monotonic() + 30
     while judge.count < 8:
         assert time.monotonic() < deadline and proc.poll() is None

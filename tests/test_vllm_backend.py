@@ -17,7 +17,7 @@ from pytest_editeval.generation import folder_identity
 from pytest_editeval.judges import managed_server, vllm_managed
 from pytest_editeval.judges.settings import JudgeSpec
 
-from .conftest import output_of
+from .conftest import interruptible, output_of
 
 pytestmark = pytest.mark.slow  # each test starts a stand-in vLLM server process, most a pytest run too
 STAND_IN = f"{sys.executable} -m pytest_editeval.testing.stand_in_vllm"
@@ -169,7 +169,8 @@ def _pytest_process(gedit, edits, judge_model, folder: Path) -> subprocess.Popen
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
                                                                     os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen([sys.executable, "-m", "pytest", *_base(gedit, edits, judge_model, folder / "cache")],
-                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=interruptible)
 
 
 @pytest.mark.parametrize("when", ["starting", "serving"])

@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..jsonfile import read_json_object, repeated_names_warning
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Part, Question, input_image, reference_image
+from ..paths import first_file_inside
 
 # --- The benchmark's shape -------------------------------------------------------------------------------------
 
@@ -649,18 +650,11 @@ def edited_images_in_folder(folder: Path, rows: Iterable[KrisRow]) -> dict[str, 
     if not folder.is_dir():
         raise InputError(f"edited-images folder {folder} does not exist: expected <category>/<id>.jpg (or .png) "
                          "under it")
-    base = folder.resolve()
     found: dict[str, Path] = {}
     for row in rows:
         if row.problem:  # never judged; its id may not even be a safe file name
             continue
-        for suffix in EDITED_SUFFIXES:
-            candidate = folder / row.category / f"{row.id}{suffix}"
-            if not candidate.is_file():
-                continue
-            if not candidate.resolve().is_relative_to(base):
-                raise InputError(f"{candidate} is a link to {candidate.resolve()}, outside {folder}: copy the image "
-                                 "into the folder instead")
-            found[row.key] = candidate
-            break
+        path = first_file_inside(folder, (folder / row.category / f"{row.id}{suffix}" for suffix in EDITED_SUFFIXES))
+        if path is not None:
+            found[row.key] = path
     return found

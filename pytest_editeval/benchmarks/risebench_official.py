@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..jsonfile import read_capped, read_text
 from ..judges.replies import UnreadableReply
 from ..judges.requests import EDITED, ImageRef, Question, input_image, reference_image
-from ..paths import unsafe_name_reason
+from ..paths import first_file_inside, unsafe_name_reason
 
 # --- The benchmark's shape -------------------------------------------------------------------------------------
 
@@ -551,22 +551,15 @@ def edited_images_in_folder(folder: Path, rows: Iterable[RiseRow]) -> dict[str, 
     if not folder.is_dir():
         raise InputError(f"edited-images folder {folder} does not exist: expected <category>/<index>.png (or .jpg, "
                          ".jpeg) under it")
-    base = folder.resolve()
     root = folder / "images" if not any((folder / c).is_dir() for c in CATEGORIES) and (folder / "images").is_dir() \
         else folder
     found: dict[str, Path] = {}
     for row in rows:
         if row.problem:
             continue
-        for ext in EDITED_EXTENSIONS:
-            candidate = root / row.category / f"{row.index}.{ext}"
-            if not candidate.is_file():
-                continue
-            if not candidate.resolve().is_relative_to(base):
-                raise InputError(f"{candidate} is a link to {candidate.resolve()}, outside {folder}: copy the image "
-                                 "into the folder instead")
-            found[row.index] = candidate
-            break
+        path = first_file_inside(folder, (root / row.category / f"{row.index}.{ext}" for ext in EDITED_EXTENSIONS))
+        if path is not None:
+            found[row.index] = path
     return found
 
 
