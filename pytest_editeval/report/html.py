@@ -164,7 +164,7 @@ def _fmt(value, decimals: int = 3) -> str:
 
 def _histogram(values: list[float], title: str, low: float, high: float) -> str:
     """An inline SVG histogram of scores over the metric's range: one bin per point up to 10 points wide
-    (0..10, 1..5), else 10 equal bins (0..100). The x axis labels each bin, the y axis runs from 0 to the
+    (0..10, 1..5), else 10 equal bins (0..100). The x axis labels each point or each second bin edge, the y axis runs from 0 to the
     largest count, and each bar carries its count. No values, no chart (an empty chart reads as a zero)."""
     if not values:
         return ""
@@ -182,12 +182,20 @@ def _histogram(values: list[float], title: str, low: float, high: float) -> str:
     for i, n in enumerate(bins):
         x, h = left + i * bar, round(plot * n / top)
         start = low + i * width_of_bin
+        # A point per bin (0..10) is labelled under its bar; a range bin (0..100) by its edges, so that a 25
+        # is seen to fall in 20..30 and the top bin to hold the maximum.
+        what = f"{start:g}" if span <= 10 else f"{start:g} to {start + width_of_bin:g}"
         parts.append(f'<rect x="{x + 1}" y="{base - h}" width="{bar - 2}" height="{h}" fill="#4a74c9">'
-                     f"<title>{start:g}: {n} rows</title></rect>")
+                     f"<title>{what}: {n} rows</title></rect>")
         if n:
             parts.append(f'<text class="count" x="{x + bar / 2:g}" y="{base - h - 2}" text-anchor="middle">{n}</text>')
-        parts.append(f'<text x="{x + bar / 2:g}" y="{base + 10}" text-anchor="middle">{start:g}</text>')
+        if span <= 10:
+            parts.append(f'<text x="{x + bar / 2:g}" y="{base + 10}" text-anchor="middle">{start:g}</text>')
+        elif i % 2 == 0:
+            parts.append(f'<text x="{x}" y="{base + 10}" text-anchor="middle">{start:g}</text>')
     right = left + count * bar
+    if span > 10:
+        parts.append(f'<text x="{right}" y="{base + 10}" text-anchor="middle">{high:g}</text>')
     parts.append(f'<line x1="{left}" y1="{base}" x2="{right}" y2="{base}" stroke="#888"/>'
                  f'<line x1="{left}" y1="{above}" x2="{left}" y2="{base}" stroke="#888"/>'
                  f'<text x="{left - 3}" y="{base}" text-anchor="end">0</text>'
