@@ -203,7 +203,7 @@ def _histogram(values: list[float], title: str, low: float, high: float) -> str:
                  f'<text x="{(left + right) / 2:g}" y="{base + 21}" text-anchor="middle">score</text>'
                  f'<text x="2" y="{above - 3}">rows</text>')
     return (f'<div class="hist"><div>{escape(title)} (n={len(values)})</div>'
-            f'<svg width="{right + 6}" height="{base + below}" role="img" '
+            f'<svg width="{right + (12 if span > 10 else 6)}" height="{base + below}" role="img" '
             f'aria-label="{escape(title)}: {len(values)} rows">{"".join(parts)}</svg></div>')
 
 
