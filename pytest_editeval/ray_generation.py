@@ -8,9 +8,11 @@ else stays on the driver, as on one machine.
   exactly as on one machine, then hands batches to the actors, at most PER_ACTOR_IN_FLIGHT per actor: the
   backpressure that bounds the decoded images held and the work a lost actor takes with it. Edited images come
   back as PNG bytes through the object store and are saved, cached and judged on the driver as they arrive.
-- A dead actor (node lost, OOM kill) costs only its batch in flight: it goes to another live actor; a batch
-  lost ATTEMPTS times (a row that kills every process that edits it) becomes error rows with the reason, and
-  the run goes on with the other actors.
+- A dead actor (node lost, OOM kill) costs only its batch in flight: it goes to the next idle live actor (never
+  queued behind another batch, so that each death is charged to the one batch that was running); a batch of
+  several rows runs again row by row (which row killed the actor is unknown); a row lost ATTEMPTS times (a row
+  that kills every process that edits it) becomes an error row with the reason, and the run goes on with the
+  other actors.
 - Stopping (Ctrl-C, -x, a fatal judge answer) kills the actors; the connection to Ray is closed (and a `local`
   instance shut down) when the run's threads are joined.
 
@@ -27,10 +29,11 @@ from typing import Any
 
 from .generation import GenerationInterrupted, GenerationSetupError, _generation_failure, _png_bytes
 
-# One batch per actor: a dead actor's lost work is then exactly the batch it was running. With two, a killed
-# actor may have finished the first without its reply reaching the driver, and the wrong batch would be blamed.
-# The driver's prefetch has the next batch decoded, so an actor waits only for the round trip (milliseconds,
-# against seconds to minutes of generation).
+# One batch per actor, retries included: a dead actor's lost work is then exactly the batch it was running. With
+# two, a killed actor may have finished the first without its reply reaching the driver (under load the reply is
+# still on its way when the next call kills the process), the wrong batch would be blamed, and the batch that
+# killed it would go on to kill another actor. The driver's prefetch has the next batch decoded, so an actor
+# waits only for the round trip (milliseconds, against seconds to minutes of generation).
 PER_ACTOR_IN_FLIGHT = 1
 ATTEMPTS = 2  # a batch that was running when its actor died runs once more, on another actor
 INSTALL_HINT = "pip install 'pytest-editeval[ray]'"
@@ -145,6 +148,12 @@ class _Job:
     ref: Any = None
     actor: _Actor | None = None
     lost_on: list[str] = field(default_factory=list)  # the actors that died while running it
+    # A batch of several rows that was lost runs again as one job per row (`parts`, its rows' values as they come
+    # back, `open` of them still out); each such row job names its batch and its place in it.
+    batch: _Job | None = None
+    place: int = 0
+    parts: list | None = None
+    open: int = 0
 
 
 class RayEditorPool:
@@ -153,15 +162,17 @@ class RayEditorPool:
 
     editeval_parallel = True  # the producer keeps several batches in flight instead of calling one at a time
 
-    def __init__(self, settings: RaySettings, started_ray: bool) -> None:
+    def __init__(self, settings: RaySettings, started_ray: bool, ray) -> None:
         self.settings = settings
         self.started_ray = started_ray  # this run connected to Ray (and closes the connection at the end)
+        self.ray = ray
         self.actors: list[_Actor] = []
         self.max_batch: int | None = None
         self.editeval_multi_image = False
         self.notes: list[str] = []  # said in the summary: where generation ran, the actors lost
         self.retried_rows = 0
         self._in_flight: dict[Any, _Job] = {}
+        self._waiting: list[_Job] = []  # batches of a lost actor, waiting for an idle actor (ahead of new batches)
         self._finished: list[tuple[Any, Any]] = []
         self._stopping = False
         self._closed = False
@@ -174,7 +185,7 @@ class RayEditorPool:
         (a fatal judge answer): that stop, not this, is what the run reports."""
         kind, recipe = _recipe(editor, generation)
         ray = _import_ray()
-        pool = cls(settings, _connect(ray, settings.address))
+        pool = cls(settings, _connect(ray, settings.address), ray)
         try:
             pool._start_actors(ray, kind, recipe, stop)
         except _Stopped:
@@ -218,34 +229,54 @@ class RayEditorPool:
     # the producer's side
     def has_room(self) -> bool:
         live = [a for a in self.actors if a.alive]
-        return not live or any(len(a.queue) < PER_ACTOR_IN_FLIGHT for a in live)
+        return not live or (not self._waiting and any(len(a.queue) < PER_ACTOR_IN_FLIGHT for a in live))
 
     @property
     def busy(self) -> bool:
-        return bool(self._in_flight or self._finished)
+        return bool(self._in_flight or self._waiting or self._finished)
 
     def submit(self, token: Any, images: list, instructions: list[str], seeds: list[int]) -> None:
-        self._dispatch(_Job(token, (images, instructions, seeds), len(images)))
+        self._waiting.append(_Job(token, (images, instructions, seeds), len(images)))
+        self._dispatch_waiting()
 
-    def _dispatch(self, job: _Job) -> None:
-        live = [a for a in self.actors if a.alive]
-        if self._stopping:
-            self._finished.append((job.token, "generation stopped before this row"))
+    def _dispatch_waiting(self) -> None:
+        """Send the waiting batches, in order, each to an idle live actor; those no actor is left for fail."""
+        while self._waiting:
+            live = [a for a in self.actors if a.alive]
+            if self._stopping or not live:
+                job = self._waiting.pop(0)
+                if self._stopping:
+                    self._finish(job, "generation stopped before this row")
+                else:
+                    lost = f" (it was running on {', '.join(job.lost_on)})" if job.lost_on else ""
+                    self._finish(job, f"no Ray actor is left to generate this row: every actor died{lost}")
+                continue
+            idle = [a for a in live if len(a.queue) < PER_ACTOR_IN_FLIGHT]
+            if not idle:
+                return
+            job = self._waiting.pop(0)
+            actor = min(idle, key=lambda a: (len(a.queue), a.number))
+            job.actor = actor
+            job.ref = actor.handle.edit.remote(*job.args)
+            actor.queue.append(job)
+            self._in_flight[job.ref] = job
+
+    def _finish(self, job: _Job, value: Any) -> None:
+        """A job's value: the PNGs and row errors of its batch, or the batch's error. A row job of a split batch
+        fills its place; the batch is finished when its last row is."""
+        batch = job.batch
+        if batch is None:
+            self._finished.append((job.token, value))
             return
-        if not live:
-            lost = f" (it was running on {', '.join(job.lost_on)})" if job.lost_on else ""
-            self._finished.append((job.token, f"no Ray actor is left to generate this row: every actor died{lost}"))
-            return
-        actor = min(live, key=lambda a: (len(a.queue), a.number))
-        job.actor = actor
-        job.ref = actor.handle.edit.remote(*job.args)
-        actor.queue.append(job)
-        self._in_flight[job.ref] = job
+        batch.parts[job.place] = value if isinstance(value, str) else (value[0] if value else
+                                                                          "the Ray actor returned no image")
+        batch.open -= 1
+        if batch.open == 0:
+            self._finish(batch, batch.parts)
 
     def collect(self, timeout: float) -> list[tuple[Any, Any]]:
         """Finished batches: (token, [PNG bytes or a row's error]) or (token, the batch's error)."""
-        import ray
-
+        ray = self.ray
         if self._in_flight:
             refs = list(self._in_flight)
             # Wake at the first result (an idle actor gets its next batch at once), then take all that are in.
@@ -256,6 +287,7 @@ class RayEditorPool:
                 job = self._in_flight.get(ref)
                 if job is not None:  # None: settled already with the rest of its dead actor's queue
                     self._settle(ray, job)
+        self._dispatch_waiting()  # the actors just freed take the lost actors' batches first
         done, self._finished = self._finished, []
         return done
 
@@ -273,7 +305,7 @@ class RayEditorPool:
         except ray.exceptions.RayError as exc:  # cancelled, or another failure of this batch only
             value = f"generation failed on Ray: {type(exc).__name__}: {_first_line(exc)}"
         self._forget(job)
-        self._finished.append((job.token, value))
+        self._finish(job, value)
 
     def _forget(self, job: _Job) -> None:
         self._in_flight.pop(job.ref, None)
@@ -286,6 +318,10 @@ class RayEditorPool:
         actor, or fails past the bound."""
         if actor.alive and not self._stopping:
             self.notes.append(f"{actor.name} was lost: {_first_line(exc)}")
+            try:  # an actor Ray says is unavailable may come back: it is given up for good, so nothing runs twice
+                ray.kill(actor.handle, no_restart=True)
+            except Exception:
+                pass
         actor.alive = False
         held, actor.queue = actor.queue, []
         # A dead actor's calls all resolve soon: to their results, or to its death.
@@ -298,11 +334,10 @@ class RayEditorPool:
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError, ray.exceptions.ObjectLostError):
                 pass  # not finished, or its result gone with the actor's node: lost with the actor
             except ray.exceptions.RayError as other:
-                self._finished.append((job.token, f"generation failed on Ray: {type(other).__name__}: "
-                                                  f"{_first_line(other)}"))
+                self._finish(job, f"generation failed on Ray: {type(other).__name__}: {_first_line(other)}")
                 continue
             else:
-                self._finished.append((job.token, value))
+                self._finish(job, value)
                 continue
             if not running_found:
                 running_found = True
@@ -310,14 +345,23 @@ class RayEditorPool:
             self._retry_or_fail(job, exc)
 
     def _retry_or_fail(self, job: _Job, exc: BaseException) -> None:
+        """Queue a lost job again (the caller sends it once an actor is idle), or fail it past the bound."""
         if self._stopping:
-            self._finished.append((job.token, "generation stopped before this row"))
+            self._finish(job, "generation stopped before this row")
         elif len(job.lost_on) >= ATTEMPTS:
-            self._finished.append((job.token, f"generation lost with its Ray actor {len(job.lost_on)} times "
-                                              f"({', '.join(job.lost_on)}): {_first_line(exc)}"))
+            self._finish(job, f"generation lost with its Ray actor {len(job.lost_on)} times "
+                              f"({', '.join(job.lost_on)}): {_first_line(exc)}")
+        elif job.rows > 1:
+            # Which row killed the actor is unknown: each runs again alone, so that a row no process survives
+            # fails alone and the other rows of its batch are not lost again with it.
+            self.retried_rows += job.rows
+            images, instructions, seeds = job.args
+            job.parts, job.open = [None] * job.rows, job.rows
+            self._waiting.extend(_Job(None, ([images[i]], [instructions[i]], [seeds[i]]), 1, lost_on=list(job.lost_on),
+                                      batch=job, place=i) for i in range(job.rows))
         else:
             self.retried_rows += job.rows
-            self._dispatch(job)
+            self._waiting.append(job)
 
     def summary(self) -> list[str]:
         """Lines for the run's summary: where generation ran, which actors were lost, what was retried."""
@@ -332,15 +376,11 @@ class RayEditorPool:
         self._kill_actors()
 
     def _kill_actors(self) -> None:
-        try:
-            import ray
-        except ImportError:  # pragma: no cover - started pools imported it
-            return
         for actor in self.actors:
             if actor.alive:
                 actor.alive = False
                 try:
-                    ray.kill(actor.handle, no_restart=True)
+                    self.ray.kill(actor.handle, no_restart=True)
                 except Exception:
                     pass
 
@@ -352,9 +392,7 @@ class RayEditorPool:
         self._stopping = True
         self._kill_actors()
         if self.started_ray:
-            import ray
-
-            ray.shutdown()
+            self.ray.shutdown()
 
     def release(self) -> None:
         self.shutdown()

@@ -143,13 +143,15 @@ def editeval_pipeline():
 def isolated_ray(monkeypatch):
     """Each test's Ray is its own: Ray's temp folder (its sessions and the `ray start` address record) is private,
     and RAY_ADDRESS is cleared, so that no Ray instance running on the machine is found or joined. The folder is
-    short: Ray's socket paths must fit in 107 characters."""
+    short: Ray's socket paths must fit in 107 characters. Ray's usage reports (sent to the internet by its head
+    process) are off: a test talks to loopback only."""
     import shutil
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     monkeypatch.setenv("RAY_TMPDIR", str(folder))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -282,12 +284,15 @@ def test_a_killed_actor_costs_only_its_rows(run, pytester, tiny_pix2pix, local_r
 
 
 def test_a_row_that_kills_every_actor_is_an_error_within_the_bound(run, pytester, tmp_path, monkeypatch):
+    """The killing row takes two actors and fails alone; the third actor finishes the run. In batches of two, the
+    killing row shares its batch with #text_change-2 (the same source size): that row runs again alone and
+    passes, and the killing row is then lost alone, as in batches of one."""
     pytester.makeconftest(EDITOR_CONFTEST)
     monkeypatch.setenv("KILL_ON", "#text_change-1")  # every time: a row no process survives
     results = tmp_path / "ray.json"
     result = run(*RAY_CPU, "--editeval-ray-actors=3", "--editeval-subsets=color_alter,text_change",
-                 f"--editeval-output-dir={tmp_path / 'out'}", f"--editeval-json={results}", images=None,
-                 subprocess=True)
+                 "--editeval-batch-size=2", f"--editeval-output-dir={tmp_path / 'out'}",
+                 f"--editeval-json={results}", images=None, subprocess=True)
     assert result.ret == 1, output_of(result)  # the error row fails its item; the run went on
     result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines(["*: generation lost with its Ray actor 2 times (Ray actor * (pid *), Ray actor * "
@@ -295,6 +300,116 @@ def test_a_row_that_kills_every_actor_is_an_error_within_the_bound(run, pytester
     assert output_of(result).count("was lost: ") == 2  # the bound: two actors, the third finished the run
     errors = [s for s in json.loads(results.read_text())["samples"] if s["status"] == "error"]
     assert [s["id"].split("-")[1] for s in errors] == ["text_change"] and "#text_change-1" in errors[0]["instruction"]
+
+
+class _SimulatedRay:
+    """Ray as RayEditorPool uses it, driven step by step by the test, in-process (no Ray is started). Each actor
+    runs its calls one at a time, in order. A call's reply leaves the actor only when the actor takes its next
+    call or has none: the race a loaded machine loses now and then (the reply is still on its way when the next
+    call kills the process), lost here every time. A call whose instruction names KILL kills its actor."""
+
+    class RayError(Exception):
+        pass
+
+    class RayActorError(RayError):
+        pass
+
+    class ObjectLostError(RayError):
+        pass
+
+    class GetTimeoutError(RayError):
+        pass
+
+    class _Actor:
+        def __init__(self, world):
+            self.world, self.calls, self.unsent, self.alive = world, [], None, True
+            self.edit = self  # handle.edit.remote(...)
+
+        def remote(self, images, instructions, seeds):
+            ref = object()
+            if self.alive:
+                self.calls.append((ref, instructions))
+            else:
+                self.world.values[ref] = self.world.RayActorError("the actor died")
+            return ref
+
+    def __init__(self):
+        self.exceptions = self  # ray.exceptions.RayActorError is self.RayActorError
+        self.values, self.actors, self.killed_by_rows = {}, [], []
+
+    def actor(self):
+        self.actors.append(self._Actor(self))
+        return self.actors[-1]
+
+    def step(self):
+        for actor in [a for a in self.actors if a.alive]:
+            if not actor.calls:
+                self._send(actor)
+                continue
+            ref, instructions = actor.calls.pop(0)
+            if any("KILL" in text for text in instructions):
+                self.killed_by_rows.append(instructions)
+                actor.calls.insert(0, (ref, instructions))
+                self.kill(actor)
+                continue
+            self._send(actor)
+            actor.unsent = (ref, ["png of " + text for text in instructions])
+
+    def _send(self, actor):
+        if actor.unsent:
+            ref, value = actor.unsent
+            self.values[ref] = ("ok", value)
+            actor.unsent = None
+
+    def kill(self, actor, no_restart=True):
+        if actor.alive:  # the reply not sent yet dies with the process, as every call not run
+            actor.alive = False
+            lost = [actor.unsent[0]] if actor.unsent else []
+            for ref in lost + [ref for ref, _ in actor.calls]:
+                self.values[ref] = self.RayActorError("the actor died unexpectedly before finishing this task")
+            actor.calls, actor.unsent = [], None
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        ready = [ref for ref in refs if ref in self.values]
+        return ready[:num_returns], [ref for ref in refs if ref not in ready[:num_returns]]
+
+    def get(self, ref, timeout=None):
+        if ref not in self.values:
+            raise self.GetTimeoutError("not yet")
+        value = self.values[ref]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_row_that_kills_every_actor_costs_no_other_row_when_replies_lag(batch):
+    """Deterministic: a lost batch waits for an idle actor rather than queueing behind another actor's batch, so
+    each death is charged to the batch that was running even when the reply of the batch before it never left
+    the dying process; a lost batch of several rows runs again row by row. Then the killing row takes exactly
+    two actors and is the only error row; every other row comes back."""
+    from pytest_editeval.ray_generation import ATTEMPTS, RayEditorPool, RaySettings, _Actor
+
+    ray = _SimulatedRay()
+    pool = RayEditorPool(RaySettings("local", 0, 3), started_ray=False, ray=ray)
+    pool.actors = [_Actor(number, ray.actor()) for number in (1, 2, 3)]
+    rows = [f"row {i}" + (" KILL" if i == 4 else "") for i in range(9)]
+    todo, results = [rows[i:i + batch] for i in range(0, len(rows), batch)], {}
+    for _ in range(100):
+        while todo and pool.has_room():
+            texts = todo.pop(0)
+            pool.submit(tuple(texts), [None] * len(texts), texts, [0] * len(texts))
+        if not todo and not pool.busy:
+            break
+        ray.step()
+        for token, value in pool.collect(timeout=0):
+            results.update(zip(token, [value] * len(token) if isinstance(value, str) else value))
+    assert sorted(results) == sorted(rows)
+    errors = {row: value for row, value in results.items() if not value.startswith("png of ")}
+    assert list(errors) == ["row 4 KILL"], errors
+    assert errors["row 4 KILL"].startswith(f"generation lost with its Ray actor {ATTEMPTS} times (Ray actor ")
+    assert len(ray.killed_by_rows) == ATTEMPTS and [a.alive for a in ray.actors].count(True) == 3 - ATTEMPTS
+    assert all(results[row] == f"png of {row}" for row in rows if row not in errors)
 
 
 def test_ctrl_c_stops_the_actors_and_joins_every_thread(gedit, judge, tmp_path):
@@ -428,14 +543,17 @@ def test_auto_with_an_address_of_a_ray_that_went_away_is_one_line_at_once(run, p
     assert "Traceback" not in output_of(result)
 
 
-def test_an_address_that_answers_but_is_no_ray_head_fails_within_a_deadline(run, pytester):
+def test_an_address_that_answers_but_is_no_ray_head_fails_within_a_deadline(run, pytester, monkeypatch):
     """Something listens at the address but it is no Ray head: Ray's own start-up would retry it for about 12
-    minutes; the connection has a deadline, and the run stops with one line."""
+    minutes; the connection has a deadline, and the run stops with one line. The product bounds the number of
+    tries; the length of one try (15 s by default) is the user's to set, and set to 5 s here: Ray's own 20 tries
+    would then take at least 120 s, past the runner's deadline, while the product's one try ends well within it."""
     pytester.makeconftest(EDITOR_CONFTEST)
+    monkeypatch.setenv("RAY_py_gcs_connect_timeout_s", "5")
     with _silent_port() as listener:
         address = f"127.0.0.1:{listener.getsockname()[1]}"
         result = run(f"--editeval-ray={address}", "--editeval-ray-gpus-per-actor=0", "--editeval-ray-actors=1", *ROWS,
-                     images=None, subprocess=True, timeout=150)
+                     images=None, subprocess=True, timeout=120)
     assert result.ret == 4, output_of(result)
     result.stdout.fnmatch_lines([f"editeval STOPPED (exit 4): cannot connect to the Ray cluster at {address}: *"])
     assert "Traceback" not in output_of(result)
