@@ -155,7 +155,7 @@ def test_the_rate_control_finds_every_limiter_shapes_rate(shape, requests):
 
 
 OVERSTATED_SHORT_RUN = ("overstated headers open the whole window at the first answer; after the first 429 (which "
-                        "ends the trust in them) the whole-second Retry-After pauses leave 88.8% of the rate")
+                        "ends the trust in them) the whole-second Retry-After pauses leave 88.5% of the rate")
 
 
 @pytest.mark.parametrize("shape, requests", [
