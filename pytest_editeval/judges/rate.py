@@ -29,8 +29,9 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
   requests in flight, the window grows by one per answer (the pacing, not the window, then holds the rate). For
   tokens, a request's worth is the mean prompt + completion tokens of the replies so far. So a provider that says
   its limit is never asked far beyond it, and one that says nothing is still found by the 429s. Headers that
-  showed room for a request the provider then refused are not believed again (a gateway's headers that claim
-  more than its limiter grants): when headers and 429s disagree, the 429s win.
+  showed room for a request the provider then refused, or a 429 whose own headers claim room (a gateway's headers
+  that claim more than its limiter grants), are not believed again: when headers and 429s disagree, the 429s win,
+  from the first refusal that shows it.
 - A limit far above demand costs the slow start: an answer whose headers leave room for the whole window opens
   it at once; without headers the window doubles every round trip.
 
@@ -48,6 +49,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+# Sent at once, before anything is known about the provider. Opening every place at once (or paced a few ms apart)
+# would spare a limit far above demand its one round trip at 8, but was measured to flood what answers slowly or
+# late: a server that answers one request at a time (time-outs after a second, every queued request abandoned, not
+# cancelled) and, on a loaded machine, a small bucket whose 429s arrive after tens of milliseconds (20 of 196
+# requests refused against a burst of 10, where 8 at once is refused nothing).
 INITIAL_WINDOW = 8
 RATE_READINGS = 16
 DECREASE = 0.5  # a 429 or a time-out multiplies the window by this
@@ -283,7 +289,7 @@ class RateControl:
                 if headers is not None:
                     self._read_headers(ticket, headers)
                 if status == 429:
-                    self.requests.refused(ticket, room=ticket.room)
+                    self.requests.refused(ticket, room=ticket.room or self._claims_room(ticket))
                     # A request's tokens are only estimated (the mean so far): a refusal there is no contradiction.
                     self.tokens.refused(ticket)
                     self._cut(ticket)
@@ -324,6 +330,17 @@ class RateControl:
         step = 1.0 if fast else min(1.0, self.window) / self.window
         self.window = min(self.max_window, self.window + min(step, max(self.window, MIN_WINDOW)))
         self.largest = max(self.largest, self.window)
+
+    def _claims_room(self, ticket: Ticket) -> bool:
+        """This 429's own headers show clear room for the request it refused (requests to spare, and its tokens if
+        told): the provider contradicts itself, and its 429 is the one to believe."""
+        requests, tokens = self.requests, self.tokens
+        if requests.as_of_seq != ticket.seq or requests.remaining is None:
+            return False
+        cost = self._token_cost()
+        if tokens.as_of_seq == ticket.seq and tokens.remaining is not None and (not cost or tokens.remaining < 2 * cost):
+            return False  # perhaps refused for its tokens, which its headers show short (or of unknown cost)
+        return requests.remaining >= 1.0 + max(1.0, ROOM_MARGIN * (requests.limit or 0.0))
 
     def _room(self) -> bool:
         """The provider's headers show more left than the requests in flight would take."""

@@ -337,6 +337,10 @@ class _QuietServer(ThreadingHTTPServer):
 def _make_handler(judge: JudgeServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body in one write (the server flushes after each request), as real servers send them: written
+        # apart, the body waits for the client's delayed ACK of the headers (Nagle), 40 ms on every answer, a 429
+        # included, a stall no real server has.
+        wbufsize = -1
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass

@@ -2,7 +2,9 @@
 on a simulated clock: what a run of `requests` requests through `workers` places would see, without threads,
 sockets or wall-clock time. The limiter is a token bucket (`rate` a second, `burst` at once) that tells its state
 in one of the loopback judge's shapes (testing/judge_server.py: bucket, retry-after, litellm, overstated); an
-answer takes `latency` seconds, a 429 a millisecond. A refused request is asked again, as the client does.
+answer takes `latency` seconds, a 429 `refusal_s` (a limiter answers at once: a millisecond by default; a real loopback
+run adds a few milliseconds of HTTP to both). A refused request is asked again, as the client does. `adaptive=False`
+is --editeval-judge-concurrency fixed (`workers` requests in flight, nothing else).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class Simulated:
     rate: float
     burst: float
     most: float  # the most a client could be let through a second: the limit, or its places / latency
-
+    finished_at: float  # when the last answer arrived: the run's length
 
     @property
     def share_refused(self) -> float:
@@ -56,11 +58,11 @@ def _headers(shape: str, rate: float, burst: float, level: float, refused_for: f
 
 
 def simulate(*, requests: int, workers: int, rate: float, burst: float, latency: float, shape: str = "bucket",
-             limit_s: float = 3600.0) -> Simulated:
+             refusal_s: float = REFUSAL_S, adaptive: bool = True, limit_s: float = 3600.0) -> Simulated:
     from ..judges.openai_http import _retry_after
 
     now = 0.0
-    control = RateControl(workers, clock=lambda: now)
+    control = RateControl(workers, adaptive=adaptive, clock=lambda: now)
     level, refilled_at = burst, 0.0
     waiting, sent, refused, granted_at = requests, 0, 0, []
     answers: list = []  # (time, order, ticket, status, headers, retry_after)
@@ -80,7 +82,7 @@ def simulate(*, requests: int, workers: int, rate: float, burst: float, latency:
                 answer = (now + latency, sent, ticket, 200, _headers(shape, rate, burst, level, None))
             else:
                 refused += 1
-                answer = (now + REFUSAL_S, sent, ticket, 429, _headers(shape, rate, burst, level, (1 - level) / rate))
+                answer = (now + refusal_s, sent, ticket, 429, _headers(shape, rate, burst, level, (1 - level) / rate))
             heapq.heappush(answers, answer)
         now = min(answers[0][0] if answers else math.inf, now + wait)
         while answers and answers[0][0] <= now:
@@ -88,4 +90,4 @@ def simulate(*, requests: int, workers: int, rate: float, burst: float, latency:
             lowered = {name.lower(): value for name, value in headers.items()}
             control.release(ticket, status, lowered, _retry_after(lowered) if status == 429 else None)
             waiting += status == 429  # asked again
-    return Simulated(sent, refused, tuple(granted_at), rate, burst, min(rate, workers / latency))
+    return Simulated(sent, refused, tuple(granted_at), rate, burst, min(rate, workers / latency), now)
