@@ -19,7 +19,6 @@ from pytest_editeval import benchmarks
 from pytest_editeval.testing import make_dataset
 
 
-
 def _gate(folder, made, judge, *extra):
     """`pytest` with pytest-editeval on `made`'s data and `judge`, in `folder`, as a CI job runs it."""
     env = {**os.environ, "EDITEVAL_JUDGE_API_KEY": judge.api_key or "any"}
