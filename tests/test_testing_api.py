@@ -158,7 +158,7 @@ def test_a_benchmark_from_an_entry_point_brings_its_own_dataset_writer(outside_b
     result.assert_outcomes(passed=1)
 
     # ... and `pytest-editeval demo` offers it, with nothing in the package changed
-    demo = pytester.path / "demo"
+    demo = pytester.path / "styles-demo"  # the demo's port follows the folder's name: not the other tests' "demo"
     written = subprocess.run([sys.executable, "-m", "pytest_editeval.cli", "demo", str(demo), "--benchmark", "styles"],
                              capture_output=True, text=True, timeout=300)
     assert written.returncode == 0, written.stderr

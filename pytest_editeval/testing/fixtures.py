@@ -32,11 +32,12 @@ LOOPBACK_INI = "editeval_loopback_judge"
 
 
 @pytest.fixture
-def editeval_judge_for():
+def editeval_judge_for(request):
     started: list[JudgeServer] = []
 
     def start(benchmark: str = "gedit", **server_options) -> JudgeServer:
-        judge = dataset_writer(benchmark).judge(**{"api_key": LOOPBACK_KEY, **server_options})
+        writer = dataset_writer(benchmark, request.config.rootpath)
+        judge = writer.judge(**{"api_key": LOOPBACK_KEY, **server_options})
         started.append(judge.up())
         return judge
 
@@ -94,7 +95,10 @@ def _run_judge(config, benchmark: str) -> JudgeServer:
     from ..errors import InputError
     from ..options import value
 
-    url = value(config, "judge-url") or os.environ.get("EDITEVAL_JUDGE_URL", "")
+    try:
+        url = value(config, "judge-url") or os.environ.get("EDITEVAL_JUDGE_URL", "")
+    except ValueError as exc:  # an ini value that is not a URL: said as pytest-editeval says it
+        raise pytest.UsageError(str(exc)) from None
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
         raise pytest.UsageError(f"{LOOPBACK_INI} = {benchmark}: the judge URL must be http://127.0.0.1:PORT/v1 "
