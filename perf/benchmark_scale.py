@@ -16,8 +16,9 @@ from common import API_KEY, probe_folder, run_pytest
 
 from pytest_editeval.benchmarks.imgedit_official import ROW_COUNTS as IMGEDIT_COUNTS
 from pytest_editeval.benchmarks.kris_official import ROW_COUNTS as KRIS_COUNTS
-from pytest_editeval.testing import JudgeServer, imgedit_factory, kris_factory, make_gedit_dataset, write_edited_images
+from pytest_editeval.testing import JudgeServer, imgedit_factory, kris_factory
 from pytest_editeval.testing.gedit_factory import REAL_COUNTS as GEDIT_COUNTS
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edited_images
 
 COLLECT_TARGET_S, RERUN_TARGET_S = 2.0, 4.0
 

@@ -11,8 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_editeval.testing import make_gedit_dataset, write_edited_images
-from pytest_editeval.testing.gedit_factory import REAL_COUNTS
+from pytest_editeval.testing.gedit_factory import REAL_COUNTS, make_gedit_dataset, write_edited_images
 
 DATA = Path(__file__).resolve().parent / ".data"
 API_KEY = "sk-benchmark"
@@ -28,7 +27,7 @@ def dataset(name: str, *, rows_per_subset, languages=("en", "cn"), size=(512, 51
         rows = make_gedit_dataset(root, rows_per_subset=rows_per_subset, languages=languages, size=size,
                                   noise=noise, shards=2, row_group_size=100)
         marker.write_text(json.dumps([r.__dict__ for r in rows]))
-    from pytest_editeval.testing import GeditRow
+    from pytest_editeval.testing.gedit_factory import GeditRow
 
     return root, [GeditRow(**r) for r in json.loads(marker.read_text())]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common import API_KEY, run_pytest
 
-from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images
+from pytest_editeval.testing import JudgeServer
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edited_images
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ABNORMAL_TEXT = ("terminate called", "Fatal Python error", "Segmentation fault", "core dumped")

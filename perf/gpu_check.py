@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_editeval.testing import JudgeServer, make_gedit_dataset
+from pytest_editeval.testing import JudgeServer
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset
 from pytest_editeval.testing.tiny_pipelines import FAST_CONFIGS, build_flux_kontext
 
 

@@ -1,6 +1,6 @@
 """Throughput of the in-process judge (--editeval-judge-backend transformers) at batch sizes 1, 4 and 16.
 
-A tiny random judge (testing/tiny_judges.py: 2 layers, hidden 64) is built, saved and loaded through the backend's
+A tiny random judge (testing/_scaffold/tiny_judges.py: 2 layers, hidden 64) is built, saved and loaded through the backend's
 own path; it is asked GEdit's real requests (the official VIEScore SC and PQ texts, about 1,700 tokens with this
 byte-level tokenizer, and 512x512 JPEG images, as the official protocol prepares them) from 32 threads at once, as
 the scheduler asks. Each reply is forced to the loopback judge's reply (about 60 tokens), so every batch size
@@ -29,8 +29,8 @@ from pytest_editeval.images import prepare
 from pytest_editeval.judges.requests import PreparedImage
 from pytest_editeval.judges.settings import JudgeSpec
 from pytest_editeval.judges.transformers_local import TransformersJudge
+from pytest_editeval.testing._scaffold.tiny_judges import BUILDERS, ScriptedReplies
 from pytest_editeval.testing.judge_server import reply_for_request
-from pytest_editeval.testing.tiny_judges import BUILDERS, ScriptedReplies
 
 REQUESTS, THREADS, BATCHES, REPEATS = 96, 32, (1, 4, 16), 3
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpcore  # noqa: F401
 import pytest
 
-from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images
+from pytest_editeval.testing import JudgeServer
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edited_images
 
 pytest_plugins = ["pytester"]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pytest_editeval.testing import make_gedit_dataset
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset
 
 from .conftest import output_of
 

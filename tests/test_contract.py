@@ -14,8 +14,8 @@ import pytest
 from pytest_editeval.benchmarks import BUILTIN
 from pytest_editeval.testing import imgedit_factory as imgedit
 from pytest_editeval.testing import kris_factory as kris
-from pytest_editeval.testing import make_gedit_dataset, write_edited_images
 from pytest_editeval.testing import risebench_factory as rise
+from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edited_images
 
 from .conftest import API_KEY, output_of
 from .expected import expected_row as gedit_expected_row

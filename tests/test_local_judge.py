@@ -37,7 +37,7 @@ SCRIPTED = """
 import os, sys, time
 from pytest_editeval.judges.transformers_local import TransformersJudge
 from pytest_editeval.testing.judge_server import reply_for_request
-from pytest_editeval.testing.tiny_judges import ScriptedReplies
+from pytest_editeval.testing._scaffold.tiny_judges import ScriptedReplies
 
 UNREADABLE = os.environ.get("SCRIPT_UNREADABLE")
 
@@ -67,7 +67,7 @@ def tiny_judges(tmp_path_factory):
     process has been through many in-process pytester runs)."""
     root = tmp_path_factory.mktemp("tiny-judges")
     code = ("import sys; from pathlib import Path\n"
-            "from pytest_editeval.testing.tiny_judges import BUILDERS, build_lora_adapter\n"
+            "from pytest_editeval.testing._scaffold.tiny_judges import BUILDERS, build_lora_adapter\n"
             "root = Path(sys.argv[1])\n"
             "for name, build in BUILDERS.items(): build(root / name)\n"
             "build_lora_adapter(root / 'qwen2.5-vl', root / 'qwen2.5-vl-lora')\n")

@@ -191,25 +191,25 @@ def test_the_demo_names_the_benchmarks_it_has(tmp_path):
 
 
 def test_a_dataset_writer_that_declares_a_demo_is_picked_up(tmp_path, monkeypatch):
-    import sys
-
-    import pytest_editeval.testing as testing
+    from pytest_editeval import benchmarks
     from pytest_editeval.cli import main
 
     extra = tmp_path / "more"
     extra.mkdir()
-    (extra / "mine_factory.py").write_text(  # a future benchmark's writer module: only its DEMOS entry is needed
-        "from pytest_editeval.testing.demo import DemoSet\n"
-        "from pytest_editeval.testing.gedit_factory import _write_demo\n"
-        "DEMOS = {'mine': DemoSet(_write_demo, thresholds=('overall>=0',))}\n")
-    monkeypatch.setattr(testing, "__path__", [*testing.__path__, str(extra)])
-    try:
-        assert main(["demo", str(tmp_path / "d"), "--benchmark", "mine"]) == 0
-    finally:
-        sys.modules.pop("pytest_editeval.testing.mine_factory", None)
+    (extra / "mine_bench.py").write_text(  # a future benchmark: only its dataset_writer declaration is needed
+        "from pytest_editeval.benchmarks.gedit import GEditBench\n"
+        "from pytest_editeval.testing import DatasetWriter\n"
+        "from pytest_editeval.testing.gedit_factory import write_dataset\n"
+        "class MineBench(GEditBench):\n"
+        "    name = 'mine'\n"
+        "    dataset_writer = 'mine_bench:WRITER'\n"
+        "WRITER = DatasetWriter(write_dataset, thresholds=('overall>=0',))\n")
+    monkeypatch.syspath_prepend(str(extra))
+    monkeypatch.setitem(benchmarks.BUILTIN, "mine", "mine_bench:MineBench")
+    assert main(["demo", str(tmp_path / "d"), "--benchmark", "mine"]) == 0
     ini = (tmp_path / "d" / "pytest.ini").read_text()
     assert "editeval_benchmark = mine" in ini and "    overall>=0" in ini
-    assert "DEMO_BENCHMARK = 'mine'" in (tmp_path / "d" / "conftest.py").read_text()
+    assert "editeval_loopback_judge = mine" in ini and not (tmp_path / "d" / "conftest.py").exists()
 
 
 # ---- the version ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pytest_editeval.testing import write_edited_images
+from pytest_editeval.testing.gedit_factory import write_edited_images
 
 from .conftest import API_KEY, output_of
 from .expected import expected_headline, expected_row, reported_usage
@@ -215,7 +215,7 @@ def test_url_and_model_from_environment(run, judge, monkeypatch, pytester, gedit
 
 
 def test_arrow_dataset(run, tmp_path, judge):
-    from pytest_editeval.testing import make_gedit_dataset
+    from pytest_editeval.testing.gedit_factory import make_gedit_dataset
 
     rows = make_gedit_dataset(tmp_path / "arrow-ds", rows_per_subset=1, fmt="arrow", languages=("en",))
     edits = write_edited_images(tmp_path / "arrow-edits", rows)

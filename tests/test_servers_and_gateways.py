@@ -12,8 +12,8 @@ from pytest_editeval.judges.openai_http import JudgeClient, _retry_after
 from pytest_editeval.judges.rate import RateControl
 from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import Fault, JudgeServer
+from pytest_editeval.testing._scaffold.rate_simulation import simulate
 from pytest_editeval.testing.judge_server import LIMITER_SHAPES
-from pytest_editeval.testing.rate_simulation import simulate
 
 from .conftest import API_KEY, output_of
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from pytest_editeval.testing import JudgeServer, make_gedit_dataset, write_edited_images
-from pytest_editeval.testing.gedit_factory import bomb_png
+from pytest_editeval.testing import JudgeServer
+from pytest_editeval.testing.gedit_factory import bomb_png, make_gedit_dataset, write_edited_images
 from pytest_editeval.testing.judge_server import Fault
 
 from .conftest import API_KEY, interruptible, output_of

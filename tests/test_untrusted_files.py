@@ -160,7 +160,7 @@ def test_a_kris_id_given_twice_is_said_in_one_line(pytester, monkeypatch, judge,
 
 
 def test_rows_repeated_in_a_dataset_and_hostile_ids_are_said_escaped(pytester, monkeypatch, judge, tmp_path):
-    from pytest_editeval.testing import make_gedit_dataset, write_edited_images
+    from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edited_images
 
     from .conftest import output_of
 

@@ -1,5 +1,5 @@
 """The vllm backend's process management through its own code path, with a stand-in for `vllm serve` (the loopback
-judge run as the server command, testing/stand_in_vllm.py): start, health wait, the start-up timeout, a failed
+judge run as the server command, testing/_scaffold/stand_in_vllm.py): start, health wait, the start-up timeout, a failed
 start, a crash mid-run, a clean stop, Ctrl-C, and no orphan process after kill -9 of pytest."""
 
 import json
@@ -20,7 +20,7 @@ from pytest_editeval.judges.settings import JudgeSpec
 from .conftest import interruptible, output_of
 
 pytestmark = pytest.mark.slow  # each test starts a stand-in vLLM server process, most a pytest run too
-STAND_IN = f"{sys.executable} -m pytest_editeval.testing.stand_in_vllm"
+STAND_IN = f"{sys.executable} -m pytest_editeval.testing._scaffold.stand_in_vllm"
 SLICE = ["--editeval-subsets=color_alter,text_change,subject-add", "--editeval-limit=1"]
 
 

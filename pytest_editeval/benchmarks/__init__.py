@@ -128,6 +128,9 @@ class Benchmark:
     # --editeval-judge-recipe choices, the default first; empty: only the benchmark's own (named after it)
     judge_recipes: tuple[JudgeRecipe, ...] = ()
     judge_recipe: str = ""  # the recipe this instance asks with ("" before with_judge_recipe: the default)
+    # "module:attribute" of its pytest_editeval.testing.DatasetWriter (test data, the loopback judge's rule), imported
+    # only by make_dataset, the fixture plugin and the demo; "" when it has none
+    dataset_writer: str = ""
 
     # ---- data -------------------------------------------------------------------------------------------
     def load(self, folder: Path, options: "BenchmarkOptions") -> "Dataset":

@@ -29,6 +29,7 @@ INTERSECTION = "intersection"
 
 class GEditBench(viescore.VieScoreRecipe, Benchmark):
     name = "gedit"
+    dataset_writer = "pytest_editeval.testing.gedit_factory:WRITER"  # make_dataset, the fixture plugin, the demo
     title = "GEdit-Bench"
     scopes = (Scope("full", "OVERALL"), Scope("intersection", "INTERSECTION", tag=INTERSECTION))
     languages = ("en", "cn")

@@ -59,6 +59,7 @@ class ImgEditRecipe:
 
 class ImgEditBench(ImgEditRecipe, Benchmark):
     name = "imgedit"
+    dataset_writer = "pytest_editeval.testing.imgedit_factory:WRITER"  # make_dataset, the fixture plugin, the demo
     title = "ImgEdit-Bench"
     default_dataset = "sysuyy/ImgEdit"
     default_hub = "huggingface"

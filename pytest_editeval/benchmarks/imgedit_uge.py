@@ -26,6 +26,7 @@ from .imgedit import ImgEditBench, ImgEditRecipe
 
 class ImgEditUgeBench(ImgEditRecipe, Benchmark):
     name = "imgedit-uge"
+    dataset_writer = "pytest_editeval.testing.imgedit_factory:UGE_WRITER"  # make_dataset, the fixture plugin, the demo
     title = "ImgEdit-Bench UGE"
     default_dataset = ImgEditBench.default_dataset
     default_hub = ImgEditBench.default_hub

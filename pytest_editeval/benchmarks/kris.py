@@ -37,6 +37,7 @@ HUB_FILES = ["**/annotation.json", "**/*.jpg", "**/*.jpeg", "**/*.JPG", "**/*.pn
 
 class KrisBench(Benchmark):
     name = "kris"
+    dataset_writer = "pytest_editeval.testing.kris_factory:WRITER"  # make_dataset, the fixture plugin, the demo
     title = "KRIS-Bench"
     metrics = METRICS
     headline_metric = "avg"

@@ -60,6 +60,7 @@ def _subset_of(category: str, subtask: str | None) -> str:
 
 class RiseBench(Benchmark):
     name = "risebench"
+    dataset_writer = "pytest_editeval.testing.risebench_factory:WRITER"  # make_dataset, the fixture plugin, the demo
     title = "RISEBench"
     metrics = METRICS
     headline_metric = "accuracy"

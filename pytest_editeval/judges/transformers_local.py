@@ -307,7 +307,7 @@ class TransformersJudge:
 
     def extra_logits_processors(self, requests: list[Request], prompt_length: int) -> list:
         """Logits processors added to each generate call (none). Tests override this to make a tiny random
-        judge spell a scripted reply (testing.tiny_judges.ScriptedReplies)."""
+        judge spell a scripted reply (testing._scaffold.tiny_judges.ScriptedReplies)."""
         return []
 
     def _load(self) -> None:

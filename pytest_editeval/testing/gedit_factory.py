@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
-from .demo import DemoSet
+from .datasets import DatasetWriter, WrittenDataset
 
 CN_VERBS = {"en": "change the color of the {obj} to {color}", "cn": "把{obj}的颜色改成{color}"}
 OBJECTS = ["car", "cat", "sky", "house", "shirt", "flower", "boat"]
@@ -144,11 +144,15 @@ def write_edited_images(folder: Path, rows: list[GeditRow], *, layout: str = "js
     return jsonl
 
 
-def _write_demo(folder: Path) -> dict[str, str]:
-    rows = make_gedit_dataset(folder / "dataset", rows_per_subset=4, size=(64, 64))
-    write_edited_images(folder / "my-model", [r for r in rows if r.language == "en"], scale=1.5)
-    return {"dataset": "dataset", "images": "my-model/edits.jsonl"}
+def write_dataset(folder: Path, **options) -> WrittenDataset:
+    """GEdit's writer for make_dataset and the demo: 4 rows per task type in English and Chinese under
+    `folder/dataset`, edited images of the English rows (1.5 x the source size) in `folder/my-model`.
+    `options` go to make_gedit_dataset."""
+    rows = make_gedit_dataset(folder / "dataset", **{"rows_per_subset": 4, "size": (64, 64), **options})
+    edited = [r for r in rows if r.language == "en"]
+    images = write_edited_images(folder / "my-model", edited, scale=1.5)
+    return WrittenDataset(folder / "dataset", images, edited)
 
 
-# `pytest-editeval demo --benchmark gedit` (testing/demo.py): the default judge rule (rule_scores) scores GEdit.
-DEMOS = {"gedit": DemoSet(_write_demo, thresholds=("overall>=3.0", "error_rate<=0.02"))}
+# GEdit's declaration (benchmarks/gedit.py names it): the default judge rule (judge_server.rule_scores) scores it.
+WRITER = DatasetWriter(write_dataset, thresholds=("overall>=3.0", "error_rate<=0.02"))

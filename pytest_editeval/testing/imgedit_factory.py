@@ -35,7 +35,7 @@ from ..benchmarks.imgedit_official import (
     reply_labels,
     row_order,
 )
-from .demo import DemoSet
+from .datasets import DatasetWriter, WrittenDataset
 
 if TYPE_CHECKING:
     from .judge_server import JudgeCall
@@ -312,17 +312,19 @@ def write_imgedit_edits(folder: Path, rows: Iterable, *, size: tuple[int, int] =
     return folder
 
 
-def _write_demo(folder: Path) -> dict[str, str]:
-    write_imgedit_edits(folder / "my-model", make_imgedit_dataset(folder / "dataset", rows_per_type=2))
-    return {"dataset": "dataset", "images": "my-model"}
+def write_dataset(folder: Path, **options) -> WrittenDataset:
+    """ImgEdit's writer for make_dataset and the demo: 2 rows per edit type under `folder/dataset`, their edits in
+    `folder/my-model`. `options` go to make_imgedit_dataset."""
+    rows = make_imgedit_dataset(folder / "dataset", **{"rows_per_type": 2, **options})
+    return WrittenDataset(folder / "dataset", write_imgedit_edits(folder / "my-model", rows), rows)
 
 
-def _write_uge_demo(folder: Path) -> dict[str, str]:
-    write_imgedit_edits(folder / "my-model", make_imgedit_uge_dataset(folder / "dataset"))
-    return {"dataset": "dataset", "images": "my-model"}
+def write_uge_dataset(folder: Path, **options) -> WrittenDataset:
+    """ImgEdit UGE's writer: the UGE rows under `folder/dataset`, their edits in `folder/my-model`."""
+    rows = make_imgedit_uge_dataset(folder / "dataset", **options)
+    return WrittenDataset(folder / "dataset", write_imgedit_edits(folder / "my-model", rows), rows)
 
 
-# `pytest-editeval demo --benchmark imgedit|imgedit-uge` (testing/demo.py)
-DEMOS = {"imgedit": DemoSet(_write_demo, imgedit_rule_scores, imgedit_reply, ("score>=2.5", "error_rate<=0.02")),
-         "imgedit-uge": DemoSet(_write_uge_demo, imgedit_rule_scores, imgedit_reply,
-                                ("score>=2.5", "error_rate<=0.02"))}
+# The declarations benchmarks/imgedit.py and imgedit_uge.py name: one judge rule scores both.
+WRITER = DatasetWriter(write_dataset, imgedit_rule_scores, imgedit_reply, ("score>=2.5", "error_rate<=0.02"))
+UGE_WRITER = DatasetWriter(write_uge_dataset, imgedit_rule_scores, imgedit_reply, ("score>=2.5", "error_rate<=0.02"))

@@ -5,7 +5,7 @@ end-to-end scores. Faults can be queued (`faults`), one per incoming request: an
 a hang, a dropped connection, a non-JSON body, or an arbitrary reply text. `down()` / `up()` stop and restart
 listening on the same port. Only loopback is ever bound.
 A /health route answers 200 (vLLM's health check); an empty `api_key` accepts any request, as vLLM without a key
-does. `stand_in_vllm.py` runs this server as a stand-in for `vllm serve`.
+does. `_scaffold/stand_in_vllm.py` runs this server as a stand-in for `vllm serve`.
 
 Like OpenAI, every answer reports its `usage` (prompt and completion tokens, estimated from the request's text
 and images and the reply's length; `usage=False` leaves it out). `rate_limit=R` puts the server behind a token

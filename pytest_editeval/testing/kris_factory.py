@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..benchmarks.kris_official import CATEGORIES, KP_CATEGORIES, TEMPORAL_FRAMES, id_order
-from .demo import DemoSet
+from .datasets import DatasetWriter, WrittenDataset
 
 EXTENSIONS = ("jpg", "png", "jpeg")  # cycled per image, as mixed as the real folders
 VERBS = ("make the {obj} bigger", "turn the {obj} blue", "move the {obj} to the left", "show the {obj} melted")
@@ -250,10 +250,12 @@ def kris_reply(scores, call) -> str:
     return json.dumps({**answer, "reasoning": "judged by rule"})
 
 
-def _write_demo(folder: Path) -> dict[str, str]:
-    write_kris_edits(folder / "my-model", make_kris_dataset(folder / "dataset", rows_per_category=3))
-    return {"dataset": "dataset", "images": "my-model"}
+def write_dataset(folder: Path, **options) -> WrittenDataset:
+    """KRIS-Bench's writer for make_dataset and the demo: 3 rows per category under `folder/dataset`, their edits
+    in `folder/my-model`. `options` go to make_kris_dataset."""
+    rows = make_kris_dataset(folder / "dataset", **{"rows_per_category": 3, **options})
+    return WrittenDataset(folder / "dataset", write_kris_edits(folder / "my-model", rows), rows)
 
 
-# `pytest-editeval demo --benchmark kris` (testing/demo.py): kris_reply reads the scores from the edited image.
-DEMOS = {"kris": DemoSet(_write_demo, lambda call: [], kris_reply, ("avg>=40", "error_rate<=0.02"))}
+# KRIS-Bench's declaration (benchmarks/kris.py names it): kris_reply reads the scores from the edited image.
+WRITER = DatasetWriter(write_dataset, lambda call: [], kris_reply, ("avg>=40", "error_rate<=0.02"))

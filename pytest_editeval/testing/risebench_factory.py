@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..benchmarks.risebench_official import CATEGORIES, RAW_TEMPLATES, SUBTASKS, TEMPLATE_SHA256
+from .datasets import DatasetWriter, WrittenDataset
 
 DATA_FILE = "datav2_total_w_subtask.json"
 ABSENT = "<absent>"  # a flag whose key is not written at all
@@ -269,3 +270,19 @@ def risebench_reply(scores, call) -> str:
     numbers = answer_for(template, level_of(_mean_rgb(call.images[-1])[0]))
     note = f"\n\n{numbers[1]}. a numbered note" if len(numbers) > 1 else ""
     return f"The edit was judged by rule.\n**Final Score:** **{numbers[0]}**{note}"
+
+
+# --- The declaration benchmarks/risebench.py names ----------------------------------------------------------------
+
+def write_dataset(folder: Path, **options) -> WrittenDataset:
+    """RISEBench's writer for make_dataset: one row per subtask under `folder/dataset` with a stand-in utils.py
+    beside it (found there as --editeval-judge-prompts would be), their edits in `folder/my-model`. `options` go to
+    make_risebench_dataset."""
+    rows = make_risebench_dataset(folder / "dataset", **options)
+    write_stand_in_utils(folder / "dataset" / "utils.py")
+    return WrittenDataset(folder / "dataset", write_risebench_edits(folder / "my-model", rows), rows)
+
+
+# Not a demo: its judge templates are stand-ins (the official texts are not redistributable), which the run says
+# in a warning; risebench_reply answers them by rule.
+WRITER = DatasetWriter(write_dataset, lambda call: [], risebench_reply, demo=False)

@@ -1,7 +1,7 @@
-"""A stand-in for `vllm serve`: `python -m pytest_editeval.testing.stand_in_vllm serve MODEL --host 127.0.0.1
+"""A stand-in for `vllm serve`: `python -m pytest_editeval.testing._scaffold.stand_in_vllm serve MODEL --host 127.0.0.1
 --port P --served-model-name NAME [vLLM's other arguments, ignored]` runs the loopback judge (judge_server.py) the
 way the vllm backend runs vLLM, so that the backend's process management is tested through its own code path
-(--editeval-judge-serve-command "python -m pytest_editeval.testing.stand_in_vllm").
+(--editeval-judge-serve-command "python -m pytest_editeval.testing._scaffold.stand_in_vllm").
 
 Like vLLM, it takes its key from VLLM_API_KEY, listens only once "the model is loaded", and answers /health.
 Faults come from environment variables (STAND_IN_ENV), which the plugin passes on to the server it starts.
@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from .judge_server import JudgeServer
+from ..judge_server import JudgeServer
 
 STAND_IN_ENV = {
     "EDITEVAL_STANDIN_RECORD": "a file the stand-in writes {pid, pgid, argv, key_set} to once it runs",
