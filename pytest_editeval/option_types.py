@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
+PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 def choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:

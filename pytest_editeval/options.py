@@ -19,6 +19,7 @@ from . import benchmarks, judges
 from .hub import HUBS
 from .option_types import (
     DEVICE_TYPES,
+    PRECISIONS,
     Option,
     choice,
     compare_gate,
@@ -33,13 +34,11 @@ from .option_types import (
     subset_list,
     threshold,
 )
-from .option_types import url as _url  # noqa: F401 -- settings and tests check URLs with it
 
 # A little above the largest image a GEdit-Bench run meets (sources about 0.26 MP, model outputs up to 2048 x 2048,
 # raw photos up to about 12 MP): one hostile 13000 x 13000 PNG would cost 0.5 GB decoded.
 DEFAULT_MAX_PIXELS = 4096 * 4096
 __all__ = ["DEFAULT_MAX_PIXELS", "DEVICE_TYPES", "Option", "compare_gate"]
-_choice, _number, _flag = choice, number, flag
 
 CORE = [
     Option("benchmark", "benchmark to evaluate (turns the plugin on): " + ", ".join(benchmarks.BUILTIN)
@@ -70,7 +69,7 @@ CORE = [
     Option("model-revision", "revision of --editeval-model on its hub", metavar="REV"),
     Option("pipeline-cls", "diffusers pipeline class (default: _class_name of model_index.json)", metavar="NAME"),
     Option("precision", "float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on cpu)",
-           choice("precision", ("float32", "float16", "bfloat16"))),
+           choice("precision", PRECISIONS)),
     Option("device", "device of the pipeline: cpu, cuda, cuda:N, ... (default cuda:<xdist worker index>; without a "
            "visible CUDA device that is a usage error: pass cpu to generate on the CPU)", device, metavar="DEV"),
     Option("devices", "comma-separated devices, one per xdist worker (e.g. cuda:0,cuda:1)", device_list,
@@ -154,9 +153,9 @@ GROUPS: list[tuple[str, str, tuple[str, ...]]] = [
 OTHER_GROUP = "Other"
 
 
-def group_of(name: str) -> str:
+def group_of(name: str, declared: Option | None = None) -> str:
     """The group title of option `name` (without --editeval-): its declared group, else the GROUPS pattern."""
-    declared = by_name().get(name)
+    declared = declared or by_name().get(name)
     if declared is not None and declared.group:
         return declared.group
     for title, _, members in GROUPS:
@@ -169,11 +168,11 @@ def group_of(name: str) -> str:
 def register(parser) -> None:
     """Every option in its group (pytest --help shows one section a group), each with its ini twin."""
     table = all_options()
-    titles = {group_of(opt.name) for opt in table}
+    titles = {group_of(opt.name, opt) for opt in table}
     groups = {title: parser.getgroup(f"editeval {title.lower()}", f"pytest-editeval, {title.lower()}: {about}")
               for title, about, _ in [*GROUPS, (OTHER_GROUP, "not yet placed in a group", ())] if title in titles}
     for opt in table:
-        group = groups[group_of(opt.name)]
+        group = groups[group_of(opt.name, opt)]
         flag = "--editeval-" + opt.name
         if opt.flag:
             group.addoption(flag, dest=opt.dest, action="store_true", default=None, help=opt.shown_help)
@@ -234,7 +233,7 @@ def value(config, name: str) -> Any:
     raw = config.getini(opt.ini)
     if not raw:
         return None
-    parse = _flag if opt.flag else (opt.type or str)
+    parse = flag if opt.flag else (opt.type or str)
     try:
         if opt.repeat:
             return [parse(line) for line in raw if line.strip()]

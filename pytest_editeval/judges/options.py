@@ -11,8 +11,6 @@ from __future__ import annotations
 from ..hub import HUBS
 from ..option_types import Option, choice, number, price
 
-PRECISIONS = ("float32", "float16", "bfloat16")
-
 # Per-judge settings: the run's value (command line, ini, default) under each panel judge's own key.
 SHARED = (
     Option("judge-model", "judge model: its name at the endpoint for openai (or EDITEVAL_JUDGE_MODEL; default: the "

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, JudgeFatalError, SampleError
-from ..option_types import Option, choice, judge_device, number
+from ..option_types import PRECISIONS, Option, choice, judge_device, number
 from . import Answer
-from .options import LOCAL_MODEL, PRECISIONS
+from .options import LOCAL_MODEL
 from .requests import PreparedImage, Request
 from .settings import JudgeFacts, JudgeSpec, require_model, resolve_adapter, sample_seed
 
