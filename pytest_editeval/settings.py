@@ -107,7 +107,7 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
         if need_judge:
             base, facts = _judge_base(config, get, benchmark, protocol, recipe), _judge_facts(config, env, benchmark)
             if panel_file:
-                panel = _panel(get, base, facts, Path(panel_file).expanduser())
+                panel = _panel(get, base, facts, Path(panel_file).expanduser(), default("judge-panel-reduce"))
                 judge = panel.members[0].spec
             else:
                 judge = _judge_spec(get, base, facts)
@@ -202,7 +202,7 @@ def _judge_spec(get, base: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
     return judges.configure(spec, facts)
 
 
-def _panel(get, base: JudgeSpec, facts: JudgeFacts, path: Path) -> PanelSpec:
+def _panel(get, base: JudgeSpec, facts: JudgeFacts, path: Path, reduce: str) -> PanelSpec:
     """The judges of --editeval-judge-panel, each with the run's recipe and settings under its own keys."""
     from . import judges
     from .judges.panel import load_panel
@@ -213,7 +213,7 @@ def _panel(get, base: JudgeSpec, facts: JudgeFacts, path: Path) -> PanelSpec:
         raise InputError(f"--editeval-{clash[0]} (or the ini key editeval_{clash[0].replace('-', '_')}) names one "
                          f"judge; with --editeval-judge-panel each judge is named in {path}: set it there and remove "
                          f"it from the command line and the ini file (see the README's panel keys)")
-    return load_panel(path, base=base, env=facts.env, reduce=get("judge-panel-reduce") or "mean",
+    return load_panel(path, base=base, env=facts.env, reduce=reduce,
                       default_price=get("judge-price"), facts=facts,
                       check_installed=lambda backend, adapter: judges.check_installed(backend, adapter=adapter))
 
