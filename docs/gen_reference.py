@@ -103,9 +103,15 @@ _DEFAULT_PATTERNS = (
 
 
 def default_of(opt) -> str:
-    """The default as the option's help states it (the option table keeps its defaults in the help texts)."""
+    """The option's declared default, else the default as its help states it (one that depends on the run)."""
+    from pytest_editeval.option_types import shown_value
+
+    if opt.flag:
+        return "off"
+    if opt.default is not None and opt.default != ():
+        return shown_value(opt.default)
     for pattern in _DEFAULT_PATTERNS:
-        match = pattern.search(opt.help)
+        match = pattern.search(opt.shown_help)
         if match:
             return match.group(1).split("; ")[0].strip().rstrip(",")
     return "off" if opt.flag else "not set"
@@ -121,7 +127,7 @@ def options_page() -> str:
 
     recorder = _Recorder()
     options.register(recorder)
-    by_dest = {opt.dest: opt for opt in options.OPTIONS}
+    by_dest = {opt.dest: opt for opt in options.all_options()}
     rows: dict[str, list[str]] = {title: [] for title, _, _ in options.GROUPS}
     help_groups = ", ".join(f"`{name}` ({description})" for name, description in recorder.groups.items())
     for _, flags, keywords in recorder.options:
@@ -129,8 +135,8 @@ def options_page() -> str:
         group = options.group_of(opt.name)
         rows.setdefault(group, []).append(
             f"| `{flags[0]}` | `{opt.ini}` | {_cell(_value_type(opt))} | {_cell(default_of(opt))} "
-            f"| {_cell(opt.help)} |")
-    option_inis = {opt.ini for opt in options.OPTIONS}
+            f"| {_cell(opt.shown_help)} |")
+    option_inis = {opt.ini for opt in options.all_options()}
     ini_only = [(name, spec) for name, spec in recorder.inis if name not in option_inis]
 
     out = [_NOTE, "# Options\n",
@@ -155,12 +161,30 @@ def options_page() -> str:
             continue
         out += [f"## {title}\n", f"{description[0].upper() + description[1:]}.\n",
                 "| option | ini | takes | default | meaning |", "|---|---|---|---|---|", *rows[title], ""]
+    out += _panel_keys()
     if ini_only:
         out += ["## Ini-only settings\n", "| ini | type | default | meaning |", "|---|---|---|---|"]
         out += [f"| `{name}` | {spec['type'] or 'string'} | `{spec['default']}` | {_cell(spec['help'])} |"
                 for name, spec in ini_only]
         out.append("")
     return "\n".join(out)
+
+
+def _panel_keys() -> list[str]:
+    """The keys of a `[[judges]]` table of --editeval-judge-panel, from the judge options that declare one."""
+    from pytest_editeval import judges
+    from pytest_editeval.judges.panel import OWN_KEYS, key_options
+
+    rows = []
+    for key, opt in key_options().items():
+        owners = judges.declared_by(opt.name)
+        option = "" if opt.panel_only else f"`--editeval-{opt.name}`"
+        rows.append(f"| `{key}` | {', '.join(owners) or 'every judge'} | {option} | {_cell(default_of(opt))} "
+                    f"| {_cell(opt.shown_help)} |")
+    return ["## Panel file keys\n",
+            "A `[[judges]]` table of `--editeval-judge-panel` takes " + ", ".join(f"`{k}`" for k in OWN_KEYS)
+            + " and the keys below; a key left out takes the run's setting (its option's value).\n",
+            "| key | backends | option | default | meaning |", "|---|---|---|---|---|", *rows, ""]
 
 
 def _anchor(title: str) -> str:
@@ -274,7 +298,7 @@ def benchmarks_page() -> str:
                 f"{p.temperature if p.temperature is not None else 'not sent'} | {_cell(p.description)} |"
                 for p in b.protocols]
         recipes = b.judge_recipes or (b.recipe(None),)
-        out += ["", "**Judge recipes** (`--editeval-judge-recipe`, the first is the default)\n",
+        out += ["", "**Judge recipes** (`--editeval-protocol RECIPE` or `PROTOCOL+RECIPE`, the first is the default)\n",
                 "| recipe | what it is |", "|---|---|"]
         out += [f"| `{r.name}` | {_cell(r.description)} |" for r in recipes]
         out += ["", "**Subsets**\n", ", ".join(f"`{s}`" for s in b.known_subsets()) or "Declared by the rows.", ""]

@@ -21,7 +21,10 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-from .options import _choice, _run_name, _threshold, compare_gate
+from .option_types import choice as _choice
+from .option_types import compare_gate
+from .option_types import run_name as _run_name
+from .option_types import threshold as _threshold
 from .paths import printable
 
 

@@ -28,7 +28,6 @@ from .dataset import ImageStore, Row
 from .errors import CacheWriteError, EditEvalError, InputError, SampleError
 from .images import decode_rgb
 
-PRECISIONS = ("float32", "float16", "bfloat16")
 # Pipelines whose __call__ takes a single prompt: batch size 1 whatever is asked.
 ONE_PROMPT_PER_CALL = {"QwenImageEditPlusPipeline"}
 # Pipelines that take a list of input images for one prompt (KRIS-Bench's multi-reference and temporal rows).

@@ -36,6 +36,9 @@ def pytest_configure(config) -> None:
 
             ignored_options.install(config, given)
         return
+    if not hasattr(config, "workerinput"):  # said once, by the process that prints
+        for line in options.deprecation_lines(config):
+            config.get_terminal_writer().line(line, yellow=True)
     from .session import EditEvalPlugin  # the heavy part, only for evaluation runs
 
     EditEvalPlugin.install(config)

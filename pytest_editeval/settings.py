@@ -18,13 +18,9 @@ from .gate import Threshold
 from .generation import GenerationSettings
 from .judge_cost import Price
 from .judges.panel import PanelSpec
-from .judges.settings import JudgeSettings, JudgeSpec, cleartext_problem
+from .judges.settings import JudgeFacts, JudgeSpec
 from .ray_generation import RaySettings, ray_version_problem
 from .shards import Shard
-
-KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
-URL_VARIABLE = "EDITEVAL_JUDGE_URL"
-MODEL_VARIABLE = "EDITEVAL_JUDGE_MODEL"
 
 
 @dataclass(frozen=True)
@@ -49,8 +45,6 @@ class RunSettings:
     compare: str | None
     compare_gates: list
     compare_missing: str  # error | skip: what a --editeval-compare baseline that does not exist does
-    judge_prompts: Path | None  # ImgEdit: a judge prompt file other than the download's own
-    kris_fix_anomaly: bool  # KRIS: judge anomaly_correction with its own template (an upstream bug, fixed)
     cache_dir: Path | None
     refresh: bool
     workers: int
@@ -65,6 +59,15 @@ class RunSettings:
     generation: GenerationSettings | None = None  # model mode (no --editeval-images)
     shard: Shard | None = None  # --editeval-shard K/N: this run's share of the selected rows
     ray: RaySettings | None = None  # model mode on Ray actors
+    # The benchmarks' own options (Benchmark.options) by their names with _, read as attributes too:
+    # settings.judge_prompts, settings.kris_fix_anomaly.
+    benchmark_values: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str):  # only for names that are not fields
+        values = self.__dict__.get("benchmark_values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
 
 
 def environment(config) -> dict[str, str]:
@@ -87,26 +90,28 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
 
     try:
         get = lambda name: options.value(config, name)  # noqa: E731
+        default = lambda name: options.value_or_default(config, name)  # noqa: E731
         name = benchmark_name or get("benchmark")
         benchmark = benchmarks.get(name, Path(config.rootpath))
-        protocol = benchmark.protocol(get("protocol")).name
+        protocol, recipe = benchmark.judging(get("protocol"), get("judge-recipe"))  # checked also when no judge is needed
         language = get("language") or benchmark.languages[0]
         if language not in benchmark.languages:
             raise InputError(f"unknown language {language!r}: known languages are "
                              + ", ".join(benchmark.languages) + f" ({name})")
         env = environment(config)
-        recipe = benchmark.recipe(get("judge-recipe")).name  # checked here, also when no judge is needed
         panel_file = get("judge-panel")
         for option in ("judge-panel-reduce", "table-judges"):
             if get(option) is not None and not panel_file:
                 raise InputError(f"--editeval-{option} is for a panel of judges: add --editeval-judge-panel FILE")
         judge, panel = None, None
-        if need_judge and panel_file:
-            panel = _panel(config, get, env, benchmark, protocol, Path(panel_file).expanduser())
-            judge = panel.members[0].spec
-        elif need_judge:
-            judge = _judge_spec(config, get, env, benchmark, protocol)
-        samples = get("judge-samples") or 1
+        if need_judge:
+            base, facts = _judge_base(config, get, benchmark, protocol, recipe), _judge_facts(config, env, benchmark)
+            if panel_file:
+                panel = _panel(get, base, facts, Path(panel_file).expanduser(), default("judge-panel-reduce"))
+                judge = panel.members[0].spec
+            else:
+                judge = _judge_spec(get, base, facts)
+        samples = default("judge-samples")
         thresholds = get("threshold") or []
         if samples < 2 and any(t.metric == "judge_sd" for t in thresholds):
             first = next(t for t in thresholds if t.metric == "judge_sd")
@@ -127,7 +132,7 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             allow_missing=bool(get("allow-missing")),
             max_pixels=get("max-pixels") or options.DEFAULT_MAX_PIXELS,
             model_name=get("model-name"),
-            protocol=protocol,
+            protocol=protocol.name,
             thresholds=thresholds,
             gate_policy=get("gate") or "auto",
             json_path=Path(json_path) if json_path else None,
@@ -136,16 +141,16 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
             compare=get("compare"),
             compare_gates=get("compare-fail") or [],
             compare_missing=get("compare-missing") or "error",
-            judge_prompts=Path(get("judge-prompts")).expanduser() if get("judge-prompts") else None,
-            kris_fix_anomaly=bool(get("kris-fix-anomaly")),
+            benchmark_values={benchmarks.option_value_name(opt.name): default(opt.name)
+                              for opt in benchmarks.declared_options()},
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             refresh=bool(get("refresh")),
-            workers=get("judge-workers") or 8,
+            workers=default("judge-workers"),
             junit_properties=bool(config.getini("editeval_junit_properties")),
             judge=judge,
-            judge_recipe=recipe,
+            judge_recipe=recipe.name,
             judge_samples=samples,
-            judge_average=get("judge-average") or "first",
+            judge_average=default("judge-average"),
             panel=panel,
             table_judges=bool(get("table-judges")),
             judge_price=get("judge-price"),
@@ -157,108 +162,60 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
         raise InputError(str(exc)) from None
 
 
-# Options that mean something for some backends only: given to another, they are a usage error, not ignored.
-BACKEND_OPTIONS = {
-    "judge-url": ("openai",), "judge-allow-http": ("openai",), "judge-model-hub": ("transformers", "vllm"),
-    "judge-adapter": ("transformers", "vllm"), "judge-device": ("transformers",),
-    "judge-precision": ("transformers",), "judge-batch-size": ("transformers",), "judge-serve-command": ("vllm",),
-    "judge-serve-args": ("vllm",), "judge-startup-timeout": ("vllm",),
-}
-# What the plugin itself passes to `vllm serve`: the user's --editeval-judge-serve-args must not set it.
-RESERVED_SERVE_ARGS = ("--host", "--port", "--served-model-name", "--api-key", "--lora-modules")
+def _judge_base(config, get, benchmark, protocol, recipe) -> JudgeSpec:
+    """The judge settings every backend (and every judge of a panel) shares: the shared judge options' values
+    (judges/options.py), the sampling ones defaulting to the protocol's and recipe's."""
+    from .judges.options import SHARED
+
+    sampling = benchmark.judge_parameters(protocol, recipe)
+    values = {}
+    for opt in SHARED:
+        if opt.field:
+            given = None if opt.panel_only else get(opt.name)
+            values[opt.field] = given if given is not None else sampling.get(opt.field, opt.default)
+    _, worker_index = _xdist_worker(config)
+    return JudgeSpec(backend="", model="", recipe=recipe.name, offline=bool(get("offline")),
+                     worker_index=worker_index).with_values(**values)
 
 
-def _judge_spec(config, get, env: dict[str, str], benchmark, protocol_name: str) -> JudgeSpec:
-    """The run's judge: backend, model, recipe and generation parameters (the recipe's, then the protocol's
-    defaults under the user's options), checked before anything runs."""
+def _judge_facts(config, env: dict[str, str], benchmark) -> JudgeFacts:
+    worker, _ = _xdist_worker(config)
+    return JudgeFacts(env=env, default_model=benchmark.default_judge_model, worker=worker,
+                      processes=getattr(config.option, "numprocesses", None) or 0)
+
+
+def _judge_spec(get, base: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
+    """The run's judge: the backend's own options (a backend's option given to another backend is a usage error,
+    not ignored), then the backend's own checks (its `configure`), before anything runs."""
     from . import judges
 
-    backend = get("judge-backend") or "openai"
-    for name, backends in BACKEND_OPTIONS.items():
-        if get(name) is not None and backend not in backends:
-            raise InputError(f"--editeval-{name} is for --editeval-judge-backend {' or '.join(backends)}; this run's "
+    backend = get("judge-backend") or judges.DEFAULT_BACKEND
+    own = judges.own_options(backend)
+    for opt in judges.all_options():
+        owners = () if opt.panel_only else judges.declared_by(opt.name)
+        if owners and opt not in own and get(opt.name) is not None:
+            raise InputError(f"--editeval-{opt.name} is for --editeval-judge-backend {' or '.join(owners)}; this run's "
                              f"judge backend is {backend}")
-    recipe = benchmark.recipe(get("judge-recipe"))
-    judges.check_installed(backend, adapter=bool(get("judge-adapter")))
-    protocol = benchmark.protocol(protocol_name)  # what the reference implementation sends
-    max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
-    temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
-    common = _common_judge_settings(get, recipe, max_tokens, temperature)
-    if backend == "openai":
-        model = get("judge-model") or env.get(MODEL_VARIABLE) or benchmark.default_judge_model
-        return JudgeSpec(backend=backend, model=model, http=_http_settings(get, env, model, common), **common)
-    model = get("judge-model")
-    if not model:
-        raise InputError(f"--editeval-judge-backend {backend} needs --editeval-judge-model: a folder saved with "
-                         "save_pretrained or a ModelScope / Hugging Face id, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
-    worker, worker_index = _xdist_worker(config)
-    if backend == "vllm" and (getattr(config.option, "numprocesses", None) or worker != "gw0"):
-        raise InputError("--editeval-judge-backend vllm starts one server for the run: run it without -n, or start "
-                         "`vllm serve` yourself and pass --editeval-judge-backend openai --editeval-judge-url "
-                         "http://127.0.0.1:PORT/v1")
-    serve_args = tuple(get("judge-serve-args") or ())
-    reserved = [a for a in serve_args if a.split("=", 1)[0] in RESERVED_SERVE_ARGS]
-    if reserved:
-        raise InputError(f"--editeval-judge-serve-args must not set {', '.join(reserved)}: the plugin passes "
-                         f"{', '.join(RESERVED_SERVE_ARGS)} itself")
-    device = get("judge-device")
-    if backend == "transformers" and device and device.startswith("cuda"):
-        _check_cuda(device, "--editeval-judge-device")
-    return JudgeSpec(
-        backend=backend, model=model, hub=get("judge-model-hub") or "modelscope", offline=bool(get("offline")),
-        adapter=get("judge-adapter"), device=device, precision=get("judge-precision"),
-        batch_size=get("judge-batch-size") or 1,
-        worker_index=worker_index,
-        serve_command=get("judge-serve-command") or "vllm", serve_args=serve_args,
-        startup_timeout_s=get("judge-startup-timeout") or 1800.0, **common)
+    values = {opt.field: get(opt.name) for opt in own if opt.field and get(opt.name) is not None}
+    judges.check_installed(backend, adapter=bool(values.get("adapter")))
+    spec = base.with_values(backend=backend, model=get("judge-model") or "", **values)
+    return judges.configure(spec, facts)
 
 
-def _common_judge_settings(get, recipe, max_tokens, temperature) -> dict:
-    """The judge settings every backend (and every judge of a panel) shares: the recipe's and protocol's defaults
-    under the user's options."""
-    given = {name: get(name) for name in ("judge-max-tokens", "judge-temperature", "judge-timeout", "judge-seed",
-                                          "judge-retries", "judge-parse-retries", "judge-backoff", "row-deadline")}
-    pick = lambda name, default: given[name] if given[name] is not None else default  # noqa: E731
-    return dict(
-        recipe=recipe.name, max_tokens=pick("judge-max-tokens", max_tokens),
-        temperature=pick("judge-temperature", temperature), top_p=recipe.top_p, top_k=recipe.top_k,
-        seed=pick("judge-seed", recipe.seed), parse_retries=pick("judge-parse-retries", 2),
-        row_deadline_s=pick("row-deadline", 900.0), timeout_s=pick("judge-timeout", 120.0),
-        retries=pick("judge-retries", 5), backoff_s=pick("judge-backoff", 1.0),
-        concurrency=get("judge-concurrency") or "adaptive")
-
-
-# A panel names each judge in its file: the options that name one judge would be ambiguous beside it.
-ONE_JUDGE_OPTIONS = ("judge-backend", "judge-model", "judge-url", "judge-allow-http", "judge-model-hub",
-                     "judge-adapter", "judge-device", "judge-precision", "judge-batch-size", "judge-serve-command",
-                     "judge-serve-args", "judge-startup-timeout")
-
-
-def _panel(config, get, env: dict[str, str], benchmark, protocol_name: str, path: Path) -> PanelSpec:
+def _panel(get, base: JudgeSpec, facts: JudgeFacts, path: Path, reduce: str) -> PanelSpec:
     """The judges of --editeval-judge-panel, each with the run's recipe and settings under its own keys."""
     from . import judges
     from .judges.panel import load_panel
 
-    clash = [name for name in ONE_JUDGE_OPTIONS if get(name) is not None]
+    # A panel names each judge in its file: the options that name one judge would be ambiguous beside it.
+    clash = [opt.name for opt in judges.all_options() if opt.one_judge and get(opt.name) is not None]
     if clash:
         raise InputError(f"--editeval-{clash[0]} (or the ini key editeval_{clash[0].replace('-', '_')}) names one "
                          f"judge; with --editeval-judge-panel each judge is named in {path}: set it there and remove "
                          f"it from the command line and the ini file (see the README's panel keys)")
-    recipe = benchmark.recipe(get("judge-recipe"))
-    protocol = benchmark.protocol(protocol_name)
-    max_tokens = recipe.max_tokens if recipe.max_tokens is not None else protocol.max_tokens
-    temperature = recipe.temperature if recipe.temperature is not None else protocol.temperature
-    worker, worker_index = _xdist_worker(config)
-    base = JudgeSpec(backend="openai", model="", offline=bool(get("offline")), worker_index=worker_index,
-                     **_common_judge_settings(get, recipe, max_tokens, temperature))
-    panel = load_panel(path, base=base, env=env, reduce=get("judge-panel-reduce") or "mean",
-                       default_price=get("judge-price"),
-                       check_installed=lambda backend, adapter: judges.check_installed(backend, adapter=adapter))
-    if any(m.spec.backend == "vllm" for m in panel.members) and (
-            getattr(config.option, "numprocesses", None) or worker != "gw0"):
-        raise InputError(f"judge panel {path}: a vllm judge starts one server for the run: run it without -n, or "
-                         "start `vllm serve` yourself and name it as an openai judge")
-    return panel
+    return load_panel(path, base=base, env=facts.env, reduce=reduce,
+                      default_price=get("judge-price"), facts=facts,
+                      check_installed=lambda backend, adapter: judges.check_installed(backend, adapter=adapter))
 
 
 def _xdist_worker(config) -> tuple[str, int]:
@@ -266,43 +223,6 @@ def _xdist_worker(config) -> tuple[str, int]:
     device (cuda:<index>) and a vllm judge's single server."""
     worker = getattr(config, "workerinput", {}).get("workerid", "gw0")
     return worker, int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-
-
-def _check_cuda(device: str, option: str) -> None:
-    try:
-        import torch
-    except ImportError:  # said by check_installed before this
-        return
-    count = torch.cuda.device_count()
-    index = device.partition(":")[2]
-    if not count:
-        raise InputError(f"{option} {device}: no CUDA device is visible; pass cpu, or run on a GPU machine")
-    if index and int(index) >= count:
-        raise InputError(f"{option} {device} does not exist: {count} CUDA device(s) are visible")
-
-
-def _http_settings(get, env: dict[str, str], model: str, common: dict) -> JudgeSettings:
-    url = get("judge-url") or env.get(URL_VARIABLE)
-    if not url:
-        raise InputError(f"no judge URL: pass --editeval-judge-url (an OpenAI-compatible base URL) or set {URL_VARIABLE}")
-    try:
-        url = options._url(url)
-    except Exception as exc:  # argparse.ArgumentTypeError from the environment value
-        raise InputError(f"{URL_VARIABLE}: {exc}") from None
-    # Decided on the URL alone, before any connection or DNS lookup.
-    problem = None if get("judge-allow-http") else cleartext_problem(url)
-    if problem:
-        raise InputError(problem)
-    key = env.get(KEY_VARIABLE, "").strip()
-    if not key:
-        raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
-                         "(use any non-empty value for a local server that needs none)")
-    return JudgeSettings(
-        url=url, model=model, api_key=key, timeout_s=common["timeout_s"], max_tokens=common["max_tokens"],
-        temperature=common["temperature"], retries=common["retries"], parse_retries=common["parse_retries"],
-        backoff_s=common["backoff_s"], row_deadline_s=common["row_deadline_s"],
-        top_p=common["top_p"], seed=common["seed"],  # top_k is not an OpenAI parameter: never sent here
-        concurrency=common["concurrency"])
 
 
 def _ray_settings(config, get) -> RaySettings | None:

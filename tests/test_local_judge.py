@@ -312,7 +312,8 @@ def _judge(folder, **spec):
     assert transformers_local.TransformersJudge.extra_logits_processors is UNSCRIPTED
     settings = dict(backend="transformers", model=str(folder), recipe="viescore", max_tokens=12, device="cpu")
     settings.update(spec)
-    return judges.create(JudgeSpec(**settings), stop=threading.Event(), max_in_flight=4, cache=Cache(None),
+    spec = JudgeSpec(backend="transformers", model="", recipe="").with_values(**settings)
+    return judges.create(spec, stop=threading.Event(), max_in_flight=4, cache=Cache(None),
                          say=lambda line: None, workdir=None)
 
 

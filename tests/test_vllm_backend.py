@@ -237,7 +237,7 @@ def test_an_adapter_is_served_as_a_lora_module_with_a_rank_vllm_accepts(judge_mo
 
     def command(*serve_args):
         spec = JudgeSpec(backend="vllm", model="Qwen/Qwen2.5-VL-7B-Instruct", recipe="editscore",
-                         serve_args=serve_args)
+                         values={"serve_args": serve_args})
         judge = vllm_managed.ManagedVllmJudge(spec, ["vllm"], judge_model, adapter, "d", "a", stop=None,
                                               max_in_flight=1, say=print, log_path=tmp_path / "log")
         return judge.serve_command(8000)

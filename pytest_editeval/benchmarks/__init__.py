@@ -125,8 +125,11 @@ class Benchmark:
     table_averagings: tuple[str, ...] = ("macro", "micro")  # the headline rows the table shows, per scope
     row_formula: str = ""  # one line for reports: how a row's scores come from the replies
     subset_hints: Mapping[str, str] = {}  # a name users may try as a subset -> where it really is
-    # --editeval-judge-recipe choices, the default first; empty: only the benchmark's own (named after it)
+    # judge recipes --editeval-protocol also takes, the default first; empty: only the benchmark's own (its name)
     judge_recipes: tuple[JudgeRecipe, ...] = ()
+    # The benchmark's own options (option_types.Option; stdlib only: read at pytest's option time); the run reads
+    # their values in BenchmarkOptions by their names with _ (--editeval-judge-prompts: options.judge_prompts).
+    options: tuple = ()
     judge_recipe: str = ""  # the recipe this instance asks with ("" before with_judge_recipe: the default)
     # "module:attribute" of its pytest_editeval.testing.DatasetWriter (test data, the loopback judge's rule), imported
     # only by make_dataset, the fixture plugin and the demo; "" when it has none
@@ -240,6 +243,39 @@ class Benchmark:
         names = ", ".join(r.name for r in recipes)
         raise InputError(f"unknown judge recipe {name!r} for {self.name}: it has {names}")
 
+    def judging(self, name: str | None, recipe: str | None = None) -> tuple[Protocol, JudgeRecipe]:
+        """How the judge is asked, from the one option --editeval-protocol NAME: a protocol (asked with the
+        default recipe), a judge recipe (asked with the default protocol), or PROTOCOL+RECIPE. `recipe` is the
+        deprecated --editeval-judge-recipe, which still picks the recipe for one release."""
+        protocol_name = None
+        if name is not None:
+            first, plus, second = name.partition("+")
+            recipe_names = [r.name for r in self.judge_recipes] or [self.recipe(None).name]
+            if plus:
+                protocol_name, named_recipe = first, second
+            elif first in self.protocol_names():
+                protocol_name, named_recipe = first, None
+            elif first in recipe_names:
+                named_recipe = first
+            else:
+                choices = [*self.protocol_names(), *(r for r in recipe_names[1:])]
+                raise InputError(f"unknown protocol {name!r} for {self.name}: it has {', '.join(choices)}")
+            if named_recipe is not None and recipe is not None and named_recipe != recipe:
+                raise InputError(f"--editeval-protocol {name} and --editeval-judge-recipe {recipe} name two recipes: "
+                                 "drop --editeval-judge-recipe (deprecated)")
+            recipe = named_recipe or recipe
+        return self.protocol(protocol_name), self.recipe(recipe)
+
+    @staticmethod
+    def judge_parameters(protocol: Protocol, recipe: JudgeRecipe) -> dict:
+        """The sampling values the judge is sent unless the user sets them: the recipe's where it sets them
+        (EditScore's sampling), else the protocol's (what the reference implementation sends)."""
+        def pick(name):
+            value = getattr(recipe, name)
+            return value if value is not None else getattr(protocol, name, None)
+
+        return {name: pick(name) for name in ("max_tokens", "temperature", "top_p", "top_k", "seed")}
+
     def with_judge_recipe(self, name: str | None) -> "Benchmark":
         """This benchmark asking with recipe `name` (a copy: benchmark objects are shared by runs)."""
         import copy
@@ -273,15 +309,50 @@ class Benchmark:
         return {}
 
 
-@dataclass(frozen=True)
 class BenchmarkOptions:
-    """What the run tells a benchmark when it loads its data and builds its questions."""
+    """What the run tells a benchmark when it loads its data and builds its questions: the language, where an
+    archive is unpacked (the hub cache or .editeval/), how to warn, and the values of the benchmark options
+    (declared in `Benchmark.options`), read as attributes: `options.judge_prompts` (None when not given)."""
 
-    language: str
-    extract_to: Path | None = None  # where an archive is unpacked (the hub cache or .editeval/)
-    judge_prompts: Path | None = None  # ImgEdit: a prompt file other than the download's own
-    kris_fix_anomaly: bool = False
-    warn: Callable[[str], None] = print
+    def __init__(self, language: str, extract_to: Path | None = None, warn: Callable[[str], None] = print,
+                 **values: Any) -> None:
+        self.language = language
+        self.extract_to = extract_to
+        self.warn = warn
+        self.values = values
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not set above
+        if name.startswith("__") or name == "values":
+            raise AttributeError(name)
+        return self.values.get(name)
+
+    def __repr__(self) -> str:
+        return f"BenchmarkOptions(language={self.language!r}, extract_to={self.extract_to!r}, {self.values!r})"
+
+
+def option_value_name(option_name: str) -> str:
+    """The attribute a benchmark option's value is read by (judge-prompts -> judge_prompts)."""
+    return option_name.replace("-", "_")
+
+
+def declared_options() -> list:
+    """The options the built-in benchmarks declare, each once: benchmarks that declare one name share it, their
+    help texts joined ("ImgEdit: ...; RISEBench: ..."). Benchmarks of entry points and pyproject tables are not
+    imported at option time (a package's import may be heavy): their options come with their own plugin."""
+    import dataclasses
+
+    out: dict = {}
+    for target in dict.fromkeys(BUILTIN.values()):
+        module_name, _, attribute = target.partition(":")
+        for opt in getattr(getattr(importlib.import_module(module_name), attribute), "options", ()):
+            known = out.get(opt.name)
+            if known is None:
+                out[opt.name] = opt
+            elif opt.help not in known.help:
+                if (known.type, known.flag, known.repeat) != (opt.type, opt.flag, opt.repeat):
+                    raise TypeError(f"benchmarks declare --editeval-{opt.name} with two different types")
+                out[opt.name] = dataclasses.replace(known, help=f"{known.help}; {opt.help}")
+    return list(out.values())
 
 
 # ---- the registry --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..dataset import Dataset, FileImages, Row
 from ..errors import InputError
+from ..option_types import Option, path
 from . import Benchmark, BenchmarkOptions, Metric, Parsed, Protocol
 from . import imgedit_official as official
 
@@ -37,6 +38,8 @@ class ImgEditRecipe:
     averaging_labels = {"macro": "type mean, official", "micro": "sample mean"}
     subset_decimals = 2  # the leaderboard averages type scores printed with 2 decimals
     row_formula = "mean of the reply's '<Label>: <1-5>' lines (official line rule), rounded to 2 decimals"
+    options = (Option("judge-prompts", "ImgEdit: the judge prompt JSON to use instead of the download's "
+                      "Benchmark/singleturn/judge_prompt.json", path, metavar="FILE", group="Judge"),)
 
     def questions(self, row: Row, protocol: str, context: Mapping):
         prompts = context["prompts"]

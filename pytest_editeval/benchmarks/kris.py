@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..dataset import Dataset, FileImages, Row
+from ..option_types import Option
 from . import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
 from . import kris_official as official
 
@@ -49,6 +50,9 @@ class KrisBench(Benchmark):
     protocols = (Protocol("official", "metrics_*.py: three calls a row, raw bytes labelled JPEG (temporal frames "
                           "re-encoded JPEG q85), max_tokens 1000, no temperature", headline_averaging="micro",
                           max_tokens=1000),)
+    options = (Option("kris-fix-anomaly", "KRIS: judge anomaly_correction rows with their own template and hint "
+                      "(fixes an upstream bug that every published number carries; said in the results)", None,
+                      flag=True, default=False, group="Judge"),)
     default_dataset = "Liang0223/KRIS_Bench"
     default_hub = "huggingface"
     default_judge_model = "gpt-4o"  # the official scripts' (BAGEL's published numbers: gpt-4o-2024-11-20)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..dataset import Dataset, FileImages, Row
+from ..option_types import Option, path
 from . import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
 from . import risebench_official as official
 
@@ -69,6 +70,8 @@ class RiseBench(Benchmark):
                           "plausibility), the prompt text then the images, each RGB (RGBA/P only), thumbnail 768, "
                           "JPEG at Pillow's defaults; max_tokens 4096, temperature 0", headline_averaging="micro",
                           max_tokens=4096, temperature=0.0),)
+    options = (Option("judge-prompts", "RISEBench: the official scorer's utils.py", path, metavar="FILE",
+                      group="Judge"),)
     default_dataset = HUB_NAMES[0]
     default_hub = "huggingface"
     default_judge_model = "gpt-4.1-2025-04-14"

@@ -8,12 +8,15 @@ to call twice. A question asked several times (--editeval-judge-samples) passes 
 takes a seed asks sample k with its own seed, and names it in `identity(k)`; a judge that cannot vary its answer
 (a greedy model in this process) is `deterministic` and names every sample the same, so they are one answer.
 
-Backends (one module each, imported only when chosen):
+Backends (one module each, registered in BACKENDS or with `register`):
   openai        openai_http.py        any OpenAI-compatible chat-completions endpoint (today's client)
   transformers  transformers_local.py the judge model in this process (AutoModelForImageTextToText)
   vllm          vllm_managed.py       `vllm serve MODEL` started and stopped by the plugin, asked over HTTP
 
-This module is imported at configure time: it imports only the stdlib.
+A backend module declares its own options in `OPTIONS` (option_types.Option; the shared ones are in options.py),
+may check a run's spec in `configure(spec, facts)` and builds its judge in `create(spec, ...)`. Its module is
+imported at option time for `OPTIONS`, so it imports only the stdlib at its top (torch, httpx: inside functions).
+This module imports only the stdlib.
 """
 
 from __future__ import annotations
@@ -82,15 +85,73 @@ class Backend:
     module: str
     needs: tuple[str, ...]  # top-level modules that must be importable
     extra: str | None  # the pip extra that installs them
+    about: str = ""  # where the judge runs, in a few words (--help)
+    adapter_needs: tuple[str, ...] = ()  # what a LoRA adapter (--editeval-judge-adapter) needs besides
 
 
 BACKENDS = {
-    "openai": Backend("pytest_editeval.judges.openai_http", ("httpx",), None),
+    "openai": Backend("pytest_editeval.judges.openai_http", ("httpx",), None,
+                      "an OpenAI-compatible endpoint, default"),
     "transformers": Backend("pytest_editeval.judges.transformers_local", ("torch", "transformers", "PIL"),
-                            "local-judge"),
-    "vllm": Backend("pytest_editeval.judges.vllm_managed", ("httpx",), "vllm"),
+                            "local-judge", "the judge model in this process", ("peft",)),
+    "vllm": Backend("pytest_editeval.judges.vllm_managed", ("httpx",), "vllm",
+                    "a `vllm serve` the plugin starts and stops"),
 }
-NAMES = tuple(BACKENDS)
+NAMES = tuple(BACKENDS)  # the built-in ones; names() also has those registered later
+DEFAULT_BACKEND = "openai"
+
+
+def register(name: str, backend: Backend) -> None:
+    """Add a judge backend (before pytest reads its options: a plugin's import, not a conftest.py hook)."""
+    BACKENDS[name] = backend
+
+
+def names() -> tuple[str, ...]:
+    return tuple(BACKENDS)
+
+
+def module_of(name: str):
+    return importlib.import_module(BACKENDS[name].module)
+
+
+def own_options(name: str) -> tuple:
+    """The options backend `name` declares (its module's OPTIONS)."""
+    return tuple(getattr(module_of(name), "OPTIONS", ()))
+
+
+def backend_option():
+    from ..option_types import Option, choice
+
+    return Option("judge-backend", "where the judge runs: " + ", ".join(
+        f"{name} ({b.about})" if b.about else name for name, b in BACKENDS.items()),
+        choice("judge backend", names()), default=DEFAULT_BACKEND, one_judge=True)
+
+
+def all_options() -> list:
+    """Every judge option: the backend choice, the shared ones, then each backend's own (once each, however many
+    backends list it)."""
+    from .options import RUN, SHARED
+
+    out = [backend_option(), *SHARED, *RUN]
+    for name in names():
+        out += [opt for opt in own_options(name) if opt not in out]
+    return out
+
+
+def declared_by(option_name: str) -> tuple[str, ...]:
+    """The backends whose own options include `option_name` (empty: a shared option)."""
+    return tuple(name for name in names() if any(o.name == option_name for o in own_options(name)))
+
+
+def option_with_field(field_name: str):
+    """The judge option that sets JudgeSpec value `field_name`, or None."""
+    return next((opt for opt in all_options() if opt.field == field_name), None)
+
+
+def configure(spec: "JudgeSpec", facts) -> "JudgeSpec":
+    """The backend's own checks and settings of a run's judge (settings.JudgeFacts), before anything runs."""
+    hook = getattr(module_of(spec.backend), "configure", None)
+    return hook(spec, facts) if hook is not None else spec
 
 
 def install_hint(extra: str) -> str:
@@ -101,7 +162,7 @@ def check_installed(backend: str, *, adapter: bool = False) -> None:
     """One line naming the pip command when the chosen backend's libraries are missing (checked without
     importing them: torch alone takes seconds)."""
     spec = BACKENDS[backend]
-    needs = spec.needs + (("peft",) if adapter and backend == "transformers" else ())
+    needs = spec.needs + (spec.adapter_needs if adapter else ())
     missing = [name for name in needs if importlib.util.find_spec(name) is None]
     if missing:
         extra = spec.extra or "test"
@@ -113,7 +174,7 @@ def create(spec: "JudgeSpec", *, stop: "threading.Event", max_in_flight: int, ca
            say: Callable[[str], None], workdir) -> Judge:
     """The judge of `spec`, from its backend's module (imported now). `say` prints one progress line;
     `workdir` is the run's .editeval folder (logs of a managed server)."""
-    module = importlib.import_module(BACKENDS[spec.backend].module)
+    module = module_of(spec.backend)
     return module.create(spec, stop=stop, max_in_flight=max_in_flight, cache=cache, say=say, workdir=workdir)
 
 

@@ -28,18 +28,21 @@ import email.utils
 import json
 import math
 import random
+import re
 import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ..errors import JudgeFatalError, SampleError
+from ..option_types import Option, url
 from . import Answer
 from .first_answers import FirstAnswers
 from .rate import RateControl, _header
 from .requests import Request
-from .settings import JudgeSettings, JudgeSpec, public_url
+from .settings import JudgeFacts, JudgeSettings, JudgeSpec, cleartext_problem, credentials_problem, public_url, url_fault
 
 if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
     import httpx
@@ -55,6 +58,86 @@ MAX_BACKOFF_S = 60.0
 INITIAL_CONNECT_ATTEMPTS = 3
 # A request the provider keeps rate-limiting (adaptive concurrency: 429s spend no retry) gives up after this many.
 MAX_RATE_LIMITED = 50
+
+
+KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
+URL_VARIABLE = "EDITEVAL_JUDGE_URL"
+MODEL_VARIABLE = "EDITEVAL_JUDGE_MODEL"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+OPTIONS = (
+    Option("judge-url", "OpenAI-compatible base URL of the judge (or EDITEVAL_JUDGE_URL); /chat/completions is "
+           "appended to its path, a query (?api-version=...) is kept", url, metavar="URL", field="url",
+           one_judge=True),
+    Option("judge-allow-http", "allow a plain http:// judge URL to a host that is not this machine (the key then "
+           "travels in clear)", None, flag=True, field="allow_http", panel_key="allow_http", one_judge=True),
+    # In a panel file the URL and the key are never written: the names of the variables that hold them are.
+    Option("url-variable", "the environment variable holding the judge's URL (a panel key)", panel_key="url_variable",
+           panel_only=True, default=URL_VARIABLE),
+    Option("key-variable", "the environment variable holding the judge's key (a panel key)", panel_key="key_variable",
+           panel_only=True, default=KEY_VARIABLE),
+)
+
+
+def configure(spec: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
+    """The endpoint and key of the judge: from --editeval-judge-url (or EDITEVAL_JUDGE_URL) and
+    EDITEVAL_JUDGE_API_KEY, or, for a panel's judge, from the variables its table names."""
+    if facts.panel_entry is not None:
+        return spec.with_values(http=_panel_http(facts.panel_entry, spec, facts.env, facts.bad))
+    from ..errors import InputError
+
+    model = spec.model or facts.env.get(MODEL_VARIABLE) or facts.default_model
+    spec = spec.with_values(model=model)
+    address = spec.values.get("url") or facts.env.get(URL_VARIABLE)
+    if not address:
+        raise InputError(f"no judge URL: pass --editeval-judge-url (an OpenAI-compatible base URL) or set {URL_VARIABLE}")
+    try:
+        address = url(address)
+    except Exception as exc:  # argparse.ArgumentTypeError from the environment value
+        raise InputError(f"{URL_VARIABLE}: {exc}") from None
+    # Decided on the URL alone, before any connection or DNS lookup.
+    problem = None if spec.values.get("allow_http") else cleartext_problem(address)
+    if problem:
+        raise InputError(problem)
+    key = facts.env.get(KEY_VARIABLE, "").strip()
+    if not key:
+        raise InputError(f"no judge API key: set {KEY_VARIABLE} in the environment or in a .env file "
+                         "(use any non-empty value for a local server that needs none)")
+    return spec.with_values(http=JudgeSettings.of(spec, url=address, api_key=key))  # top_k: not an OpenAI parameter
+
+
+def _panel_http(entry, spec: JudgeSpec, env, bad) -> JudgeSettings:
+    url_variable = entry.get("url_variable", URL_VARIABLE)
+    key_variable = entry.get("key_variable", KEY_VARIABLE)
+    for key, variable in (("url_variable", url_variable), ("key_variable", key_variable)):
+        if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
+            # never echoed: a URL or a key pasted here by mistake must not reach a CI log
+            raise bad(key, "expected the name of an environment variable (letters, digits and _, e.g. "
+                           "OPENAI_API_KEY), not its value")
+    address = env.get(url_variable, "").strip()
+    if not address:
+        raise bad("url_variable", f"the environment variable {url_variable} (or a .env line) holds no URL")
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
+    except ValueError as exc:  # the message names the fault, never the URL (it may hold credentials)
+        raise bad("url_variable", f"{url_variable} does not hold a valid URL: {url_fault(exc)}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad("url_variable", f"{url_variable} does not hold an http(s) URL")
+    if credentials_problem(address):
+        raise bad("url_variable", credentials_problem(address))
+    allow_http = entry.get("allow_http", False)
+    if not isinstance(allow_http, bool):
+        raise bad("allow_http", f"{allow_http!r} must be true or false")
+    if not allow_http:
+        problem = cleartext_problem(address)
+        if problem:
+            raise bad("url_variable", f"{problem} (allow_http = true in the panel file accepts it)")
+    key = env.get(key_variable, "").strip()
+    if not key:
+        raise bad("key_variable", f"the environment variable {key_variable} (or a .env line) holds no key (use any "
+                                  "non-empty value for a local server that needs none)")
+    return JudgeSettings.of(spec, url=address, api_key=key)
 
 
 def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, **_) -> "JudgeClient":

@@ -6,13 +6,13 @@ The file is TOML, a list of judges (stdlib only; read at configure time, before 
 
     [[judges]]
     name = "gpt-4.1"                    # optional: how results and the table name it (default: its model)
-    backend = "openai"                  # openai (default), transformers or vllm
+    backend = "openai"                  # a name of the judges registry (default openai)
     model = "gpt-4.1"
     url_variable = "OPENAI_BASE_URL"    # the environment variables holding its URL and its key (openai):
     key_variable = "OPENAI_API_KEY"     #   keys are never written in the file
     weight = 2                          # optional, default 1
     price = [2.0, 8.0]                  # optional: USD per million prompt and completion tokens
-    temperature = 1.0                   # optional judge settings (see KEYS)
+    temperature = 1.0                   # optional judge settings: their options' panel keys
 
     [[judges]]
     backend = "transformers"
@@ -27,33 +27,33 @@ for the panel (an error row, counted), as a single judge would.
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import math
-import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import InputError
-from .settings import JudgeSettings, JudgeSpec, cleartext_problem, credentials_problem, url_fault
+from ..option_types import shell_words
+from . import DEFAULT_BACKEND, configure, declared_by, names
+from .settings import JudgeFacts, JudgeSpec
 
-BACKENDS = ("openai", "transformers", "vllm")
-# key -> (backends it applies to, JudgeSpec field, type check)
-COMMON_KEYS = {"temperature": "temperature", "max_tokens": "max_tokens", "top_p": "top_p", "top_k": "top_k",
-               "seed": "seed", "timeout": "timeout_s", "retries": "retries", "parse_retries": "parse_retries",
-               "backoff": "backoff_s", "concurrency": "concurrency"}
-LOCAL_KEYS = {"adapter": "adapter", "hub": "hub", "device": "device", "precision": "precision",
-              "batch_size": "batch_size", "serve_command": "serve_command", "serve_args": "serve_args",
-              "startup_timeout": "startup_timeout_s"}
-OWN_KEYS = ("name", "backend", "model", "url_variable", "key_variable", "weight", "price", "allow_http")
-KNOWN_KEYS = (*OWN_KEYS, *COMMON_KEYS, *LOCAL_KEYS)
+# The panel's own keys; every other key is a judge option's `panel_key` (judges/options.py, each backend's OPTIONS).
+OWN_KEYS = ("name", "backend", "model", "weight", "price")
 SECRET_KEYS = ("key", "api_key", "token", "password", "url")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-DEFAULT_URL_VARIABLE = "EDITEVAL_JUDGE_URL"
-DEFAULT_KEY_VARIABLE = "EDITEVAL_JUDGE_API_KEY"
+
+
+def key_options() -> dict:
+    """{panel key: its option}, from the judge options' declarations."""
+    from . import all_options
+
+    return {opt.panel_key: opt for opt in all_options() if opt.panel_key}
+
+
+def known_keys() -> tuple[str, ...]:
+    return (*OWN_KEYS, *key_options())
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,14 @@ class PanelSpec:
 
 
 def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: str,
-               default_price=None, check_installed: Callable[[str, bool], None] | None = None) -> PanelSpec:
+               default_price=None, check_installed: Callable[[str, bool], None] | None = None,
+               facts: JudgeFacts | None = None) -> PanelSpec:
     """The panel of `path`; every problem is one InputError line naming the file and the key. `base` is the
     run's own judge settings (recipe, generation defaults, timeouts), which each judge's keys override."""
     from ..jsonfile import TOO_DEEP, config_text
     from ..judge_cost import parse_price
+
+    facts = facts or JudgeFacts()
 
     shown = str(path)
     try:
@@ -107,11 +110,11 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
             if key in SECRET_KEYS:
                 raise bad(key, "URLs and keys are never written in the panel file: name the environment variables "
                                "that hold them with url_variable and key_variable")
-            if key not in KNOWN_KEYS:
-                raise bad(key, f"unknown key (known: {', '.join(KNOWN_KEYS)})")
-        backend = entry.get("backend", "openai")
-        if backend not in BACKENDS:
-            raise bad("backend", f"{backend!r} is not a judge backend ({', '.join(BACKENDS)})")
+            if key not in known_keys():
+                raise bad(key, f"unknown key (known: {', '.join(known_keys())})")
+        backend = entry.get("backend", DEFAULT_BACKEND)
+        if backend not in names():
+            raise bad("backend", f"{backend!r} is not a judge backend ({', '.join(names())})")
         model = entry.get("model")
         if not isinstance(model, str) or not model.strip():
             raise bad("model", "required: the judge model (its name at the endpoint, or a hub id or folder)")
@@ -128,20 +131,18 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
             except ValueError as exc:
                 raise bad("price", str(exc)) from None
         changes: dict = {"backend": backend, "model": model}
-        for key, field in COMMON_KEYS.items():
-            if key in entry:
-                changes[field] = _checked(entry[key], key, field, bad)
-        for key, field in LOCAL_KEYS.items():
-            if key in entry:
-                if backend == "openai":
-                    raise bad(key, f"applies to the transformers and vllm backends, not {backend}")
-                changes[field] = _checked(entry[key], key, field, bad)
-        for key in ("url_variable", "key_variable", "allow_http"):
-            if key in entry and backend != "openai":
-                raise bad(key, f"applies to the openai backend, not {backend}")
-        spec = dataclasses.replace(base, http=None, **changes)
-        if backend == "openai":
-            spec = dataclasses.replace(spec, http=_http(entry, spec, env, bad))
+        for key, opt in key_options().items():
+            if key not in entry:
+                continue
+            owners = declared_by(opt.name)
+            if owners and backend not in owners:
+                raise bad(key, f"applies to the {' and '.join(owners)} backend{'s' if len(owners) > 1 else ''}, "
+                               f"not {backend}")
+            if opt.field:  # keys without one (url_variable...) are read by their backend's configure
+                changes[opt.field] = _checked(entry[key], key, opt, bad)
+        spec = base.with_values(http=None, **changes)
+        spec = configure(spec, JudgeFacts(env=env, panel=f"judge panel {shown}", panel_entry=entry, bad=bad,
+                                          processes=facts.processes, worker=facts.worker))
         if check_installed is not None:
             try:
                 check_installed(backend, bool(spec.adapter))
@@ -159,67 +160,35 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
     return PanelSpec(path=Path(path), members=tuple(members), reduce=reduce)
 
 
-def _checked(value: Any, key: str, field: str, bad) -> Any:
-    numbers = {"temperature": float, "top_p": float, "timeout_s": float, "backoff_s": float,
-               "startup_timeout_s": float}
-    integers = ("max_tokens", "top_k", "seed", "retries", "parse_retries", "batch_size")
-    if field in numbers:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise bad(key, f"{value!r} must be a finite number >= 0")
+def _checked(value: Any, key: str, opt, bad) -> Any:
+    """A panel value (a TOML value, not a string) checked as its option's type checks the command line's."""
+    kind = getattr(opt.type, "kind", None)
+    if kind is float:
+        bound = f"{'>=' if opt.type.inclusive else '>'} {opt.type.minimum:g}"
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value < opt.type.minimum or (not opt.type.inclusive and value == opt.type.minimum)):
+            raise bad(key, f"{value!r} must be a finite number {bound}")
         return float(value)
-    if field in integers:
-        least = 1 if field in ("max_tokens", "batch_size") else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise bad(key, f"{value!r} must be a whole number")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < opt.type.minimum:
+            raise bad(key, f"{value!r} must be a whole number >= {opt.type.minimum}")
         return value
-    if field == "serve_args":
+    if opt.flag:
+        if not isinstance(value, bool):
+            raise bad(key, f"{value!r} must be true or false")
+        return value
+    if opt.type is shell_words:  # a list in the file: no shell quoting to undo
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise bad(key, "expected a list of strings")
         return tuple(value)
-    if field == "concurrency":
-        if value not in ("adaptive", "fixed"):
-            raise bad(key, f"{value!r}: adaptive or fixed")
-        return value
     if not isinstance(value, str) or not value:
         raise bad(key, "expected a non-empty string")
+    if opt.type not in (None, str):
+        try:
+            return opt.type(value)
+        except argparse.ArgumentTypeError as exc:
+            raise bad(key, str(exc)) from None
     return value
-
-
-def _http(entry: Mapping, spec: JudgeSpec, env: Mapping[str, str], bad) -> JudgeSettings:
-    url_variable = entry.get("url_variable", DEFAULT_URL_VARIABLE)
-    key_variable = entry.get("key_variable", DEFAULT_KEY_VARIABLE)
-    for key, variable in (("url_variable", url_variable), ("key_variable", key_variable)):
-        if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
-            # never echoed: a URL or a key pasted here by mistake must not reach a CI log
-            raise bad(key, "expected the name of an environment variable (letters, digits and _, e.g. "
-                           "OPENAI_API_KEY), not its value")
-    url = env.get(url_variable, "").strip()
-    if not url:
-        raise bad("url_variable", f"the environment variable {url_variable} (or a .env line) holds no URL")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- reading it checks it (a port out of range raises)
-    except ValueError as exc:  # the message names the fault, never the URL (it may hold credentials)
-        raise bad("url_variable", f"{url_variable} does not hold a valid URL: {url_fault(exc)}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad("url_variable", f"{url_variable} does not hold an http(s) URL")
-    if credentials_problem(url):
-        raise bad("url_variable", credentials_problem(url))
-    allow_http = entry.get("allow_http", False)
-    if not isinstance(allow_http, bool):
-        raise bad("allow_http", f"{allow_http!r} must be true or false")
-    if not allow_http:
-        problem = cleartext_problem(url)
-        if problem:
-            raise bad("url_variable", f"{problem} (allow_http = true in the panel file accepts it)")
-    key = env.get(key_variable, "").strip()
-    if not key:
-        raise bad("key_variable", f"the environment variable {key_variable} (or a .env line) holds no key (use any "
-                                  "non-empty value for a local server that needs none)")
-    return JudgeSettings(url=url, model=spec.model, api_key=key, timeout_s=spec.timeout_s, max_tokens=spec.max_tokens,
-                         temperature=spec.temperature, retries=spec.retries, parse_retries=spec.parse_retries,
-                         backoff_s=spec.backoff_s, row_deadline_s=spec.row_deadline_s, top_p=spec.top_p,
-                         seed=spec.seed, concurrency=spec.concurrency)
 
 
 @dataclass(frozen=True)

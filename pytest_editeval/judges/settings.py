@@ -11,8 +11,11 @@ user:password part is refused (`url_problem`): httpx would send it as Basic cred
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 CHAT_PATH = "/chat/completions"
@@ -98,23 +101,38 @@ def sample_seed(seed: int | None, sample: int) -> int | None:
     return (seed or 0) + sample
 
 
+def _default(field_name: str):
+    """A judge setting's default, as its option declares it (judges/options.py)."""
+    from .options import SHARED
+
+    return next(opt.default for opt in SHARED if opt.field == field_name)
+
+
 @dataclass(frozen=True)
 class JudgeSettings:
     url: str
     model: str
     api_key: str = field(repr=False)  # never shown: not in reprs, messages, reports or cache keys
-    timeout_s: float = 120.0
+    timeout_s: float = _default("timeout_s")
     max_tokens: int | None = 1400
     temperature: float | None = None
-    retries: int = 5
-    parse_retries: int = 2
-    backoff_s: float = 1.0
-    row_deadline_s: float = 900.0
+    retries: int = _default("retries")
+    parse_retries: int = _default("parse_retries")
+    backoff_s: float = _default("backoff_s")
+    row_deadline_s: float = _default("row_deadline_s")
     # Sent only when set (a recipe's sampling, e.g. EditScore's): answers cached before they existed keep their keys.
     top_p: float | None = None
     top_k: int | None = None  # not an OpenAI parameter: only servers that take it (vLLM) are sent it
     seed: int | None = None
-    concurrency: str = "adaptive"  # adaptive (AIMD on 429, rate-limit headers honoured) | fixed (rate.py)
+    concurrency: str = _default("concurrency")  # adaptive (AIMD on 429, rate-limit headers honoured) | fixed (rate.py)
+
+    @classmethod
+    def of(cls, spec: "JudgeSpec", *, url: str, api_key: str, model: str | None = None, top_k: bool = False):
+        """The HTTP settings of `spec`'s judge at `url`: every setting JudgeSettings has, taken from the spec (one
+        copy for every backend that asks over HTTP). top_k only where the server takes it (vLLM)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"url", "model", "api_key", "top_k"}
+        return cls(url=url, model=model or spec.model, api_key=api_key, top_k=spec.top_k if top_k else None,
+                   **{name: getattr(spec, name) for name in names})
 
     @property
     def endpoint(self) -> str:
@@ -177,10 +195,12 @@ class JudgeSettings:
 
 @dataclass(frozen=True)
 class JudgeSpec:
-    """The judge of a run, whatever its backend. Generation parameters are the recipe's and protocol's defaults
-    under the user's options; each backend uses the fields that concern it."""
+    """The judge of a run, whatever its backend. The sampling values are the protocol's defaults under the user's
+    options; every other judge setting (the shared ones of judges/options.py and the backend's own `OPTIONS`) is
+    in `values`, by the field name its option declares, and read as an attribute (`spec.timeout_s`,
+    `spec.serve_args`); one that is not set reads as its option's default."""
 
-    backend: str  # openai | transformers | vllm
+    backend: str  # a name of the judges registry (openai, transformers, vllm)
     model: str  # openai: the model name sent; transformers, vllm: a hub id or a local folder
     recipe: str  # the judging recipe (viescore, editscore, or a benchmark's own)
     max_tokens: int | None = None
@@ -188,27 +208,30 @@ class JudgeSpec:
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
-    parse_retries: int = 2
-    row_deadline_s: float = 900.0
-    # HTTP (openai, and vllm's own server)
-    concurrency: str = "adaptive"  # adaptive | fixed (judges/rate.py)
-    timeout_s: float = 120.0
-    retries: int = 5
-    backoff_s: float = 1.0
-    http: JudgeSettings | None = field(default=None, repr=False)  # openai: the endpoint and key
-    # the model's files (transformers, vllm)
-    hub: str = "modelscope"
     offline: bool = False
-    adapter: str | None = None  # a PEFT LoRA adapter: hub id or folder
-    # transformers
-    device: str | None = None  # None: cuda:<xdist worker index> when CUDA is visible, else cpu
-    precision: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
-    batch_size: int = 1
-    worker_index: int = 0
-    # vllm
-    serve_command: str = "vllm"
-    serve_args: tuple[str, ...] = ()
-    startup_timeout_s: float = 1800.0
+    worker_index: int = 0  # this process's xdist worker index: picks a local judge's default device
+    http: JudgeSettings | None = field(default=None, repr=False)  # a judge asked over HTTP: its endpoint and key
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not dataclass fields
+        if name.startswith("__"):
+            raise AttributeError(name)
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        from . import option_with_field
+
+        opt = option_with_field(name)
+        if opt is None:
+            raise AttributeError(f"JudgeSpec has no setting {name!r}")
+        return opt.default
+
+    def with_values(self, **changes: Any) -> "JudgeSpec":
+        """A copy with `changes`: dataclass fields replaced, judge settings put in `values`."""
+        own = {f.name for f in dataclasses.fields(self)}
+        fields = {k: v for k, v in changes.items() if k in own}
+        values = {**self.values, **{k: v for k, v in changes.items() if k not in own}}
+        return dataclasses.replace(self, **fields, values=values)
 
     @property
     def sampling(self) -> bool:
@@ -218,6 +241,32 @@ class JudgeSpec:
         """The generation parameters that are set (recorded in results and cache keys)."""
         names = ("max_tokens", "temperature", "top_p", "top_k", "seed")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
+class JudgeFacts:
+    """What a backend's `configure` may need to know about the run besides the spec (settings.py fills it)."""
+
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # os.environ over .env files
+    default_model: str = ""  # the benchmark's judge model (an openai judge without --editeval-judge-model)
+    processes: int = 0  # pytest-xdist's -n (0: none)
+    worker: str = "gw0"  # this process's xdist worker id
+    panel: str | None = None  # "judge panel FILE" for a judge of a panel file, else None
+    panel_entry: Mapping | None = field(default=None, repr=False)  # its [[judges]] table
+    bad: Callable[[str, str], Exception] | None = field(default=None, repr=False)  # a panel key's error line
+
+    @property
+    def single_process(self) -> bool:
+        return not self.processes and self.worker == "gw0"
+
+
+def require_model(spec: JudgeSpec) -> None:
+    """A backend that loads the judge model needs its name: there is no default to guess."""
+    if not spec.model:
+        from ..errors import InputError
+
+        raise InputError(f"--editeval-judge-backend {spec.backend} needs --editeval-judge-model: a folder saved with "
+                         "save_pretrained or a ModelScope / Hugging Face id, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
 
 
 def resolve_adapter(spec: JudgeSpec):

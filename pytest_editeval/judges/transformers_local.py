@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, JudgeFatalError, SampleError
+from ..option_types import PRECISIONS, Option, choice, judge_device, number
 from . import Answer
+from .options import LOCAL_MODEL
 from .requests import PreparedImage, Request
-from .settings import JudgeSpec, resolve_adapter, sample_seed
+from .settings import JudgeFacts, JudgeSpec, require_model, resolve_adapter, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -41,6 +43,37 @@ DEFAULT_MAX_NEW_TOKENS = 1024
 # once and rows arrive together, so a short wait fills batches; a judge call takes far longer than this.
 GATHER_S = 0.05
 EXAMPLE_ID = "Qwen/Qwen2.5-VL-7B-Instruct"
+
+OPTIONS = (
+    *LOCAL_MODEL,
+    Option("judge-device", "transformers: device of the judge model: cpu, cuda, cuda:N, or auto (accelerate "
+           "places it over the GPUs); default cuda:<xdist worker index> when CUDA is visible, else cpu", judge_device,
+           metavar="DEV", field="device", panel_key="device", one_judge=True),
+    Option("judge-precision", "transformers: float32, float16 or bfloat16 (default: bfloat16 on cuda, float32 on "
+           "cpu)", choice("precision", PRECISIONS), field="precision", panel_key="precision", one_judge=True),
+    Option("judge-batch-size", "transformers: requests per generate call (default {default})", number(int, 1),
+           metavar="N", default=1, field="batch_size", panel_key="batch_size", one_judge=True),
+)
+
+
+def configure(spec: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
+    require_model(spec)
+    if spec.device and spec.device.startswith("cuda"):
+        _check_cuda(spec.device, f"{facts.panel}: device" if facts.panel else "--editeval-judge-device")
+    return spec
+
+
+def _check_cuda(device: str, option: str) -> None:
+    try:
+        import torch
+    except ImportError:  # said by check_installed before this
+        return
+    count = torch.cuda.device_count()
+    index = device.partition(":")[2]
+    if not count:
+        raise InputError(f"{option} {device}: no CUDA device is visible; pass cpu, or run on a GPU machine")
+    if index and int(index) >= count:
+        raise InputError(f"{option} {device} does not exist: {count} CUDA device(s) are visible")
 
 
 def create(spec: JudgeSpec, *, stop: threading.Event, cache: "Cache", say, **_) -> "TransformersJudge":

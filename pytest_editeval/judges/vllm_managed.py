@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..option_types import Option, number, shell_words
 from . import Answer
+from .options import LOCAL_MODEL
 from .requests import Request
-from .settings import JudgeSettings, JudgeSpec, resolve_adapter, sample_seed
+from .settings import JudgeFacts, JudgeSettings, JudgeSpec, require_model, resolve_adapter, sample_seed
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -36,6 +38,39 @@ if TYPE_CHECKING:
 ADAPTER_NAME = "editeval-judge-adapter"  # the name requests use when the adapter is served as a LoRA module
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
 VLLM_DEFAULT_MAX_LORA_RANK = 16
+# What the plugin itself passes to `vllm serve`: the user's --editeval-judge-serve-args must not set it.
+RESERVED_SERVE_ARGS = ("--host", "--port", "--served-model-name", "--api-key", "--lora-modules")
+
+OPTIONS = (
+    *LOCAL_MODEL,
+    Option("judge-serve-command", "vllm: the command that runs vLLM's CLI (default {default}); the plugin appends "
+           "`serve MODEL --host 127.0.0.1 --port P ...`", metavar="CMD", default="vllm", field="serve_command",
+           panel_key="serve_command", one_judge=True),
+    Option("judge-serve-args", "vllm: more arguments for `vllm serve`, e.g. '--tensor-parallel-size 4 "
+           "--max-model-len 8192'", shell_words, metavar="ARGS", default=(), field="serve_args",
+           panel_key="serve_args", one_judge=True),
+    Option("judge-startup-timeout", "vllm: seconds the server may take to answer its health check (default "
+           "{default})", number(float, 0, False), metavar="S", default=1800, field="startup_timeout_s",
+           panel_key="startup_timeout", one_judge=True),
+)
+
+
+def configure(spec: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
+    """One server for the run, started by this process: no xdist; the plugin's own serve arguments kept."""
+    require_model(spec)
+    if not facts.single_process:
+        if facts.panel:
+            raise InputError(f"{facts.panel}: a vllm judge starts one server for the run: run it without -n, or "
+                             "start `vllm serve` yourself and name it as an openai judge")
+        raise InputError("--editeval-judge-backend vllm starts one server for the run: run it without -n, or start "
+                         "`vllm serve` yourself and pass --editeval-judge-backend openai --editeval-judge-url "
+                         "http://127.0.0.1:PORT/v1")
+    serve_args = tuple(spec.serve_args)
+    reserved = [a for a in serve_args if a.split("=", 1)[0] in RESERVED_SERVE_ARGS]
+    if reserved:
+        raise InputError(f"--editeval-judge-serve-args must not set {', '.join(reserved)}: the plugin passes "
+                         f"{', '.join(RESERVED_SERVE_ARGS)} itself")
+    return spec.with_values(serve_args=serve_args)
 
 
 def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, cache: "Cache", say, workdir: Path,
@@ -167,11 +202,8 @@ class ManagedVllmJudge:
         self.server = server
         server.start()
         s = self.spec
-        settings = JudgeSettings(
-            url=f"http://127.0.0.1:{port}/v1", model=ADAPTER_NAME if self.adapter else self.served_name, api_key=key,
-            timeout_s=s.timeout_s, max_tokens=s.max_tokens, temperature=s.temperature, retries=s.retries,
-            parse_retries=s.parse_retries, backoff_s=s.backoff_s, row_deadline_s=s.row_deadline_s, top_p=s.top_p,
-            top_k=s.top_k, seed=s.seed, concurrency=s.concurrency)
+        settings = JudgeSettings.of(s, url=f"http://127.0.0.1:{port}/v1", api_key=key, top_k=True,
+                                    model=ADAPTER_NAME if self.adapter else self.served_name)
         client = JudgeClient(settings, stop=self.stop, max_in_flight=self.max_in_flight, recipe=s.recipe)
         server.watch(lambda message: _crashed(client, message))
         self.client = client
