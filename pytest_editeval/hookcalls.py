@@ -91,14 +91,20 @@ def _named(config, name: str, exc: BaseException | None = None) -> str:
 
 class ConftestHooks:
     """The extension hooks of one pytest session, with what a failure does: a failed results or summary hook adds
-    nothing and is remembered (said in the summary; the run fails), a refused judge stops the run (HookFailed)."""
+    nothing and is remembered (said in the summary; the run fails), a refused judge stops the run (InputError)."""
 
     def __init__(self, config) -> None:
         self.config = config
         self.failures: list[str] = []
 
     def judge_created(self, name: str, description: dict) -> None:
-        judge_created(self.config, name, description)
+        """A hook that raises refuses the judge: the run does not start (InputError, one usage line)."""
+        from .errors import InputError
+
+        try:
+            judge_created(self.config, name, description)
+        except HookFailed as exc:
+            raise InputError(str(exc)) from None
 
     def verdict(self, record: dict) -> None:
         verdict(self.config, record)

@@ -43,6 +43,6 @@ class RunContext:
     worker: WorkerShare | None = None  # in an xdist worker: what the controller resolved
     in_worker: bool = False  # an xdist worker process (it judges only its own items unless the cache is shared)
     say: Callable[[str], None] = _nothing  # one progress line on the terminal now, from any thread
-    judge_created: Callable[[str, dict], None] = _nothing  # the extension hook (raises hookcalls.HookFailed)
+    judge_created: Callable[[str, dict], None] = _nothing  # the extension hook (a refusal raises InputError)
     notes: tuple[str, ...] = ()  # said once in the summary (e.g. ini lines that options replaced)
     quiet_diffusers: Callable[[], None] = _nothing  # ignore diffusers' deprecations (also in the host's filters)

@@ -88,7 +88,6 @@ class Execution:
     def _create_judges(self, workers: int):
         """(the run's judge, its voices): one judge, or a panel's judges with their names and weights."""
         from .. import judges
-        from ..hookcalls import HookFailed
         from ..judges.panel import Panel, Voice
 
         s = self.settings
@@ -101,12 +100,10 @@ class Execution:
                 judge = judges.create(spec, stop=self.stop, max_in_flight=workers, cache=self.cache, say=self.ctx.say,
                                       workdir=workdir)
                 voices.append(Voice(name, weight, judge, price))
-                self.ctx.judge_created(name, judge.describe())  # a conftest may log or refuse it
-        except BaseException as exc:
+                self.ctx.judge_created(name, judge.describe())  # a conftest may log or refuse it (InputError)
+        except BaseException:
             for voice in voices:
                 voice.judge.close()
-            if isinstance(exc, HookFailed):
-                raise InputError(str(exc)) from None
             raise
         if s.panel is None:
             return voices[0].judge, voices
