@@ -33,19 +33,12 @@ class Run:
         self.plan = Plan(settings, ctx)
         self.execution = Execution(self.plan, ctx)
 
-    def report(self, with_usage: bool = True) -> RunReport:
-        """The run as it stands (`with_usage`: the judge's usage and cost, which only the results need)."""
-        from ..runs import run_metadata
-
+    def report(self, for_results: bool = True) -> RunReport:
+        """The run as it stands; `for_results`: with what only the results need (the judge's usage and cost, the
+        meta), else just what the outcome needs."""
         plan, ex, s = self.plan, self.execution, self.settings
-        judge = ex.judge_info(ex.all_counts() if with_usage else None)
-        gen = plan.generation
-        meta = run_metadata(s.save_name, model=self.model_name, benchmark=plan.benchmark.name,
-                            revision=gen.revision if gen else None, protocol=s.protocol,
-                            judge_model=(judge or {}).get("model") or "", seed=gen.seed if gen else None,
-                            model_digest=((ex.producer and ex.producer.identity) or {}).get("model"),
-                            judge_backend=(judge or {}).get("backend"), judge_digest=(judge or {}).get("digest"),
-                            judge_recipe=(judge or {}).get("recipe"))
+        judge = ex.judge_info(ex.all_counts() if for_results else None)
+        meta = self._meta(judge or {}) if for_results else {}
         baseline = plan.baseline
         return RunReport(RunFacts(
             benchmark=plan.benchmark, language=s.language, protocol=s.protocol, model=self.model_name, judge=judge,
@@ -57,12 +50,23 @@ class Run:
             withheld=plan.shard_withheld, shard=plan.shard_section(), missing_origin=plan.missing_origin,
             warnings=plan.warnings))
 
+    def _meta(self, judge: dict) -> dict:
+        from ..runs import run_metadata
+
+        gen, producer = self.plan.generation, self.execution.producer
+        return run_metadata(self.settings.save_name, model=self.model_name, benchmark=self.plan.benchmark.name,
+                            revision=gen.revision if gen else None, protocol=self.settings.protocol,
+                            judge_model=judge.get("model") or "", seed=gen.seed if gen else None,
+                            model_digest=((producer and producer.identity) or {}).get("model"),
+                            judge_backend=judge.get("backend"), judge_digest=judge.get("digest"),
+                            judge_recipe=judge.get("recipe"))
+
     @property
     def model_name(self) -> str:
         return self.execution.model_name or self.plan.model_name
 
     def outcome(self) -> Outcome:
-        return self.report(with_usage=False).outcome()
+        return self.report(for_results=False).outcome()
 
     def outputs(self) -> Outputs:
         s = self.settings
