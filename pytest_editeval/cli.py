@@ -177,6 +177,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
     from .compare import compare_runs, different_endpoints, printable, resolve_compare_gate
     from .judges import different_judges
     from .report.table import render_comparison
+    from .run.report import results_title
     from .runs import load_run
 
     try:
@@ -207,6 +208,7 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
              fmt(d.baseline), fmt(d.current), fmt(d.delta, "+"),
              "-" if d.delta is None else f"{d.ci_low:+.3f} to {d.ci_high:+.3f}"]
             for d in sorted(deltas, key=lambda d: (order.index(d.metric), d.subset is None))]
+    print(results_title(current, benchmark))  # the new run's title, as its own summary printed it
     print(f"{printable(baseline.model)} ({baseline_name}) -> {printable(current.model)} ({new_name}): "
           f"{current.benchmark} {printable(current.language)}, paired by row over rows both scored")
     print(tabulate(rows, headers=["Metric", "Subset", "n", "Baseline", "New", "New - Baseline", "95% CI"],

@@ -32,9 +32,9 @@ def editeval_pipeline(request):
     Override it in your conftest.py with any callable `(image, instruction, seed) -> PIL.Image` for models
     that are not diffusers pipelines (give it an `editeval_identity` dict to have its images cached)."""
     plugin = request.config.stash.get(PLUGIN_KEY, None)
-    if plugin is None or plugin.run.generation is None or not plugin.run.generation.model:
+    if plugin is None or plugin.run.plan.generation is None or not plugin.run.plan.generation.model:
         raise pytest.UsageError("editeval_pipeline needs --editeval-model (or override this fixture)")
-    editor = plugin.run.load_editor()
+    editor = plugin.run.execution.load_editor()
     yield editor
     editor.release()
 
@@ -74,4 +74,4 @@ def editeval_judge(request):
 @pytest.fixture
 def editeval_source_image(request, editeval_sample):
     """The current row's source image (`input_image`, RGB), for tests that edit it themselves."""
-    return request.config.stash[PLUGIN_KEY].run.source_image(editeval_sample)
+    return request.config.stash[PLUGIN_KEY].run.execution.source_image(editeval_sample)

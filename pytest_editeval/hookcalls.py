@@ -87,3 +87,44 @@ def _named(config, name: str, exc: BaseException | None = None) -> str:
         return f"hook {name}"
     module = getattr(impl.plugin, "__file__", None)
     return f"hook {name} in {Path(module) if module else impl.plugin_name}"
+
+
+class ConftestHooks:
+    """The extension hooks of one pytest session, with what a failure does: a failed results or summary hook adds
+    nothing and is remembered (said in the summary; the run fails), a refused judge stops the run (InputError)."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.failures: list[str] = []
+
+    def judge_created(self, name: str, description: dict) -> None:
+        """A hook that raises refuses the judge: the run does not start (InputError, one usage line)."""
+        from .errors import InputError
+
+        try:
+            judge_created(self.config, name, description)
+        except HookFailed as exc:
+            raise InputError(str(exc)) from None
+
+    def verdict(self, record: dict) -> None:
+        verdict(self.config, record)
+
+    def results_fields(self, results) -> dict:
+        """The results JSON's `extra` fields (pytest_editeval_results_json) for the RunResults `results`."""
+        if not implemented(self.config, "pytest_editeval_results_json"):
+            return {}
+        try:
+            return results_fields(self.config, results.model_dump(mode="json"))
+        except HookFailed as exc:
+            self.failures.append(f"editeval: {exc}; the results were written without its fields")
+            return {}
+
+    def summary_lines(self, results) -> list[str]:
+        """pytest_editeval_summary_lines; `results()` builds the RunResults only when a hook is implemented."""
+        if not implemented(self.config, "pytest_editeval_summary_lines"):
+            return []
+        try:
+            return summary_lines(self.config, results().model_dump(mode="json"))
+        except HookFailed as exc:
+            self.failures.append(f"editeval: {exc}")
+            return []

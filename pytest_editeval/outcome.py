@@ -1,6 +1,6 @@
 """What a run's verdicts amount to: aggregates, the gate and the comparison with a baseline (pure).
 
-One function for a run in one process (run.py) and for the merge of a run's shards (shards.py, the `merge`
+One function for a run in one process (run/report.py) and for the merge of a run's shards (shards.py, the `merge`
 command), so that both give the same numbers, the same gate and the same comparison by construction.
 """
 

@@ -311,48 +311,37 @@ class MergeResult:
 
 
 def merge(request: MergeRequest) -> MergeResult:
-    """Check, aggregate, gate, compare, write and summarise the shards as one run (MergeError / InputError: one
-    line, nothing written)."""
+    """Check the shards, then finish them as one run through the run's own reporting (run/report.py): the same
+    outcome, results JSON, files, title and summary lines (MergeError / InputError: one line, nothing written)."""
     from . import benchmarks
-    from .judge_cost import merged as merged_usage
-    from .judge_cost import usage_lines
-    from .outcome import comparison_section, decide
-    from .report.results import build_results
-    from .report.terminal import SummaryFacts, summary_lines
+    from .report.terminal import summary_lines
+    from .run.report import ImageSources, Outputs, RunReport
 
     files = [read_shard(Path(p)) for p in request.paths]
     first = files[0].results
     benchmark = benchmarks.get(first.benchmark, request.rootdir)
     ordered = check_together(files, benchmark)
-    verdicts = merged_verdicts(files, ordered)
-    subset_order = list(first.shard.subsets)
-    thresholds, compare_gates = _resolved_gates(request, benchmark, subset_order)
-    baseline, compare_skipped = _baseline(request)
-    stopped = next((f"shard {f.results.shard.index}/{f.results.shard.count} stopped: {f.results.stopped}" for f in
-                    sorted(files, key=lambda f: f.results.shard.index) if f.results.stopped), None)
-    judge = {**first.judge.model_dump(), **merged_usage([f.results.judge.model_dump() for f in files])}
-    outcome = decide(verdicts, [row_id for _, row_id in ordered], benchmark, subset_order,
-                     thresholds=thresholds, gate_policy=request.gate_policy, allow_missing=first.allow_missing,
-                     stopped=stopped, baseline=baseline, compare_gates=compare_gates, judge=judge)
-    results = build_results(
-        benchmark=first.benchmark, benchmark_info=first.benchmark_info.model_dump(), language=first.language,
-        protocol=first.protocol, model=first.model, judge=judge,
-        verdicts=outcome.verdicts, aggregates=outcome.aggregates,
-        gate=outcome.gate, complete=outcome.complete, allow_missing=first.allow_missing, stopped=outcome.stopped,
-        meta=_merged_meta(files, request.save_name), comparison=comparison_section(baseline, outcome),
-        judge_aggregates=outcome.judge_aggregates)
-    results.extra = shared_extra(files)
     notes = [f"merged {len(files)} shards of {first.shard.selected_rows} selected rows: "
              + ", ".join(f.label for f in sorted(files, key=lambda f: f.results.shard.index))]
-    written = _write(request, results, outcome, benchmark, baseline, files, notes)
-    facts = SummaryFacts(
-        title=f"editeval: {first.benchmark} ({first.language}), protocol {first.protocol}, judge {first.judge.model}",
-        benchmark=benchmark, model=first.model, dataset=f"{first.benchmark}-{first.language}", outcome=outcome,
-        stopped=outcome.stopped, stopped_code=2 if outcome.stopped else None, allow_missing=first.allow_missing,
-        missing_origin="", baseline=baseline,
-        baseline_name=(baseline.meta.get("name") or request.compare) if baseline is not None else None,
-        compare_skipped=compare_skipped, written=written, warnings=notes, usage_lines=usage_lines(judge))
-    lines = [(facts.title, {"bold": True}), *summary_lines(facts)]
+    report = RunReport(_merged_facts(request, files, ordered, benchmark, notes))
+    outcome = report.outcome()
+    not_found: list[str] = []
+
+    def sources() -> ImageSources:
+        read_source, source_path = _source_reader(request, benchmark, first, notes,
+                                                  [f.path.resolve().parent for f in files])
+        edited_path, missing = _edited_images(files, request.image_folders)
+        not_found.append(missing)
+        return ImageSources(read_source, source_path, edited_path)
+
+    outputs = Outputs(request.rootdir, request.json_path, request.html_path, request.save_name, request.max_pixels)
+    written = report.write(outputs, outcome, sources, extra=lambda _: shared_extra(files))
+    if not_found and not_found[0]:
+        notes.append(f"HTML report: {len(not_found[0])} edited image(s) not found inside the shard file's folder or "
+                     "a folder given with --images (images are read from nowhere else; download each shard's "
+                     f"images beside its results file, or name their folder), e.g. {_shown(not_found[0][0])}: shown "
+                     "without a thumbnail")
+    lines = [(report.title, {"bold": True}), *summary_lines(report.summary_facts(outcome, written))]
     if outcome.failed:
         code = 1
     elif not outcome.gate.evaluated and request.gate_policy != "never":
@@ -364,6 +353,31 @@ def merge(request: MergeRequest) -> MergeResult:
     else:
         code = 0
     return MergeResult(lines, code)
+
+
+def _merged_facts(request: MergeRequest, files: Sequence[ShardFile], ordered, benchmark, notes: list[str]):
+    """The merged run as the run's report reads it: its verdicts in the whole selection's order, the judge with
+    the shards' usage summed, the first stop (in shard order) and the merge's own gates and baseline."""
+    from .judge_cost import merged as merged_usage
+    from .outcome import Stop
+    from .run.report import RunFacts
+
+    first = files[0].results
+    subset_order = list(first.shard.subsets)
+    thresholds, compare_gates = _resolved_gates(request, benchmark, subset_order)
+    baseline, compare_skipped = _baseline(request)
+    stopped = next((f"shard {f.results.shard.index}/{f.results.shard.count} stopped: {f.results.stopped}" for f in
+                    sorted(files, key=lambda f: f.results.shard.index) if f.results.stopped), None)
+    return RunFacts(
+        benchmark=benchmark, language=first.language, protocol=first.protocol, model=first.model,
+        judge={**first.judge.model_dump(), **merged_usage([f.results.judge.model_dump() for f in files])},
+        verdicts=merged_verdicts(files, ordered), selected_ids=[row_id for _, row_id in ordered],
+        subset_order=subset_order, allow_missing=first.allow_missing,
+        benchmark_info=first.benchmark_info.model_dump(), meta=_merged_meta(files, request.save_name),
+        thresholds=thresholds, gate_policy=request.gate_policy, baseline=baseline,
+        baseline_name=(baseline.meta.get("name") or request.compare) if baseline is not None else None,
+        compare_gates=compare_gates, compare_skipped=compare_skipped,
+        stopped=Stop(stopped, 2) if stopped else None, warnings=notes)
 
 
 def shared_extra(files: Sequence[ShardFile]) -> dict:
@@ -408,31 +422,6 @@ def _merged_meta(files: Sequence[ShardFile], save_name: str | None) -> dict:
     first = dict(files[0].results.meta)
     stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     return {**first, "name": save_name, "timestamp": stamp, "merged_shards": len(files)}
-
-
-def _write(request: MergeRequest, results, outcome, benchmark, baseline, files, notes: list[str]) -> list[str]:
-    from .report import files as outputs
-
-    data = results.model_dump_json(indent=2).encode("utf-8")
-    written = []
-    if request.json_path is not None:
-        written.append(outputs.write_results_json(request.json_path, data, stopped=bool(outcome.stopped),
-                                                  scored=outcome.aggregates.full.num, complete=outcome.complete))
-    if request.save_name is not None:
-        written.append(outputs.save_run(request.rootdir, request.save_name, data, complete=outcome.complete))
-    if request.html_path is not None:
-        read_source, source_path = _source_reader(request, benchmark, files[0].results, notes,
-                                                  [f.path.resolve().parent for f in files])
-        edited_path, not_found = _edited_images(files, request.image_folders)
-        written.append(outputs.write_html(request.html_path, results, benchmark, baseline, read_source,
-                                          request.max_pixels, edited_path, source_path,
-                                          stopped=bool(outcome.stopped)))
-        if not_found:
-            notes.append(f"HTML report: {len(not_found)} edited image(s) not found inside the shard file's folder or "
-                         "a folder given with --images (images are read from nowhere else; download each shard's "
-                         f"images beside its results file, or name their folder), e.g. {_shown(not_found[0])}: shown "
-                         "without a thumbnail")
-    return written
 
 
 def _source_reader(request: MergeRequest, benchmark, first, notes: list[str], shard_folders: Sequence[Path] = ()):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 
 class XdistHooks:
-    def __init__(self, plugin) -> None:
-        self.plugin = plugin
+    def __init__(self, run) -> None:
+        self.run = run
 
     def pytest_xdist_auto_num_workers(self, config):
         """`-n auto` in model mode: one worker per visible GPU (each worker takes its own)."""
-        run = self.plugin.run
-        generation = run.generation
-        if generation is None or run.custom_editor:
+        generation = self.run.plan.generation
+        if generation is None or self.run.execution.custom_editor:
             return None
         if generation.device is not None and not generation.device.startswith("cuda"):
             return None
@@ -26,20 +25,26 @@ class XdistHooks:
         return torch.cuda.device_count() or None
 
     def pytest_configure_node(self, node) -> None:
-        run = self.plugin.run
-        node.workerinput["editeval_dataset_dir"] = str(run.dataset_dir)
-        node.workerinput["editeval_fresh_after"] = run.fresh_after
-        node.workerinput["editeval_started_at"] = run.started_at
+        from .run import WorkerShare
+
+        plan = self.run.plan
+        node.workerinput.update(WorkerShare(plan.dataset_dir, plan.fresh_after, plan.started_at).to_input())
 
     def pytest_testnodedown(self, node, error) -> None:
-        self.plugin.worker_done(getattr(node, "workeroutput", None) or {})
+        """The controller's side of report_to_controller."""
+        from .outcome import Stop
+
+        output = getattr(node, "workeroutput", None) or {}
+        stopped = output.get("editeval_stopped")
+        self.run.execution.worker_finished(output.get("editeval_counts"), output.get("editeval_judge"),
+                                           Stop(*stopped) if stopped else None)
 
 
 def report_to_controller(config, run) -> None:
     """A worker's side: what the controller must know, in workeroutput."""
-    output = config.workeroutput
-    output["editeval_counts"] = run.counts()
-    if run.judge is not None:  # the controller never starts a judge: it names the judge from this
-        output["editeval_judge"] = run.judge.describe()
-    if run.stopped is not None:
-        output["editeval_stopped"] = [run.stopped.message, run.stopped.exit_code]
+    output, execution = config.workeroutput, run.execution
+    output["editeval_counts"] = execution.counts()
+    if execution.judge is not None:  # the controller never starts a judge: it names the judge from this
+        output["editeval_judge"] = execution.judge.describe()
+    if execution.stopped is not None:
+        output["editeval_stopped"] = [execution.stopped.message, execution.stopped.exit_code]

@@ -1,5 +1,5 @@
 """The files a run writes at its end: the results JSON, the saved run, the HTML report. Shared by a run in one
-process (run.py) and the merge of shards (shards.py), so both follow the same rules: a run that is not complete
+process (run/report.py) and the merge of shards (shards.py), so both follow the same rules: a run that is not complete
 (Ctrl-C, a -k re-run, a stop) never replaces the results JSON or HTML report of a complete run, a stopped or
 empty run never replaces one that holds scored rows (each is written beside it, as NAME.incomplete.EXT), and
 only a complete run may become a saved run NAME. Each function returns the summary line that says where the file
