@@ -33,6 +33,7 @@ def test_agreement_pairs_rows_both_scored_and_names_the_largest_disagreements():
     assert result.mean_difference == pytest.approx(-3 / 8) and result.ci_low <= -3 / 8 <= result.ci_high
 
 
+@pytest.mark.slow  # several seconds: two runs of 44 rows
 def test_agreement_cli_on_two_saved_runs(run, judge, pytester, tmp_path, capsys):
     from pytest_editeval.cli import main
 

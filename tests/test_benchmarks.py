@@ -319,6 +319,7 @@ def test_kris_an_unreadable_question_loses_only_its_own_metrics(brun, judge, tmp
     assert json.loads(out.read_text())["aggregates"]["full"]["unreadable"] == {}
 
 
+@pytest.mark.slow  # several seconds: repeated judging of every row
 def test_kris_repeated_judging_keeps_a_metric_that_one_sample_read(brun, judge, tmp_path):
     """With --editeval-judge-samples 2, a question one sample never read takes the other sample's value (nothing
     missing); one no sample read is missing for its row only."""
@@ -412,6 +413,7 @@ def test_a_package_registers_a_benchmark_through_the_entry_point(monkeypatch):
 
 
 # ---- saved runs of schema 1 ----------------------------------------------------------------------------------------
+@pytest.mark.slow  # several seconds: two runs of all 44 rows
 def test_a_schema_1_saved_run_is_still_a_baseline(run, pytester, tmp_path):
     from pytest_editeval.cli import main
 

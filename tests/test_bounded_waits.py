@@ -35,6 +35,7 @@ def test_the_client_cuts_an_answer_that_never_ends_at_its_timeout():
         client.close()
 
 
+@pytest.mark.slow  # several seconds: waits out judge timeouts, in a subprocess
 def test_a_judge_that_sends_a_byte_a_second_is_cut_at_the_judge_timeout(run, judge, tmp_path):
     judge.faults.extend([Fault("drip", seconds=DRIP_S)] * 40)
     out = tmp_path / "drip.json"
@@ -51,6 +52,7 @@ def test_a_judge_that_sends_a_byte_a_second_is_cut_at_the_judge_timeout(run, jud
     assert json.loads(out.read_text())["complete"] is True
 
 
+@pytest.mark.slow  # several seconds: waits out the row deadline, in a subprocess
 @pytest.mark.parametrize("concurrency", ["adaptive", "fixed"])
 def test_a_retry_after_pause_never_outlasts_the_row_deadline(run, judge, tmp_path, concurrency):
     # Every first request of the rows is told to come back in a day (capped at 60 s before the row deadline

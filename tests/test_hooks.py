@@ -96,7 +96,8 @@ VERDICT_CONFTEST = """
 """
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+@pytest.mark.parametrize("xdist", [[], pytest.param(["-n", "2"], marks=pytest.mark.slow)],  # xdist: seconds
+                         ids=["one-process", "xdist"])
 def test_verdict_hook_is_called_once_per_row_on_the_recording_process(run, pytester, en_rows, tmp_path, xdist):
     pytester.makeconftest(VERDICT_CONFTEST)
     out = tmp_path / "results.json"

@@ -85,6 +85,7 @@ def test_re_asked_replies_are_paid_for(run, judge, tmp_path):
     assert per_answer == data["judge"]["usage"]["prompt_tokens"]  # the re-ask is part of its answer's cost
 
 
+@pytest.mark.slow  # several seconds: a pytest run with xdist workers, in a subprocess
 def test_xdist_workers_usage_reaches_the_controller(run, judge, en_rows, tmp_path):
     """Each worker judges ahead rows that the other's items may need. With a judge slow enough that some are still
     in flight when the first worker is done, they finish (and pass to the other worker through the cache) instead

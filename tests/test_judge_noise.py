@@ -43,6 +43,7 @@ def _recorded_replies(data) -> collections.Counter:
                                for s in a["samples"])
 
 
+@pytest.mark.slow  # several seconds: repeated judging of every row
 def test_samples_are_asked_with_their_own_seeds_and_scored_mean_first(run, noisy_judge, en_rows, tmp_path):
     out = tmp_path / "r.json"
     result = run(f"--editeval-judge-url={noisy_judge.url}", f"--editeval-judge-samples={K}", f"--editeval-json={out}")
@@ -138,6 +139,7 @@ def test_the_html_report_shows_the_judges_share_of_each_mean_and_each_rows_sprea
     assert f"Each question was asked {K} times" in report
 
 
+@pytest.mark.slow  # several seconds: repeated judging of every row
 def test_raising_the_samples_asks_only_the_new_ones(run, noisy_judge, en_rows, tmp_path):
     """Each sample is cached on its own, and sample 0 is the single-sample run's answer."""
     questions = 2 * len(en_rows)

@@ -98,6 +98,7 @@ def test_judge_seed_and_temperature_options_override_the_recipe(run, judge):
     assert judge.calls[0].body["seed"] == 7 and judge.calls[0].body["temperature"] == 0.0
 
 
+@pytest.mark.slow  # several seconds: three runs of the plugin
 def test_a_different_recipe_or_judge_is_one_comparison_warning(run, tmp_path):
     assert run("--editeval-save=vie", "--editeval-subsets=color_alter").ret == 0
     result = run("--editeval-judge-recipe=editscore", "--editeval-subsets=color_alter", "--editeval-compare=vie")

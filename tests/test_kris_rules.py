@@ -601,6 +601,7 @@ def _parse_all(replies: list[str]) -> float:
     return time.process_time() - started
 
 
+@pytest.mark.slow  # several seconds: parses hostile 64 KiB replies, then four times as long
 def test_parsing_stays_linear_on_hostile_64_kib_replies():
     base = _parse_all(ADVERSARIAL_64K)  # about 0.25 s for all 11 replies x 14 question kinds here
     quadrupled = _parse_all([r * 4 for r in ADVERSARIAL_64K])

@@ -26,6 +26,7 @@ from pytest_editeval.judges.requests import PreparedImage
 from pytest_editeval.judges.settings import JudgeSpec
 
 from .conftest import output_of
+from .tiny import shared_folder
 
 pytestmark = pytest.mark.torch  # every test here runs or loads a tiny judge, or imports torch
 UNSCRIPTED = transformers_local.TransformersJudge.extra_logits_processors
@@ -63,16 +64,20 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def tiny_judges(tmp_path_factory):
-    """The three tiny judges and a LoRA adapter for the Qwen2.5-VL one, built in a clean interpreter (this test
-    process has been through many in-process pytester runs)."""
-    root = tmp_path_factory.mktemp("tiny-judges")
+    """The three tiny judges and a LoRA adapter for the Qwen2.5-VL one, built once per test run and shared by the
+    xdist workers, in a clean interpreter (this test process has been through many in-process pytester runs)."""
     code = ("import sys; from pathlib import Path\n"
             "from pytest_editeval.testing._scaffold.tiny_judges import BUILDERS, build_lora_adapter\n"
             "root = Path(sys.argv[1])\n"
             "for name, build in BUILDERS.items(): build(root / name)\n"
-            "build_lora_adapter(root / 'qwen2.5-vl', root / 'qwen2.5-vl-lora')\n")
-    subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
-    return root
+            "build_lora_adapter(root / 'qwen2.5-vl', root / 'qwen2.5-vl-lora')\n"
+            "(root / 'complete').touch()\n")
+
+    def build(root):
+        root.mkdir()
+        subprocess.run([sys.executable, "-c", code, str(root)], check=True, capture_output=True)
+
+    return shared_folder("tiny-judges", tmp_path_factory, build, complete="complete")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ of every benchmark, `compare` across judge endpoints, the cache counters, the ve
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -12,6 +13,7 @@ from .conftest import output_of
 
 
 # ---- options without a benchmark ---------------------------------------------------------------------------
+@pytest.mark.slow  # several seconds: pytest runs of its own, in subprocesses
 def test_gate_options_on_the_command_line_without_a_benchmark_are_a_usage_error(pytester, edits):
     pytester.makepyfile("def test_plain(): pass")
     for args, named in ((["--editeval-threshold=overall>=7"], "--editeval-threshold"),
@@ -38,6 +40,7 @@ def test_the_same_options_in_an_ini_file_keep_one_warning(pytester, edits):
                                  "add --editeval-benchmark*"])
 
 
+@pytest.mark.slow  # several seconds: pytest runs of its own, in a subprocess
 def test_images_on_the_command_line_serve_a_marked_test(pytester, gedit, edits, judge, monkeypatch):
     from .conftest import API_KEY
 
@@ -56,6 +59,7 @@ def test_images_on_the_command_line_serve_a_marked_test(pytester, gedit, edits, 
 
 
 # ---- a run that is not complete keeps the complete run's files ---------------------------------------------
+@pytest.mark.slow  # several seconds: three runs of all 44 rows
 def test_a_rerun_that_is_not_complete_writes_beside_the_complete_run(run, tmp_path):
     out, html = tmp_path / "results.json", tmp_path / "report.html"
     complete = run(f"--editeval-json={out}", f"--editeval-html={html}")
@@ -114,6 +118,7 @@ def test_command_line_thresholds_replacing_the_ini_ones_are_said(run, pytester):
 
 
 # ---- compare across endpoints ------------------------------------------------------------------------------
+@pytest.mark.slow  # several seconds: runs of the plugin and the compare command
 def test_compare_warns_when_one_model_name_was_judged_at_two_endpoints(run, pytester, tmp_path):
     import subprocess
     import sys
@@ -162,9 +167,10 @@ def _cache_line(stdout: str) -> tuple[int, int, int]:
     return int(found[1]), int(found[2]), int(found[3])
 
 
+@pytest.mark.slow  # several seconds: pytest runs of its own, in subprocesses
 @pytest.mark.parametrize("benchmark, rows", [("gedit", 44), ("imgedit", 18), ("imgedit-uge", 6), ("kris", 60)])
 def test_the_demo_of_each_benchmark_passes_and_its_rerun_is_answered_from_the_cache(tmp_path, benchmark, rows):
-    folder = tmp_path / f"demo-{benchmark}"
+    folder = tmp_path / f"demo-{benchmark}-{os.getpid()}"  # its judge's port follows the name: unique per run
     written = _demo(folder, *([] if benchmark == "gedit" else ["--benchmark", benchmark]))
     assert written.returncode == 0, written.stderr
     assert f"{benchmark} demo written to {folder}" in written.stdout
@@ -244,12 +250,13 @@ MODEL_RECIPE = ["-o", "editeval_images=", "--editeval-model=tiny-pix2pix", "--ed
                 '--editeval-generation-config={"num_inference_steps": 2}', "--editeval-limit=1"]
 
 
+@pytest.mark.torch  # the recipe builds a tiny pipeline and runs model mode, in subprocesses
 def test_the_cpu_model_mode_recipe_runs_quietly_and_counts_each_cache_apart(tmp_path):
     import subprocess
     import sys
 
     pytest.importorskip("diffusers")
-    folder = tmp_path / "editeval-demo"
+    folder = tmp_path / f"editeval-demo-{os.getpid()}"  # its judge's port follows the name: unique per run
     assert _demo(folder).returncode == 0
     built = subprocess.run([sys.executable, "-m", "pytest_editeval.testing.tiny_pipelines", "tiny-pix2pix"],
                            cwd=folder, capture_output=True, text=True, timeout=600)

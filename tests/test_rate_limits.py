@@ -74,6 +74,7 @@ def test_the_bucket_model_never_waits_for_what_can_never_come():
     assert ten.wait(12.0, sent=11, cost=1.0) == 0.0
 
 
+@pytest.mark.slow  # several seconds: waits out a Retry-After
 def test_retry_after_pauses_the_whole_client_not_one_request(run, judge):
     """One 429 with Retry-After 0.6 s at the start: every request waits for it, not only the one that got it (in
     the fixed mode of before, the others go on at once)."""
@@ -88,6 +89,7 @@ def test_retry_after_pauses_the_whole_client_not_one_request(run, judge):
         assert (not during) == quiet, (mode, len(during))
 
 
+@pytest.mark.slow  # several seconds: waits out rate limits
 def test_a_rate_limited_run_adapts_and_scores_every_row(run, en_rows, tmp_path):
     """64 workers against 40 requests a second (bursts of 10), 2 samples a question: almost no 429s, every row
     scored exactly as without a limit, and the summary says how the client adapted."""

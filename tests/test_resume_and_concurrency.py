@@ -124,6 +124,7 @@ def test_sigkill_then_resume_repeats_no_finished_work(tmp_path, gedit, edits, ju
     assert _comparable(out) == reference
 
 
+@pytest.mark.slow  # several seconds: pytest runs of its own, in subprocesses
 def test_two_concurrent_runs_share_one_cache_without_repeating_work(tmp_path, gedit, edits, judge, reference):
     judge.latency = 0.05
     cache = tmp_path / "shared-cache"
@@ -172,6 +173,7 @@ def test_429_storm_and_a_hanging_request_are_survived(run, judge, tmp_path, refe
     assert _comparable(out) == reference
 
 
+@pytest.mark.slow  # several seconds: pytest runs of its own, in subprocesses
 def test_ctrl_c_stops_promptly_keeps_finished_work_and_resumes(tmp_path, gedit, edits, judge, reference):
     judge.latency = 0.2
     cache, out = tmp_path / "cache", tmp_path / "out.json"

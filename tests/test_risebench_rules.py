@@ -357,6 +357,7 @@ def test_bad_rows_are_error_rows_with_their_reason(tmp_path):
     assert not Path("/tmp/contract-escape.png").exists()
 
 
+@pytest.mark.slow  # several seconds: downloads and unpacks from a loopback hub
 @pytest.mark.parametrize("repo", ["PhoenixZ/RISEBench", "VisionXLab/RISEBench"])
 def test_both_hub_names_download_the_json_and_the_image_archive(run, tmp_path, monkeypatch, hub, repo):
     published = tmp_path / "published"
@@ -534,6 +535,7 @@ def test_aggregates_reproduce_the_published_bagel_lines():
     assert (full.micro["consistency"].n, full.micro["plausibility"].n) == (353, 275)
 
 
+@pytest.mark.slow  # several seconds: runs of the plugin and the compare command
 def test_thresholds_and_compare_work_on_the_legacy_accuracy(run, pytester, tmp_path):
     """accuracy_legacy (alias acc_legacy) is a metric like any other: thresholds per category, the compare gate."""
     data, rows = _dataset(tmp_path)

@@ -60,6 +60,7 @@ def test_different_failures_are_not_one_cause(run, judge):
     assert result.ret == 1 and "STOPPED" not in output_of(result), output_of(result)
 
 
+@pytest.mark.slow  # several seconds: a judge that answers one request at a time
 def test_a_server_that_answers_one_request_at_a_time_is_not_flooded(run, tmp_path):
     """Requests queue on a serial server, so the last ones of a burst time out; each time-out halves the window as
     a 429 does, so retries do not pile onto the queue: the number of requests stays bounded and every row is

@@ -28,6 +28,7 @@ def _jsonl(folder, entries):
 
 
 # ---- 1. missing rows ------------------------------------------------------------------------------------
+@pytest.mark.slow  # several seconds: two runs of the plugin
 def test_missing_images_fail_the_gate_and_are_named(run, en_rows, edits, tmp_path, judge):
     entries = [json.loads(line) for line in edits.read_text().splitlines()][:2]
     for entry in entries:
@@ -225,6 +226,7 @@ def test_a_redirect_stops_the_run_and_the_key_never_follows(run, judge):
 
 
 # ---- 7. bad images and huge replies are counted row errors -----------------------------------------------
+@pytest.mark.slow  # several seconds: two runs of the plugin on hostile images
 def test_decompression_bomb_and_broken_images_are_error_rows(run, en_rows, edits, tmp_path, judge):
     folder = tmp_path / "bad-images"
     entries = [json.loads(line) for line in edits.read_text().splitlines()]
@@ -352,6 +354,7 @@ def test_summary_says_where_every_file_went(run, tmp_path, pytester):
                                  f"HTML report written to {html}"])
 
 
+@pytest.mark.slow  # several seconds: a pytest run with xdist workers, in a subprocess
 def test_xdist_run_counts_the_judge_requests_of_its_workers(run):
     result = run("-n", "2", "--editeval-threshold=overall>=0")
     assert result.ret == 0
@@ -446,6 +449,7 @@ def test_user_tests_over_rows_do_not_count_rows_twice(run, pytester, tmp_path):
     assert len(data["samples"]) == 2 and data["aggregates"]["full"]["macro"]["overall"]["n"] == 2
 
 
+@pytest.mark.slow  # several seconds: a pytest run with xdist workers, in a subprocess
 def test_a_fatal_answer_under_xdist_stops_the_run_with_its_exit_status(run, monkeypatch):
     monkeypatch.setenv("EDITEVAL_JUDGE_API_KEY", "sk-wrong")
     result = run("-n", "2", "--editeval-threshold=overall>=0")

@@ -386,6 +386,7 @@ def test_a_read_only_cache_folder_is_one_line_and_every_row_is_scored(run, read_
                   "some space, make the folder writable or pass --editeval-cache-dir / --editeval-no-cache"], text
 
 
+@pytest.mark.slow  # several seconds: two runs of the plugin, one in a subprocess
 def test_a_fifo_in_the_cache_is_skipped_never_waited_on(run, judge, tmp_path):
     import os
 
@@ -408,6 +409,7 @@ def test_a_fifo_in_the_cache_is_skipped_never_waited_on(run, judge, tmp_path):
 # `pytest-editeval merge` reads images only from folders the user named
 
 
+@pytest.mark.slow  # several seconds: a run and its merge
 def test_merge_reads_no_image_a_shard_file_points_elsewhere(run, tmp_path):
     import json
     import subprocess

@@ -32,9 +32,14 @@ def build_tiny(name, folder):
 
 
 def shared_tiny(name, tmp_path_factory):
-    """The tiny pipeline `name`, built once per test run and shared read-only by every test that needs it: under
-    pytest-xdist the workers share one copy, built by whichever gets there first (in the run's folder above the
-    workers' own, behind a file lock), as pytest-xdist's documentation does for session data."""
+    """The tiny pipeline `name`, built once per test run and shared read-only by every test that needs it."""
+    return shared_folder(name, tmp_path_factory, lambda folder: build_tiny(name, folder))
+
+
+def shared_folder(name, tmp_path_factory, build, complete="model_index.json"):
+    """The folder `name`, made by build(folder) once per test run and shared read-only: under pytest-xdist the
+    workers share one copy, built by whichever gets there first (in the run's folder above the workers' own, behind
+    a file lock), as pytest-xdist's documentation does for session data. The file `complete` says it was finished."""
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
@@ -42,9 +47,9 @@ def shared_tiny(name, tmp_path_factory):
     root.mkdir(exist_ok=True)
     folder = root / name
     with FileLock(str(root / f"{name}.lock")):
-        if not (folder / "model_index.json").is_file():  # not built yet, or a build that was stopped midway
+        if not (folder / complete).is_file():  # not built yet, or a build that was stopped midway
             shutil.rmtree(folder, ignore_errors=True)
-            build_tiny(name, folder)
+            build(folder)
     return folder
 
 
