@@ -263,3 +263,37 @@ def test_a_limiter_whose_headers_overstate_its_room_costs_one_whole_second_pause
         note = next(line for line in out.splitlines() if "answered 429" in line)
     paused = re.search(r"paused (\d+) times \(([\d.]+) s in all\)", note)
     assert paused and float(paused[2]) < 1.5 and "the refill measured between 429s" in note, note
+
+
+def test_a_refill_measured_across_a_whole_second_pause_is_only_a_floor():
+    """A bucket of 5 refilling 20 a second is full a quarter second into a whole-second pause: the 429s around that
+    pause measure 5 / 1.3 s, a floor. Without a 429 for 1.5 x that pause the pace doubles; a 429 measured without a
+    long pause in between settles it, and the doubling stops."""
+    now = [0.0]
+    control = RateControl(64, clock=lambda: now[0])
+    control.release(control.take(0.0), 429, {"retry-after": "1"}, 1.0)
+    for i in range(5):
+        now[0] = 1.0 + 0.05 * i
+        control.release(control.take(now[0]), 200, {})
+    now[0] = 1.3
+    control.release(control.take(1.3), 429, {"retry-after": "1"}, 1.0)
+    assert control.refill == pytest.approx(5 / 1.3) and control.probe_after_s == pytest.approx(1.5)
+    now[0] = 2.7
+    control.release(control.take(2.7), 200, {})
+    assert control.refill == pytest.approx(5 / 1.3)  # 1.4 s without a 429: not yet
+    now[0] = 2.85
+    control.release(control.take(2.85), 200, {})
+    assert control.refill == pytest.approx(2 * 5 / 1.3)
+    now[0] = 3.0
+    control.release(control.take(3.0), 429, {"retry-after": "1"}, 1.0)  # after a 0.26 s pause: measured, settled
+    assert control.refill == pytest.approx(2 / 1.7) and control.probe_after_s is None
+
+
+@pytest.mark.parametrize("shape", ["retry-after", "overstated"])
+def test_a_bucket_smaller_than_a_whole_second_pause_is_not_held_at_its_floor(shape):
+    """20 a second with a burst of 5, 440 requests, answers in 0.5 s, whole-second Retry-After: the first refill
+    measured spans a 1 s pause the bucket outlasts by 0.75 s (27% of the rate measured); the pace is raised until
+    the 429s measure the rate itself (the 90% target is for a burst of a second's refill; before: 72% and 74%)."""
+    result = simulate(requests=440, workers=64, rate=20, burst=5, latency=0.5, shape=shape)
+    assert result.refused < 0.05 * result.sent, (result.refused, result.sent)
+    assert result.sustained >= 0.8, result.sustained

@@ -24,7 +24,10 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
   every 1/refill seconds at most), each later 429 measures it again instead of halving the window, and a
   whole-second Retry-After, which is rounded up (`1` for the 50 ms a bucket of 20 a second needs), pauses only
   one request's refill, within its last second. Without that, a run of 88 requests against a gateway whose
-  headers overstated its room paused a whole second twice where the bucket needed 50 ms.
+  headers overstated its room paused a whole second twice where the bucket needed 50 ms. A refill measured across
+  a whole-second pause is only a floor (a bucket of 5 refilling 20 a second is full after a quarter of it, and
+  measures 27% of the rate): until a 429 measures it without such a pause in between, the pace doubles after
+  every 1.5 pauses' time without a 429.
 - The `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers (requests and tokens,
   OpenAI's and Azure's names; reset as `1s`, `6m0s`, `250ms` or seconds; behind a LiteLLM proxy the same names
   prefixed `llm_provider-`, as are its Retry-After hints), when a provider sends them, describe
@@ -81,6 +84,11 @@ MAX_PAUSE_S = 60.0
 REFILL_SPAN_S = 0.25
 REFILL_GRANTS = 2
 REFUSALS_KEPT = 64
+# A refill measured across a long pause (a whole-second Retry-After) is only a floor: a bucket smaller than that
+# pause's refill was full before it ended. Until a 429 measures it without such a pause, the pace doubles after
+# every stretch this many times that pause long without a 429.
+PROBE_AFTER_PAUSES = 1.5
+PROBE_GAIN = 2.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -229,6 +237,9 @@ class RateControl:
         self.last_cut_seq = -1
         self.refill: float | None = None  # requests a second the limiter let through between its last 429s
         self._refusals: deque[Ticket] = deque(maxlen=REFUSALS_KEPT)
+        self._paused_after: dict[int, float] = {}  # a refused request's seq: the pause its Retry-After began
+        self.probe_after_s: float | None = None  # the refill is a floor: raise it after this long without a 429
+        self.last_refused_at = 0.0
         self.requests = Budget()
         self.tokens = Budget()
         self._token_costs = (0.0, 0)  # (sum, count) of the replies' prompt + completion tokens
@@ -318,6 +329,7 @@ class RateControl:
                     # A request's tokens are only estimated (the mean so far): a refusal there is no contradiction.
                     self.tokens.refused(ticket)
                     self._measure_refill(ticket)
+                    self.last_refused_at = now
                     self._cut(ticket)
                 elif timed_out:
                     # A server that answers one request at a time queues the rest: the time-outs are its 429s.
@@ -327,12 +339,18 @@ class RateControl:
                     self.round_trip = elapsed if self.round_trip is None else \
                         (1 - RTT_WEIGHT) * self.round_trip + RTT_WEIGHT * elapsed
                     self._grow(room=self._room())
+                    if self._refill_paces() and self.probe_after_s is not None \
+                            and now - self.last_refused_at >= self.probe_after_s:
+                        self.refill *= PROBE_GAIN  # no 429 for that long: the floor was low; the next 429 says
+                        self.last_refused_at = now
                 if retry_after is not None and status in (429, 503) and retry_after > 0:
                     if status == 429 and self._refill_paces() and _whole_seconds(headers, retry_after):
                         # A whole-second Retry-After is rounded up (a bucket of 20 a second needs 50 ms, and says
                         # 1): the wait lies within its last second, where the measured refill says where.
                         retry_after = max(retry_after - 1, min(retry_after, 1 / self.refill))
                     until = now + min(retry_after, MAX_PAUSE_S)
+                    if status == 429:
+                        self._paused_after[ticket.seq] = until - now
                     if until > self.paused_until:
                         self.pauses += 1
                         self.paused_s += until - max(now, self.paused_until)
@@ -388,7 +406,11 @@ class RateControl:
             granted = ticket.seq - earlier.seq - 1 - refused_between
             if granted >= REFILL_GRANTS:
                 self.refill = granted / (ticket.sent_at - earlier.sent_at)
+                pause = self._paused_after.get(earlier.seq, 0.0)
+                self.probe_after_s = PROBE_AFTER_PAUSES * pause if pause > 2 / self.refill else None
         self._refusals.append(ticket)
+        known = {old.seq for old in self._refusals}
+        self._paused_after = {seq: pause for seq, pause in self._paused_after.items() if seq in known}
 
     def _cut(self, ticket: Ticket) -> None:
         if ticket.seq <= self.last_cut_seq:  # sent before the last cut: the same burst, already answered
