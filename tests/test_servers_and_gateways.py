@@ -245,7 +245,7 @@ def test_the_refill_measured_between_429s_paces_the_client_and_shortens_a_whole_
     now[0] = 2.2
     control.release(control.take(2.2), 429, {"retry-after": "30"}, 30.0)
     assert control.paused_until == pytest.approx(2.2 + 29)  # a long Retry-After: within its last second only
-    assert "paced at 12.4 requests/s, the refill measured between 429s" in control.note()
+    assert "paced by the refill its 429s measured (last 12.4 requests/s)" in control.note()
 
 
 def test_a_limiter_whose_headers_overstate_its_room_costs_one_whole_second_pause(run, tmp_path):
@@ -262,7 +262,7 @@ def test_a_limiter_whose_headers_overstate_its_room_costs_one_whole_second_pause
         assert len(server.granted_at) == 88
         note = next(line for line in out.splitlines() if "answered 429" in line)
     paused = re.search(r"paused (\d+) times \(([\d.]+) s in all\)", note)
-    assert paused and float(paused[2]) < 1.5 and "the refill measured between 429s" in note, note
+    assert paused and float(paused[2]) < 1.5 and "paced by the refill its 429s measured" in note, note
 
 
 def test_a_refill_measured_across_a_whole_second_pause_is_only_a_floor():

@@ -456,7 +456,7 @@ class RateControl:
             if self.pauses:
                 parts.append(f"paused {self.pauses} times ({self.paused_s:.1f} s in all) on Retry-After")
             if self.refill is not None:
-                parts.append(f"paced at {self.refill:.1f} requests/s, the refill measured between 429s")
+                parts.append(f"paced by the refill its 429s measured (last {self.refill:.1f} requests/s)")
             if self.paced:
                 parts.append(f"{self.paced} requests waited for the provider's x-ratelimit budget to refill")
         return "; ".join(parts)
