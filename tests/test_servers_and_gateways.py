@@ -5,6 +5,7 @@ users start them (pytester) against the loopback judge."""
 
 import json
 import math
+import re
 
 import pytest
 
@@ -155,17 +156,13 @@ def test_the_rate_control_finds_every_limiter_shapes_rate(shape, requests):
     assert result.sustained >= 0.9, result.sustained
 
 
-OVERSTATED_SHORT_RUN = ("overstated headers open the whole window at the first answer; after the first 429 (which "
-                        "ends the trust in them) the whole-second Retry-After pauses leave 88.5% of the rate")
-
-
-@pytest.mark.parametrize("shape, requests", [
-    pytest.param(shape, requests, marks=[pytest.mark.xfail(strict=True, reason=OVERSTATED_SHORT_RUN)]
-                 if (shape, requests) == ("overstated", 88) else []) for shape in LIMITER_SHAPES for requests in (88, 440)])
+@pytest.mark.parametrize("requests", [88, 440])
+@pytest.mark.parametrize("shape", LIMITER_SHAPES)
 def test_the_rate_control_keeps_the_targets_with_a_loopback_runs_overheads(shape, requests):
     """As above, with what a real run over loopback HTTP adds: an answer takes 0.52 s for the judge's 0.5 s, and a
-    429 comes back in 5 ms, not 1. Known miss (strict xfail, so that a fix shows): headers that overstate the room
-    (1,200 a minute, reset in 1 s, while the bucket refills 20 a second), on the short run."""
+    429 comes back in 5 ms, not 1. Headers that overstate the room (1,200 a minute, reset in 1 s, while the bucket
+    refills 20 a second) on the short run were the known miss: two whole-second Retry-After pauses where the bucket
+    needed 50 ms (88.5% of the rate), until the refill measured between 429s paced the requests."""
     result = simulate(requests=requests, workers=64, rate=20, burst=20, latency=0.52, refusal_s=0.005, shape=shape)
     assert result.sent - result.refused == requests
     assert result.refused < 0.05 * result.sent, (result.refused, result.sent)
@@ -218,3 +215,86 @@ def test_a_429_whose_own_headers_claim_room_is_believed_over_them():
     tokens.release(tokens.acquire(), 429, {**claims, "x-ratelimit-limit-tokens": "1500",
                                            "x-ratelimit-remaining-tokens": "100", "x-ratelimit-reset-tokens": "1s"}, 1.0)
     assert tokens.requests.trusted and tokens.tokens.trusted
+
+
+def test_the_refill_measured_between_429s_paces_the_client_and_shortens_a_whole_second_retry_after():
+    """Without headers to believe, two 429s (each: the bucket was empty) measure the limiter's refill: the
+    requests let through between them a second. It then paces the requests, a 429 no longer halves the window,
+    and a whole-second Retry-After (rounded up: 1 s for the 50 ms a bucket of 20 a second needs) pauses only as
+    long as one request's refill, within its last second; a retry-after-ms hint is exact and obeyed as said."""
+    now = [0.0]
+    control = RateControl(64, clock=lambda: now[0])
+    control.release(control.take(0.0), 429, {"retry-after": "1"}, 1.0)
+    assert control.refill is None and control.paused_until == 1.0  # nothing measured: Retry-After is obeyed
+    for i in range(20):
+        now[0] = 1.0 + 0.02 * i
+        control.release(control.take(now[0]), 200, {})
+    now[0] = 1.5
+    neighbour = control.take(1.5)
+    control.release(neighbour, 429, {"retry-after": "1"}, 1.0)
+    assert control.refill == pytest.approx(20 / 1.5)  # 20 let through between 0 and 1.5 s
+    window = control.window
+    now[0] = 1.51
+    # Next to the last 429: measured from the one before it (a neighbour's span measures nothing), not cut.
+    control.release(control.take(1.51), 429, {"retry-after": "1"}, 1.0)
+    assert control.refill == pytest.approx(20 / 1.51) and control.window == window
+    assert control.paused_until == pytest.approx(1.51 + 1.51 / 20)
+    assert control.take(1.6).sent_at == 1.6 and control.next_send_at >= 1.6 + 1.51 / 20
+    now[0] = 1.7
+    control.release(control.take(1.7), 429, {"retry-after-ms": "400", "retry-after": "1"}, 0.4)
+    assert control.paused_until == pytest.approx(2.1)
+    now[0] = 2.2
+    control.release(control.take(2.2), 429, {"retry-after": "30"}, 30.0)
+    assert control.paused_until == pytest.approx(2.2 + 29)  # a long Retry-After: within its last second only
+    assert "paced by the refill its 429s measured (last 12.4 requests/s)" in control.note()
+
+
+def test_a_limiter_whose_headers_overstate_its_room_costs_one_whole_second_pause(run, tmp_path):
+    """Headers that claim 1,200 a minute, reset in 1 s, from a bucket of 20 refilling 20 a second, with
+    `Retry-After: 1` on its 429s; 88 requests from 64 workers. Every row is scored, and after the first pause
+    (nothing measured yet) the client paces at the refill its 429s measured instead of pausing a whole second again
+    (before: two 1 s pauses, 2.0 s in all). The share of 429s is the simulation's to check: here it depends on
+    how late a loaded machine delivers the first 429 to the window the headers opened."""
+    with JudgeServer(api_key=API_KEY, latency=0.5, rate_limit=20, burst=20, limiter="overstated") as server:
+        result = run(f"--editeval-judge-url={server.url}", "--editeval-no-cache", ELEVEN_ROWS,
+                     "--editeval-judge-samples=4", "--editeval-judge-workers=64")
+        out = output_of(result)
+        assert result.ret == 0, out
+        assert len(server.granted_at) == 88
+        note = next(line for line in out.splitlines() if "answered 429" in line)
+    paused = re.search(r"paused (\d+) times \(([\d.]+) s in all\)", note)
+    assert paused and float(paused[2]) < 1.5 and "paced by the refill its 429s measured" in note, note
+
+
+def test_a_refill_measured_across_a_whole_second_pause_is_only_a_floor():
+    """A bucket of 5 refilling 20 a second is full a quarter second into a whole-second pause: the 429s around that
+    pause measure 5 / 1.3 s, a floor. Without a 429 for 1.5 x that pause the pace doubles; a 429 measured without a
+    long pause in between settles it, and the doubling stops."""
+    now = [0.0]
+    control = RateControl(64, clock=lambda: now[0])
+    control.release(control.take(0.0), 429, {"retry-after": "1"}, 1.0)
+    for i in range(5):
+        now[0] = 1.0 + 0.05 * i
+        control.release(control.take(now[0]), 200, {})
+    now[0] = 1.3
+    control.release(control.take(1.3), 429, {"retry-after": "1"}, 1.0)
+    assert control.refill == pytest.approx(5 / 1.3) and control.probe_after_s == pytest.approx(1.5)
+    now[0] = 2.7
+    control.release(control.take(2.7), 200, {})
+    assert control.refill == pytest.approx(5 / 1.3)  # 1.4 s without a 429: not yet
+    now[0] = 2.85
+    control.release(control.take(2.85), 200, {})
+    assert control.refill == pytest.approx(2 * 5 / 1.3)
+    now[0] = 3.0
+    control.release(control.take(3.0), 429, {"retry-after": "1"}, 1.0)  # after a 0.26 s pause: measured, settled
+    assert control.refill == pytest.approx(2 / 1.7) and control.probe_after_s is None
+
+
+@pytest.mark.parametrize("shape", ["retry-after", "overstated"])
+def test_a_bucket_smaller_than_a_whole_second_pause_is_not_held_at_its_floor(shape):
+    """20 a second with a burst of 5, 440 requests, answers in 0.5 s, whole-second Retry-After: the first refill
+    measured spans a 1 s pause the bucket outlasts by 0.75 s (27% of the rate measured); the pace is raised until
+    the 429s measure the rate itself (the 90% target is for a burst of a second's refill; before: 72% and 74%)."""
+    result = simulate(requests=440, workers=64, rate=20, burst=5, latency=0.5, shape=shape)
+    assert result.refused < 0.05 * result.sent, (result.refused, result.sent)
+    assert result.sustained >= 0.8, result.sustained

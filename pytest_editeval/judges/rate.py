@@ -18,6 +18,16 @@ in flight either wastes the limit (too few) or hammers it (too many: each 429 co
   burst of answers releasing a burst of requests cost all of them.
 - Retry-After (seconds or an HTTP date, and `retry-after-ms`) on a 429 or 503 pauses the whole client, not just
   the request that got it: every other request would get the same answer.
+- Where no header is believed (none sent, or headers the 429s contradicted), the 429s themselves measure the
+  limiter: each says its bucket was empty when that request arrived, so the requests let through between two
+  429s (a quarter second apart at least) are what it refilled meanwhile. That refill then paces the requests (one
+  every 1/refill seconds at most), each later 429 measures it again instead of halving the window, and a
+  whole-second Retry-After, which is rounded up (`1` for the 50 ms a bucket of 20 a second needs), pauses only
+  one request's refill, within its last second. Without that, a run of 88 requests against a gateway whose
+  headers overstated its room paused a whole second twice where the bucket needed 50 ms. A refill measured across
+  a whole-second pause is only a floor (a bucket of 5 refilling 20 a second is full after a quarter of it, and
+  measures 27% of the rate): until a 429 measures it without such a pause in between, the pace doubles after
+  every 1.5 pauses' time without a 429.
 - The `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers (requests and tokens,
   OpenAI's and Azure's names; reset as `1s`, `6m0s`, `250ms` or seconds; behind a LiteLLM proxy the same names
   prefixed `llm_provider-`, as are its Retry-After hints), when a provider sends them, describe
@@ -69,6 +79,16 @@ ROOM_MARGIN = 0.25  # clear room: a quarter of the limit to spare
 # when the request arrived, a little after it was sent, so the estimate runs a few milliseconds ahead.
 RESERVE_S = 0.02
 MAX_PAUSE_S = 60.0
+# The refill measured between two 429s (each says the bucket was empty when its request arrived): only across at
+# least this long and this many requests let through, so that one burst's neighbouring refusals measure nothing.
+REFILL_SPAN_S = 0.25
+REFILL_GRANTS = 2
+REFUSALS_KEPT = 64
+# A refill measured across a long pause (a whole-second Retry-After) is only a floor: a bucket smaller than that
+# pause's refill was full before it ended. Until a 429 measures it without such a pause, the pace doubles after
+# every stretch this many times that pause long without a 429.
+PROBE_AFTER_PAUSES = 1.5
+PROBE_GAIN = 2.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -88,6 +108,11 @@ def parse_duration(value: str | None) -> float | None:
         return None
     scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def _whole_seconds(headers: Mapping[str, str] | None, retry_after: float) -> bool:
+    """The hint came as Retry-After in whole seconds (not retry-after-ms, not an HTTP date)."""
+    return float(retry_after).is_integer() and (headers is None or _header(headers, "retry-after-ms") is None)
 
 
 def _number(value: str | None) -> float | None:
@@ -210,6 +235,11 @@ class RateControl:
         self.sent = 0
         self.paused_until = 0.0
         self.last_cut_seq = -1
+        self.refill: float | None = None  # requests a second the limiter let through between its last 429s
+        self._refusals: deque[Ticket] = deque(maxlen=REFUSALS_KEPT)
+        self._paused_after: dict[int, float] = {}  # a refused request's seq: the pause its Retry-After began
+        self.probe_after_s: float | None = None  # the refill is a floor: raise it after this long without a 429
+        self.last_refused_at = 0.0
         self.requests = Budget()
         self.tokens = Budget()
         self._token_costs = (0.0, 0)  # (sum, count) of the replies' prompt + completion tokens
@@ -269,7 +299,13 @@ class RateControl:
             # Also while headers show room: they may claim more than the limiter grants.
             gain = SLOW_START_GAIN if self.window < self.threshold else STEADY_GAIN
             self.next_send_at = max(now, self.next_send_at) + self.round_trip / (gain * self.window)
+        if self.adaptive and self._refill_paces():
+            self.next_send_at = max(self.next_send_at, now + 1 / self.refill)
         return ticket
+
+    def _refill_paces(self) -> bool:
+        """The refill measured from the 429s paces the requests where no header that is believed does."""
+        return self.refill is not None and (self.requests.remaining is None or not self.requests.trusted)
 
     def _fits(self, budget: Budget, now: float, cost: float) -> bool:
         """The headers show clear room for one more request: a quarter of the limit (or one request) to spare
@@ -292,6 +328,8 @@ class RateControl:
                     self.requests.refused(ticket, room=ticket.room or self._claims_room(ticket))
                     # A request's tokens are only estimated (the mean so far): a refusal there is no contradiction.
                     self.tokens.refused(ticket)
+                    self._measure_refill(ticket)
+                    self.last_refused_at = now
                     self._cut(ticket)
                 elif timed_out:
                     # A server that answers one request at a time queues the rest: the time-outs are its 429s.
@@ -301,8 +339,18 @@ class RateControl:
                     self.round_trip = elapsed if self.round_trip is None else \
                         (1 - RTT_WEIGHT) * self.round_trip + RTT_WEIGHT * elapsed
                     self._grow(room=self._room())
+                    if self._refill_paces() and self.probe_after_s is not None \
+                            and now - self.last_refused_at >= self.probe_after_s:
+                        self.refill *= PROBE_GAIN  # no 429 for that long: the floor was low; the next 429 says
+                        self.last_refused_at = now
                 if retry_after is not None and status in (429, 503) and retry_after > 0:
+                    if status == 429 and self._refill_paces() and _whole_seconds(headers, retry_after):
+                        # A whole-second Retry-After is rounded up (a bucket of 20 a second needs 50 ms, and says
+                        # 1): the wait lies within its last second, where the measured refill says where.
+                        retry_after = max(retry_after - 1, min(retry_after, 1 / self.refill))
                     until = now + min(retry_after, MAX_PAUSE_S)
+                    if status == 429:
+                        self._paused_after[ticket.seq] = until - now
                     if until > self.paused_until:
                         self.pauses += 1
                         self.paused_s += until - max(now, self.paused_until)
@@ -347,9 +395,28 @@ class RateControl:
         left = self.requests.left(self.clock(), self.sent, 1.0)
         return left is not None and left >= self.in_flight + 1
 
+    def _measure_refill(self, ticket: Ticket) -> None:
+        """A 429 says the bucket was empty when its request arrived; so did an earlier one. The requests sent
+        between them and let through are what the bucket refilled in between (give or take the one it held):
+        their rate is the limiter's, whatever its headers claim."""
+        earlier = next((old for old in reversed(self._refusals)
+                        if old.seq < ticket.seq and ticket.sent_at - old.sent_at >= REFILL_SPAN_S), None)
+        if earlier is not None:
+            refused_between = sum(earlier.seq < old.seq < ticket.seq for old in self._refusals)
+            granted = ticket.seq - earlier.seq - 1 - refused_between
+            if granted >= REFILL_GRANTS:
+                self.refill = granted / (ticket.sent_at - earlier.sent_at)
+                pause = self._paused_after.get(earlier.seq, 0.0)
+                self.probe_after_s = PROBE_AFTER_PAUSES * pause if pause > 2 / self.refill else None
+        self._refusals.append(ticket)
+        known = {old.seq for old in self._refusals}
+        self._paused_after = {seq: pause for seq, pause in self._paused_after.items() if seq in known}
+
     def _cut(self, ticket: Ticket) -> None:
         if ticket.seq <= self.last_cut_seq:  # sent before the last cut: the same burst, already answered
             return
+        if self._refill_paces():
+            return  # the 429 measured the limiter's refill, which now paces the requests: the window need not hold them
         self.threshold = max(MIN_WINDOW, self.window * DECREASE)
         self.window = self.threshold
         self.last_cut_seq = self.sent - 1
@@ -388,6 +455,8 @@ class RateControl:
                          f"(ended at {math.floor(self.window)})")
             if self.pauses:
                 parts.append(f"paused {self.pauses} times ({self.paused_s:.1f} s in all) on Retry-After")
+            if self.refill is not None:
+                parts.append(f"paced by the refill its 429s measured (last {self.refill:.1f} requests/s)")
             if self.paced:
                 parts.append(f"{self.paced} requests waited for the provider's x-ratelimit budget to refill")
         return "; ".join(parts)
