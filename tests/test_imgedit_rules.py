@@ -234,7 +234,7 @@ def test_constants_follow_the_leaderboard():
 
 
 def test_the_packaged_fingerprints_are_the_reference_file_and_hold_no_prompt_text():
-    packaged = Path(ie.__file__).parent.parent / "data" / "imgedit_prompt_hashes.json"
+    packaged = Path(ie.__file__).parent / "prompts" / "imgedit_prompt_hashes.json"
     if REFERENCE_HASHES.is_file():
         assert packaged.read_bytes() == REFERENCE_HASHES.read_bytes()
     data = json.loads(packaged.read_text("utf-8"))

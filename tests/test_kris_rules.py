@@ -90,14 +90,14 @@ def test_prompts_load_and_match_their_pinned_hashes():
 
 @pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference copy not on this machine")
 def test_packaged_prompts_are_a_byte_exact_copy_of_the_reference():
-    assert (PACKAGE / "data/kris_prompts.json").read_bytes() == (REFERENCE / "prompts.json").read_bytes()
+    assert (PACKAGE / "benchmarks/prompts/kris_prompts.json").read_bytes() == (REFERENCE / "prompts.json").read_bytes()
 
 
 def test_damaged_prompts_file_is_refused(tmp_path, monkeypatch):
-    data = json.loads((PACKAGE / "data/kris_prompts.json").read_text("utf-8"))
+    data = json.loads((PACKAGE / "benchmarks/prompts/kris_prompts.json").read_text("utf-8"))
     data["templates"]["prompt_quality"]["text"] += " "
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/kris_prompts.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "benchmarks/prompts").mkdir(parents=True)
+    (tmp_path / "benchmarks/prompts/kris_prompts.json").write_text(json.dumps(data), encoding="utf-8")
     monkeypatch.setattr(kris.resources, "files", lambda package: tmp_path)
     kris._checked_templates.cache_clear()
     try:
@@ -108,7 +108,7 @@ def test_damaged_prompts_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_licence_file_carries_the_attribution_and_the_plain_apache_text():
-    text = (PACKAGE / "data/LICENSE-KRIS-prompts.txt").read_text("utf-8")
+    text = (PACKAGE / "benchmarks/prompts/LICENSE-KRIS-prompts.txt").read_text("utf-8")
     assert "Copyright (c) 2025 mercurystraw" in text and "unmodified" in text
     assert "mercurystraw/Kris_Bench" in text and "utils/prompts.py" in text
     apache = text[text.index("                                 Apache License"):]

@@ -6,7 +6,7 @@ Benchmark/singleturn/ part extracted safely once (archives.py). `--editeval-data
 Benchmark.tar, a folder holding Benchmark/singleturn/, or the singleturn folder itself.
 Judge prompts are not ours to ship (no licence): they are read from the download's
 Benchmark/singleturn/judge_prompt.json (or `--editeval-judge-prompts FILE`), and a template that differs from the
-official text (SHA-256 fingerprints shipped in data/imgedit_prompt_hashes.json) is said in one warning line.
+official text (SHA-256 fingerprints shipped in benchmarks/prompts/imgedit_prompt_hashes.json) is said in one warning line.
 Scores: row = round(mean of the kept sub-scores, 2); type = mean of its rows, rounded to 2 decimals; the
 official headline ("Overall" on the leaderboard) = the unweighted mean of the nine type scores; the sample mean
 over all rows is reported too (BAGEL's and lmms-eval's headline). Output layout: one flat folder of <key>.png.

@@ -8,7 +8,7 @@ What this module covers (the plugin wires it to the judge, the cache and the rep
 - the row, type and overall scores of ``step1``/``step2`` and the leaderboard.
 
 The judge templates are not shipped (their licence is unclear): they are read from the user's
-``judge_prompt.json`` and compared with the SHA-256 fingerprints in ``data/imgedit_prompt_hashes.json``.
+``judge_prompt.json`` and compared with the SHA-256 fingerprints in ``benchmarks/prompts/imgedit_prompt_hashes.json``.
 Sources and known bugs of the official scripts: see the project's ImgEdit protocol notes (PROTOCOL.md).
 """
 
@@ -414,7 +414,7 @@ def checked_template(value: object, where: str) -> str:
 
 @lru_cache(maxsize=1)
 def _official_fingerprints() -> dict:
-    raw = resources.files("pytest_editeval").joinpath("data/imgedit_prompt_hashes.json").read_text("utf-8")
+    raw = resources.files("pytest_editeval").joinpath("benchmarks/prompts/imgedit_prompt_hashes.json").read_text("utf-8")
     return json.loads(raw)
 
 

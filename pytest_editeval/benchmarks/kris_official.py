@@ -99,7 +99,7 @@ def metrics_of(category: str) -> tuple[str, ...]:
 
 # --- Prompt templates ------------------------------------------------------------------------------------------
 
-PROMPTS_RESOURCE = "data/kris_prompts.json"
+PROMPTS_RESOURCE = "benchmarks/prompts/kris_prompts.json"
 # Pinned here as well as recorded in the file: the shipped texts must stay the unmodified Apache-2.0 originals.
 TEMPLATE_SHA256: dict[str, str] = {
     "prompt_consist": "d4eed281e816dd4ec94bb79777bf2ffd14cd2258a86f95d3524f44161d860c14",

@@ -3,7 +3,7 @@ the per-row formula.
 
 Prompt texts are shipped byte-exact (trailing spaces matter) with their MIT licence notice. Source:
 TIGER-AI-Lab/VIEScore viescore/vie_prompts.py; MIT License, Copyright (c) 2024 Max W.F. Ku. The texts are data
-(``data/viescore_prompts.json``), checked against their SHA-256 when loaded.
+(``benchmarks/prompts/viescore_prompts.json``), checked against their SHA-256 when loaded.
 
 Per row, two questions. Semantic consistency (SC): the SC prompt with the instruction put in verbatim, the source
 and the edited image. Perceptual quality (PQ): the PQ prompt and the edited image. SC = min(SC scores),
@@ -73,7 +73,7 @@ def sha256_text(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def load_prompts() -> VieScorePrompts:
-    raw = resources.files("pytest_editeval").joinpath("data/viescore_prompts.json").read_text("utf-8")
+    raw = resources.files("pytest_editeval").joinpath("benchmarks/prompts/viescore_prompts.json").read_text("utf-8")
     data = json.loads(raw)
     for name in ("semantic_consistency_template", "perceptual_quality_prompt"):
         if sha256_text(data[name]) != data["sha256"][name]:
@@ -94,7 +94,7 @@ def load_prompts() -> VieScorePrompts:
 
 @lru_cache(maxsize=1)
 def load_editscore_prompts() -> EditScorePrompts:
-    raw = resources.files("pytest_editeval").joinpath("data/editscore_prompts.json").read_text("utf-8")
+    raw = resources.files("pytest_editeval").joinpath("benchmarks/prompts/editscore_prompts.json").read_text("utf-8")
     data = json.loads(raw)
     context = data["context_reasoning_first"]
     if sha256_text(context) != data["sha256"]["context_reasoning_first"]:
