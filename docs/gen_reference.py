@@ -5,7 +5,7 @@ generated files, so they are never written into the source tree nor committed. T
 check that every option and every registered benchmark is in them (tests/test_docs_reference.py).
 
 Sources, each read from the code rather than copied:
-  reference/options.md     the option table (pytest_editeval/options.py), recorded through its own `register`
+  reference/options.md     the option table (pytest_editeval/options/table.py), recorded through its own `register`
   reference/thresholds.md  the threshold grammar and every registered benchmark's metric, scope and group names
   reference/benchmarks.md  each benchmark's declarations: subsets, metrics, scopes, groups, protocols, recipes
   reference/results-json.md  the pydantic models of the results JSON (pytest_editeval/report/results.py)
@@ -104,7 +104,7 @@ _DEFAULT_PATTERNS = (
 
 def default_of(opt) -> str:
     """The option's declared default, else the default as its help states it (one that depends on the run)."""
-    from pytest_editeval.option_types import shown_value
+    from pytest_editeval.options.types import shown_value
 
     if opt.flag:
         return "off"
@@ -123,8 +123,7 @@ def _cell(text: str) -> str:
 
 
 def options_page() -> str:
-    from pytest_editeval import options
-
+    from pytest_editeval.options import table as options
     recorder = _Recorder()
     options.register(recorder)
     by_dest = {opt.dest: opt for opt in options.all_options()}
@@ -194,7 +193,6 @@ def _anchor(title: str) -> str:
 # ---- benchmarks and thresholds ---------------------------------------------------------------------------------
 def _benchmarks() -> list:
     from pytest_editeval import benchmarks
-
     return [benchmarks.get(name) for name in benchmarks.known_names()]
 
 
@@ -205,8 +203,7 @@ def _range(metric) -> str:
 
 
 def thresholds_page() -> str:
-    from pytest_editeval import gate
-
+    from pytest_editeval.scoring import gate
     grammar = inspect.getdoc(gate).split("\n\n")
     out = [_NOTE, "# Thresholds\n",
            "A threshold (`--editeval-threshold EXPR`, repeatable; ini `editeval_thresholds`, one per line) is one "
@@ -260,7 +257,6 @@ def _unwrap(text: str) -> str:
 
 def benchmarks_page() -> str:
     from pytest_editeval import benchmarks
-
     out = [_NOTE, "# Benchmarks\n",
            "Every benchmark the registry knows in this installation (built-in ones and those of installed "
            f"packages, entry-point group `{benchmarks.ENTRY_POINT_GROUP}`), read from its declarations. The "
@@ -394,7 +390,6 @@ def results_page() -> str:
 # ---- CLI ---------------------------------------------------------------------------------------------------------
 def cli_commands() -> list[str]:
     from pytest_editeval import cli
-
     text = _help(cli.main, [])
     match = re.search(r"\{([a-z,]+)\}", text)
     return match.group(1).split(",") if match else []
@@ -417,7 +412,6 @@ def _help(main, argv: list[str]) -> str:
 
 def cli_page() -> str:
     from pytest_editeval import cli
-
     out = [_NOTE, "# Command line: `pytest-editeval`\n",
            "The console script works on saved runs and shard files; it never runs a benchmark itself (that is "
            "`pytest --editeval-benchmark=...`).\n", _unwrap(inspect.getdoc(cli).split("\n\n")[2]) + "\n",

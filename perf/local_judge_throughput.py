@@ -24,8 +24,8 @@ from pathlib import Path
 
 from pytest_editeval import judges
 from pytest_editeval.benchmarks.viescore import questions
-from pytest_editeval.cache import Cache
-from pytest_editeval.images import prepare
+from pytest_editeval.data.cache import Cache
+from pytest_editeval.data.images import prepare
 from pytest_editeval.judges.requests import PreparedImage
 from pytest_editeval.judges.settings import JudgeSpec
 from pytest_editeval.judges.transformers_local import TransformersJudge

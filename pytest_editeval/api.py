@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .gate import COUNT_METRICS
-from .verdict import Verdict
+from pytest_editeval.scoring.gate import COUNT_METRICS
+from pytest_editeval.scoring.verdict import Verdict
 
 
 class Score(float):

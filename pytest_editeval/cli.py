@@ -20,17 +20,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import InputError
-from .option_types import choice as _choice
-from .option_types import compare_gate
-from .option_types import run_name as _run_name
-from .option_types import threshold as _threshold
-from .paths import printable
+from pytest_editeval.data.paths import printable
+from pytest_editeval.errors import InputError
+from pytest_editeval.options.types import choice as _choice
+from pytest_editeval.options.types import compare_gate
+from pytest_editeval.options.types import run_name as _run_name
+from pytest_editeval.options.types import threshold as _threshold
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import __version__
-
+    from pytest_editeval import __version__
     parser = argparse.ArgumentParser(prog="pytest-editeval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"pytest-editeval {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _agreement(args) -> int:
-    from . import benchmarks
-    from .agreement import agreements
-    from .report.agreement import agreement_json, render_agreement_html, render_agreement_table
-    from .runs import load_run
+    from pytest_editeval import benchmarks
+    from pytest_editeval.report.agreement import agreement_json, render_agreement_html, render_agreement_table
+    from pytest_editeval.report.runs import load_run
+    from pytest_editeval.scoring.agreement import agreements
 
     try:
         a, b = (load_run(name, Path(args.rootdir)) for name in (args.run_a, args.run_b))
@@ -131,7 +130,7 @@ def _agreement(args) -> int:
 
 
 def _merge(args) -> int:
-    from .shards import MergeRequest, merge
+    from pytest_editeval.run.shards import MergeRequest, merge
 
     request = MergeRequest(
         paths=[Path(p) for p in args.shards], thresholds=args.threshold, gate_policy=args.gate,
@@ -149,7 +148,7 @@ def _merge(args) -> int:
 
 
 def _demo(folder: Path, benchmark: str) -> int:
-    from .testing.demo import demos, write_demo
+    from pytest_editeval.testing.demo import demos, write_demo
 
     if benchmark not in demos():
         print(f"error: no demo for {benchmark!r}: demos exist for {', '.join(demos())}", file=sys.stderr)
@@ -173,12 +172,12 @@ def _compare(parser: argparse.ArgumentParser, args) -> int:
 
     from tabulate import tabulate
 
-    from . import benchmarks
-    from .compare import compare_runs, different_endpoints, printable, resolve_compare_gate
-    from .judges import different_judges
-    from .report.table import render_comparison
-    from .run.report import results_title
-    from .runs import load_run
+    from pytest_editeval import benchmarks
+    from pytest_editeval.judges import different_judges
+    from pytest_editeval.report.runs import load_run
+    from pytest_editeval.report.table import render_comparison
+    from pytest_editeval.run.report import results_title
+    from pytest_editeval.scoring.compare import compare_runs, different_endpoints, printable, resolve_compare_gate
 
     try:
         baseline, current = (load_run(name, Path(args.rootdir)) for name in (baseline_name, new_name))

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from . import options
+from pytest_editeval.options import table as options
 
-pytest_plugins = ["pytest_editeval.fixtures"]
+pytest_plugins = ["pytest_editeval.pytest_plugin.fixtures"]
 
 
 def pytest_addoption(parser) -> None:
@@ -17,8 +17,7 @@ def pytest_addoption(parser) -> None:
 
 def pytest_addhooks(pluginmanager) -> None:
     """The hooks a conftest.py may implement to extend a run (hookspecs.py)."""
-    from . import hookspecs
-
+    from pytest_editeval import hookspecs
     pluginmanager.add_hookspecs(hookspecs)
 
 
@@ -32,13 +31,12 @@ def pytest_configure(config) -> None:
     if benchmark is None:
         given = options.given(config)
         if given:
-            from . import ignored_options
-
+            from pytest_editeval.pytest_plugin import ignored_options
             ignored_options.install(config, given)
         return
     if not hasattr(config, "workerinput"):  # said once, by the process that prints
         for line in options.deprecation_lines(config):
             config.get_terminal_writer().line(line, yellow=True)
-    from .session import EditEvalPlugin  # the heavy part, only for evaluation runs
+    from pytest_editeval.pytest_plugin.session import EditEvalPlugin  # the heavy part, only for evaluation runs
 
     EditEvalPlugin.install(config)

@@ -3,8 +3,8 @@
 from pytest_editeval.benchmarks import Parsed
 from pytest_editeval.benchmarks.gedit import GEDIT, SUBSETS
 from pytest_editeval.benchmarks.viescore import score_row
-from pytest_editeval.dataset import Row
-from pytest_editeval.verdict import Verdict
+from pytest_editeval.data.dataset import Row
+from pytest_editeval.scoring.verdict import Verdict
 
 
 def gedit_row(i, subset, intersection=True):
@@ -18,7 +18,7 @@ def scored(i, subset, sc, pq, intersection=True):
 
 
 def aggregate_gedit(verdicts, expected_rows):
-    from pytest_editeval.aggregate import aggregate
+    from pytest_editeval.scoring.aggregate import aggregate
 
     return aggregate(verdicts, GEDIT, SUBSETS, expected_rows=expected_rows)
 
@@ -58,9 +58,9 @@ def requests_for_row(protocol, instruction, images):
     import tempfile
     from pathlib import Path
 
-    from pytest_editeval.cache import Cache
-    from pytest_editeval.evaluation import RowImages
-    from pytest_editeval.options import DEFAULT_MAX_PIXELS
+    from pytest_editeval.data.cache import Cache
+    from pytest_editeval.options.table import DEFAULT_MAX_PIXELS
+    from pytest_editeval.scoring.evaluation import RowImages
 
     source, edited = images
     edited_path = Path(tempfile.mkdtemp()) / "edited.png"
@@ -74,9 +74,9 @@ def ask(client, request):
     """(parsed reply, reply text) of one request, with the run's bounded re-asks."""
     import time
 
-    from pytest_editeval.cache import Cache
-    from pytest_editeval.evaluation import RowEvaluator
-    from pytest_editeval.options import DEFAULT_MAX_PIXELS
+    from pytest_editeval.data.cache import Cache
+    from pytest_editeval.options.table import DEFAULT_MAX_PIXELS
+    from pytest_editeval.scoring.evaluation import RowEvaluator
 
     evaluator = RowEvaluator(benchmark=GEDIT, protocol=request.protocol, images=None, context={}, edited_image=None,
                              edited_origin="", judge=client, cache=Cache(None), max_pixels=DEFAULT_MAX_PIXELS)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_editeval.agreement import agreement, kendall_and_ranking, pearson, ranks, spearman
+from pytest_editeval.scoring.agreement import agreement, kendall_and_ranking, pearson, ranks, spearman
 from pytest_editeval.testing.judge_server import rule_scores
 
 

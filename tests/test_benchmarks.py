@@ -404,7 +404,6 @@ def test_a_package_registers_a_benchmark_through_the_entry_point(monkeypatch):
     from importlib.metadata import EntryPoint
 
     from pytest_editeval import benchmarks
-
     point = EntryPoint(name="gedit-copy", value="pytest_editeval.benchmarks.gedit:GEDIT",
                        group=benchmarks.ENTRY_POINT_GROUP)
     monkeypatch.setattr(benchmarks, "_entry_points", lambda: [point])

@@ -12,7 +12,7 @@ import pytest
 from pytest_editeval.errors import SampleError
 from pytest_editeval.judges.openai_http import JudgeClient
 from pytest_editeval.judges.settings import JudgeSettings
-from pytest_editeval.options import OPTIONS
+from pytest_editeval.options.table import OPTIONS
 from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import Fault
 

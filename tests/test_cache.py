@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pytest_editeval.cache import DEFERRED, Cache, cache_key
+from pytest_editeval.data.cache import DEFERRED, Cache, cache_key
 from pytest_editeval.errors import CacheWriteError
 
 
@@ -46,7 +46,7 @@ def test_full_disk_gives_a_clear_error_and_leaves_no_entry(tmp_path, monkeypatch
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("pytest_editeval.cache.os.fsync", no_space)
+    monkeypatch.setattr("pytest_editeval.data.cache.os.fsync", no_space)
     with pytest.raises(CacheWriteError, match="No space left on device"):
         cache.put("verdicts", key, {"scores": [5.0]})
     assert not cache.path("verdicts", key).exists() and not list(tmp_path.rglob("*.tmp"))

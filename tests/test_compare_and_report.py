@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_editeval.benchmarks.gedit import GEDIT
-from pytest_editeval.compare import paired_delta, parse_compare_gate, resolve_compare_gate
+from pytest_editeval.scoring.compare import paired_delta, parse_compare_gate, resolve_compare_gate
 from pytest_editeval.testing.judge_server import rule_scores
 
 from .conftest import output_of

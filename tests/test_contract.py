@@ -254,7 +254,6 @@ def _check_report_page(page: str, folder: Path, name: str, edited: int, rootpath
     from urllib.parse import unquote
 
     from pytest_editeval import benchmarks
-
     assert "id='run-header'" in page and "127.0.0.1" in page and "pytest-editeval" in page
     assert "(n=0)" not in page and ">score</text>" in page
     links = re.findall(r"<a class='full' href='([^']+)'>", page)

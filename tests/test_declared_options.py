@@ -8,16 +8,17 @@ import sys
 
 import pytest
 
-from pytest_editeval import benchmarks, judges, options
+from pytest_editeval import benchmarks, judges
 from pytest_editeval.judges import options as judge_options
 from pytest_editeval.judges.settings import JudgeSpec
+from pytest_editeval.options import table as options
 
 from .conftest import API_KEY, output_of
 
 # A whole judge backend in one module: its options, its checks, its judge. Registered with judges.register.
 FAKE_BACKEND = '''
 from pytest_editeval.errors import InputError
-from pytest_editeval.option_types import Option, number
+from pytest_editeval.options.types import Option, number
 
 OPTIONS = (
     Option("judge-fake-level", "fake: how loud the fake judge is (default {default})", number(int, 0), metavar="N",
@@ -112,7 +113,7 @@ def test_a_backend_declared_in_one_module_gets_help_ini_twins_panel_keys_and_doc
 
 def test_a_shared_judge_option_added_in_one_place_appears_everywhere(fake_backend, fake_run, pytester, monkeypatch,
                                                                      tmp_path):
-    from pytest_editeval.option_types import Option, number
+    from pytest_editeval.options.types import Option, number
 
     factor = Option("judge-backoff-factor", "how much each retry's delay grows (default {default})",
                     number(float, 1), metavar="F", default=2.0, field="backoff_factor", panel_key="backoff_factor")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval import benchmarks, options
+from pytest_editeval import benchmarks
+from pytest_editeval.options import table as options
 from pytest_editeval.report import results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def test_options_are_grouped_and_none_is_left_over(generator, pages):
     headings = re.findall(r"^## (.+)$", page, re.M)
     assert headings[:6] == ["Data", "Images or model", "Judge", "Gate", "Output", "Scale"]
     unplaced = [o.name for o in options.OPTIONS if options.group_of(o.name) == options.OTHER_GROUP]
-    assert unplaced == [], f"place these options in GROUPS of pytest_editeval/options.py: {unplaced}"
+    assert unplaced == [], f"place these options in GROUPS of pytest_editeval/options/table.py: {unplaced}"
     assert "## Other" not in page
     judge = page.split("## Judge")[1].split("## Gate")[0]
     assert "`--editeval-judge-backend`" in judge and "`--editeval-threshold`" not in judge
@@ -112,7 +113,6 @@ def test_the_version_agrees_in_the_package_the_cli_the_readme_and_the_changelog(
     import tomllib
 
     from pytest_editeval import __version__
-
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
     cli = subprocess.run([sys.executable, "-c", "from pytest_editeval.cli import main; main(['--version'])"],
                          capture_output=True, text=True, timeout=60)

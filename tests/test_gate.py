@@ -2,9 +2,9 @@ import pytest
 
 from pytest_editeval.benchmarks.gedit import GEDIT
 from pytest_editeval.benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
-from pytest_editeval.gate import evaluate_gate, resolve_threshold
-from pytest_editeval.gate import parse_threshold as parse_form
-from pytest_editeval.verdict import Verdict
+from pytest_editeval.scoring.gate import evaluate_gate, resolve_threshold
+from pytest_editeval.scoring.gate import parse_threshold as parse_form
+from pytest_editeval.scoring.verdict import Verdict
 
 from .rows import aggregate_gedit, gedit_row, scored
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval import archives
-from pytest_editeval.archives import extract_tar, extracted_folder
 from pytest_editeval.benchmarks import imgedit_official as ie
+from pytest_editeval.data import archives
+from pytest_editeval.data.archives import extract_tar, extracted_folder
 from pytest_editeval.errors import InputError
 from pytest_editeval.judges.replies import UnreadableReply
 from pytest_editeval.judges.requests import EDITED, ImageRef, input_image

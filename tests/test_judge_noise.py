@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
-from pytest_editeval import judge_noise
 from pytest_editeval.benchmarks import Parsed
 from pytest_editeval.benchmarks.gedit import GEDIT
 from pytest_editeval.benchmarks.imgedit import IMGEDIT
 from pytest_editeval.benchmarks.kris import KRIS
+from pytest_editeval.scoring import judge_noise
 from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import noisy
 
@@ -181,8 +181,8 @@ def test_a_spread_threshold_without_samples_is_a_usage_error(run):
 def test_the_comparison_interval_includes_the_judge_noise(run, pytester, tmp_path):
     """The same images judged twice by the same (noisy) judge, 4 samples each: the paired difference is judge noise
     only. The interval that also redraws each row's samples is wider than the rows-only one, and covers 0."""
-    from pytest_editeval.compare import paired_delta
-    from pytest_editeval.runs import load_run
+    from pytest_editeval.report.runs import load_run
+    from pytest_editeval.scoring.compare import paired_delta
 
     for name, salt in (("first", "judging one"), ("second", "judging two")):
         with JudgeServer(api_key=API_KEY, scores=noisy(amplitude=3, salt=salt)) as server:

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_editeval.benchmarks import Parsed
 from pytest_editeval.benchmarks.kris import KRIS
-from pytest_editeval.judge_noise import reducer
+from pytest_editeval.scoring.judge_noise import reducer
 from pytest_editeval.testing import JudgeServer, rule_scores
 
 from .conftest import API_KEY, output_of

@@ -18,9 +18,8 @@ pytest.importorskip("transformers", reason="the transformers backend needs the [
 pytest.importorskip("torch", reason="the transformers backend needs the [local-judge] extra")
 
 from pytest_editeval import judges
-from pytest_editeval.cache import Cache
+from pytest_editeval.data.cache import Cache, folder_identity
 from pytest_editeval.errors import InputError, JudgeFatalError, SampleError
-from pytest_editeval.generation import folder_identity
 from pytest_editeval.judges import transformers_local
 from pytest_editeval.judges.requests import PreparedImage
 from pytest_editeval.judges.settings import JudgeSpec

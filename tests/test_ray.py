@@ -118,7 +118,7 @@ class Editor:
             if self.pipe is None:
                 import json
                 from pathlib import Path
-                from pytest_editeval.generation import GenerationSettings, load_diffusers_editor
+                from pytest_editeval.generation.pipeline import GenerationSettings, load_diffusers_editor
                 settings = GenerationSettings(model=self.tiny, device="cpu", config=json.loads(self.config))
                 self.pipe = load_diffusers_editor(settings, Path(self.tiny), "cpu")
             return self.pipe(image, instruction, seed)
@@ -388,7 +388,7 @@ def test_a_row_that_kills_every_actor_costs_no_other_row_when_replies_lag(batch)
     each death is charged to the batch that was running even when the reply of the batch before it never left
     the dying process; a lost batch of several rows runs again row by row. Then the killing row takes exactly
     two actors and is the only error row; every other row comes back."""
-    from pytest_editeval.ray_generation import ATTEMPTS, RayEditorPool, RaySettings, _Actor
+    from pytest_editeval.generation.ray_actors import ATTEMPTS, RayEditorPool, RaySettings, _Actor
 
     ray = _SimulatedRay()
     pool = RayEditorPool(RaySettings("local", 0, 3), started_ray=False, ray=ray)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pytest_editeval.cache import Cache
+from pytest_editeval.data.cache import Cache
 from pytest_editeval.testing.judge_server import Fault
 
 from .conftest import API_KEY, interruptible, output_of

@@ -334,7 +334,7 @@ def test_image_mode_reads_png_then_jpg_then_jpeg_under_images(tmp_path):
 def test_image_preparation(mode, sent_mode):
     from PIL import Image
 
-    from pytest_editeval.images import RISE_THUMB768_JPEG75, prepare
+    from pytest_editeval.data.images import RISE_THUMB768_JPEG75, prepare
 
     buf = io.BytesIO()
     Image.new("RGB", (1600, 800), (200, 100, 50)).convert(mode).save(buf, format="PNG" if mode != "I;16" else "TIFF")
@@ -492,10 +492,10 @@ BAGEL_DIMENSIONS = {  # line: (Reasoning, ApprConsistency, VisualPlausibility) S
 
 
 def test_aggregates_reproduce_the_published_bagel_lines():
-    from pytest_editeval.aggregate import aggregate
     from pytest_editeval.benchmarks import Parsed
     from pytest_editeval.benchmarks.risebench import _row as dataset_row
-    from pytest_editeval.verdict import Verdict
+    from pytest_editeval.scoring.aggregate import aggregate
+    from pytest_editeval.scoring.verdict import Verdict
 
     verdicts = []
     for category, kinds in BAGEL_ROWS.items():

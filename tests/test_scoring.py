@@ -3,11 +3,11 @@ import random
 
 import pytest
 
-from pytest_editeval.aggregate import macro_stats, mean_stats
 from pytest_editeval.benchmarks import Parsed
 from pytest_editeval.benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
 from pytest_editeval.benchmarks.viescore import score_row
-from pytest_editeval.verdict import Verdict
+from pytest_editeval.scoring.aggregate import macro_stats, mean_stats
+from pytest_editeval.scoring.verdict import Verdict
 
 from .rows import aggregate_gedit, gedit_row
 from .rows import scored as _scored

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval.dataset import Row
-from pytest_editeval.shards import deal, parse_shard
+from pytest_editeval.data.dataset import Row
+from pytest_editeval.run.shards import deal, parse_shard
 
 from .conftest import API_KEY, output_of
 from .test_contract import ADAPTERS

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval import archives
-from pytest_editeval.archives import extract_tar
+from pytest_editeval.data import archives
+from pytest_editeval.data.archives import extract_tar
 from pytest_editeval.errors import InputError
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def _saved_run(run, tmp_path) -> Path:
 def test_a_deeply_nested_or_huge_baseline_is_one_line(run, tmp_path, monkeypatch):
     from .conftest import output_of
 
-    runs = importlib.import_module("pytest_editeval.runs")  # the module the run will use (as for parquet below)
+    runs = importlib.import_module("pytest_editeval.report.runs")  # the module the run will use (as for parquet below)
 
     deep = _deep_json(tmp_path / "deep.json")
     result = run("--editeval-subsets=color_alter", f"--editeval-compare={deep}")
@@ -261,8 +261,7 @@ def test_compare_shows_no_control_characters_from_a_saved_run(run, tmp_path, cap
 
 
 def test_a_file_over_its_cap_is_refused_from_its_size_without_reading_it(tmp_path, monkeypatch):
-    from pytest_editeval import jsonfile
-
+    from pytest_editeval.data import jsonfile
     huge = tmp_path / "huge.json"
     with open(huge, "wb") as fh:  # 3 GB, sparse: no disk, and no read of it may happen
         fh.truncate(3 << 30)
@@ -294,8 +293,7 @@ def test_a_file_over_its_cap_is_refused_from_its_size_without_reading_it(tmp_pat
 def test_a_fifo_named_as_a_file_is_refused_without_blocking(tmp_path):
     import os
 
-    from pytest_editeval import jsonfile
-
+    from pytest_editeval.data import jsonfile
     fifo = tmp_path / "baseline.json"
     os.mkfifo(fifo)
     with pytest.raises(InputError) as caught:
@@ -466,7 +464,7 @@ def test_a_dataset_whose_index_decodes_to_more_than_the_cap_is_one_line(run, mon
 
     # pytester drops modules first imported during an earlier run; import_module gives the one this run will use
     # (the package attribute may still name a dropped one).
-    parquet = importlib.import_module("pytest_editeval.parquet")
+    parquet = importlib.import_module("pytest_editeval.data.parquet")
 
     monkeypatch.setattr(parquet, "MAX_INDEX_BYTES", 1000)  # the cap scaled down: the test set's index is larger
     result = run("--editeval-subsets=color_alter")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_editeval.cache import Cache
-from pytest_editeval.generation import folder_identity
+from pytest_editeval.data.cache import Cache, folder_identity
 from pytest_editeval.judges import managed_server, vllm_managed
 from pytest_editeval.judges.settings import JudgeSpec
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from pytest_editeval.errors import InputError
 
 if TYPE_CHECKING:
-    from ..dataset import Dataset, Row
-    from ..judges.requests import Question
+    from pytest_editeval.data.dataset import Dataset, Row
+    from pytest_editeval.judges.requests import Question
 
 ENTRY_POINT_GROUP = "pytest_editeval.benchmarks"
 BUILTIN = {
@@ -142,7 +142,7 @@ class Benchmark:
 
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
         """A local folder (or file) for `--editeval-dataset`: the hub download of this benchmark's files."""
-        from ..hub import resolve_dataset
+        from pytest_editeval.data.hub import resolve_dataset
 
         return resolve_dataset(spec, hub, offline)
 
@@ -359,7 +359,7 @@ def declared_options() -> list:
 def known_names(rootpath: Path | None = None) -> list[str]:
     names = list(BUILTIN) + [ep.name for ep in _entry_points() if ep.name not in BUILTIN]
     if rootpath is not None:
-        from .custom import declared_names
+        from pytest_editeval.benchmarks.custom import declared_names
 
         names += [n for n in declared_names(rootpath) if n not in names]
     return names
@@ -373,7 +373,7 @@ def get(name: str, rootpath: Path | None = None) -> Benchmark:
         if ep.name == name:
             return _load(ep.value, name)
     if rootpath is not None:
-        from .custom import declared, declared_names
+        from pytest_editeval.benchmarks.custom import declared, declared_names
 
         if name in declared_names(rootpath):
             return declared(name, rootpath)

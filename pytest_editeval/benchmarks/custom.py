@@ -18,11 +18,11 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from ..dataset import Dataset, FileImages, Row
-from ..errors import InputError
-from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason
-from . import Benchmark, BenchmarkOptions, viescore
-from .imgedit import ImgEditRecipe
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, viescore
+from pytest_editeval.benchmarks.imgedit import ImgEditRecipe
+from pytest_editeval.data.dataset import Dataset, FileImages, Row
+from pytest_editeval.data.paths import is_inside, shown, stand_in_name, unsafe_name_reason
+from pytest_editeval.errors import InputError
 
 RECIPES = ("viescore", "imgedit")
 MAX_ROWS_BYTES = 64 << 20
@@ -40,7 +40,7 @@ def _table(rootpath: Path) -> dict:
 def _read(path: str, _mtime: int) -> dict:
     import tomllib
 
-    from ..jsonfile import TOO_DEEP, config_text
+    from pytest_editeval.data.jsonfile import TOO_DEEP, config_text
 
     try:
         data = tomllib.loads(config_text(Path(path)))
@@ -133,8 +133,8 @@ class ImgeditSet(ImgEditRecipe, DeclaredSet):
     averaging_labels = {"macro": "subset mean", "micro": "sample mean"}
 
     def context(self, options: BenchmarkOptions) -> dict:
-        from ..jsonfile import read_json_object, repeated_names_warning
-        from . import imgedit_official as official
+        from pytest_editeval.benchmarks import imgedit_official as official
+        from pytest_editeval.data.jsonfile import read_json_object, repeated_names_warning
 
         path = options.judge_prompts or self.prompts_file
         data, duplicates = read_json_object(path, f"{self.where}: prompts file", MAX_ROWS_BYTES)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dataset import Dataset, Row
-from ..errors import InputError
-from ..paths import is_inside, shown, stand_in_name, unsafe_name_reason
-from . import Benchmark, BenchmarkOptions, Scope, viescore
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, Scope, viescore
+from pytest_editeval.data.dataset import Dataset, Row
+from pytest_editeval.data.paths import is_inside, shown, stand_in_name, unsafe_name_reason
+from pytest_editeval.errors import InputError
 
 SUBSETS = (
     "background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
@@ -42,7 +42,7 @@ class GEditBench(viescore.VieScoreRecipe, Benchmark):
         return SUBSETS
 
     def load(self, folder: Path, options: BenchmarkOptions) -> Dataset:
-        from ..parquet import ParquetImages, find_data_files
+        from pytest_editeval.data.parquet import ParquetImages, find_data_files
 
         files = find_data_files(folder, "GEdit-Bench")
         return Dataset(rows=load_index(files), images=ParquetImages(files, IMAGE_COLUMN), root=folder)
@@ -81,7 +81,7 @@ GEDIT = GEditBench()
 
 def load_index(files: list[Path]) -> list[Row]:
     """Every row of the dataset, in file order, without touching image bytes."""
-    from ..parquet import open_table, schema_names
+    from pytest_editeval.data.parquet import open_table, schema_names
 
     rows: list[Row] = []
     for shard, path in enumerate(files):

@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..dataset import Dataset, FileImages, Row
-from ..errors import InputError
-from ..option_types import Option, path
-from . import Benchmark, BenchmarkOptions, Metric, Parsed, Protocol
-from . import imgedit_official as official
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, Metric, Parsed, Protocol
+from pytest_editeval.benchmarks import imgedit_official as official
+from pytest_editeval.data.dataset import Dataset, FileImages, Row
+from pytest_editeval.errors import InputError
+from pytest_editeval.options.types import Option, path
 
 SCORE = "score"
 
@@ -74,7 +74,7 @@ class ImgEditBench(ImgEditRecipe, Benchmark):
         return official.EDIT_TYPES  # the UGE suite is its own benchmark (imgedit_uge.py): its own headline
 
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
-        from ..hub import resolve_dataset
+        from pytest_editeval.data.hub import resolve_dataset
 
         return resolve_dataset(spec, hub, offline, allow_patterns=[official.TAR_NAME])
 

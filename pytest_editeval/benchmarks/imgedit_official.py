@@ -24,11 +24,11 @@ from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 
-from ..archives import extract_tar
-from ..errors import InputError
-from ..jsonfile import TOO_DEEP, read_json_object, read_text, repeated_names_warning, too_deep
-from ..judges.replies import UnreadableReply
-from ..judges.requests import EDITED, ImageRef, Question, input_image
+from pytest_editeval.data.archives import extract_tar
+from pytest_editeval.data.jsonfile import TOO_DEEP, read_json_object, read_text, repeated_names_warning, too_deep
+from pytest_editeval.errors import InputError
+from pytest_editeval.judges.replies import UnreadableReply
+from pytest_editeval.judges.requests import EDITED, ImageRef, Question, input_image
 
 # The nine basic edit types in the leaderboard's column order, with its labels ("compose" is shown as Hybrid).
 EDIT_TYPES = ("add", "adjust", "extract", "replace", "remove", "background", "style", "compose", "action")

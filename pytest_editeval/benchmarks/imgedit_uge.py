@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dataset import Dataset, FileImages, Row
-from . import Benchmark, BenchmarkOptions, Protocol
-from . import imgedit_official as official
-from .imgedit import ImgEditBench, ImgEditRecipe
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, Protocol
+from pytest_editeval.benchmarks import imgedit_official as official
+from pytest_editeval.benchmarks.imgedit import ImgEditBench, ImgEditRecipe
+from pytest_editeval.data.dataset import Dataset, FileImages, Row
 
 
 class ImgEditUgeBench(ImgEditRecipe, Benchmark):

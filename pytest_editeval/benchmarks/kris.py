@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..dataset import Dataset, FileImages, Row
-from ..option_types import Option
-from . import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
-from . import kris_official as official
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
+from pytest_editeval.benchmarks import kris_official as official
+from pytest_editeval.data.dataset import Dataset, FileImages, Row
+from pytest_editeval.options.types import Option
 
 FRAME = "target_frame"
 RANGE = {"low": 0.0, "high": 100.0, "decimals": 2}
@@ -66,7 +66,7 @@ class KrisBench(Benchmark):
         return official.CATEGORIES
 
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
-        from ..hub import resolve_dataset
+        from pytest_editeval.data.hub import resolve_dataset
 
         return resolve_dataset(spec, hub, offline, allow_patterns=HUB_FILES)
 

@@ -25,11 +25,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ..errors import InputError
-from ..jsonfile import read_json_object, repeated_names_warning
-from ..judges.replies import UnreadableReply
-from ..judges.requests import EDITED, ImageRef, Part, Question, input_image, reference_image
-from ..paths import first_file_inside
+from pytest_editeval.data.jsonfile import read_json_object, repeated_names_warning
+from pytest_editeval.data.paths import first_file_inside
+from pytest_editeval.errors import InputError
+from pytest_editeval.judges.replies import UnreadableReply
+from pytest_editeval.judges.requests import EDITED, ImageRef, Part, Question, input_image, reference_image
 
 # --- The benchmark's shape -------------------------------------------------------------------------------------
 

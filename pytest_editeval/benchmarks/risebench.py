@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..dataset import Dataset, FileImages, Row
-from ..option_types import Option, path
-from . import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
-from . import risebench_official as official
+from pytest_editeval.benchmarks import Benchmark, BenchmarkOptions, Group, Metric, Parsed, Protocol
+from pytest_editeval.benchmarks import risebench_official as official
+from pytest_editeval.data.dataset import Dataset, FileImages, Row
+from pytest_editeval.options.types import Option, path
 
 HUB_NAMES = ("PhoenixZ/RISEBench", "VisionXLab/RISEBench")
 HUB_FILES = ["*.json", "**/*.json", "*.zip", "**/*.zip", "*.md", "**/*_images/*"]
@@ -91,7 +91,7 @@ class RiseBench(Benchmark):
         return tuple(s for c in official.CATEGORIES for s in (*official.SUBTASKS[c], c))
 
     def resolve_dataset(self, spec: str, hub: str, offline: bool) -> Path:
-        from ..hub import resolve_dataset
+        from pytest_editeval.data.hub import resolve_dataset
 
         return resolve_dataset(spec, hub, offline, allow_patterns=HUB_FILES)
 

@@ -26,11 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ..jsonfile import read_capped, read_text
-from ..judges.replies import UnreadableReply
-from ..judges.requests import EDITED, ImageRef, Question, input_image, reference_image
-from ..paths import first_file_inside, unsafe_name_reason
+from pytest_editeval.data.jsonfile import read_capped, read_text
+from pytest_editeval.data.paths import first_file_inside, unsafe_name_reason
+from pytest_editeval.errors import InputError
+from pytest_editeval.judges.replies import UnreadableReply
+from pytest_editeval.judges.requests import EDITED, ImageRef, Question, input_image, reference_image
 
 # --- The benchmark's shape -------------------------------------------------------------------------------------
 

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from ..judges.replies import parse_reply
-from ..judges.requests import EDITED, ImageRef, Question, input_image
-from . import JudgeRecipe, Metric, Parsed, Protocol
+from pytest_editeval.benchmarks import JudgeRecipe, Metric, Parsed, Protocol
+from pytest_editeval.judges.replies import parse_reply
+from pytest_editeval.judges.requests import EDITED, ImageRef, Question, input_image
 
 INSTRUCTION_PLACEHOLDER = "<instruction>"
 EDITSCORE_RANGE = 25  # EditScore's score_range: the scale its texts ask for and its replies use

@@ -27,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import InputError
+from pytest_editeval.errors import InputError
 
 if TYPE_CHECKING:
     import threading
 
-    from ..cache import Cache
-    from .requests import Request
-    from .settings import JudgeSpec
+    from pytest_editeval.data.cache import Cache
+    from pytest_editeval.judges.requests import Request
+    from pytest_editeval.judges.settings import JudgeSpec
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def own_options(name: str) -> tuple:
 
 
 def backend_option():
-    from ..option_types import Option, choice
+    from pytest_editeval.options.types import Option, choice
 
     return Option("judge-backend", "where the judge runs: " + ", ".join(
         f"{name} ({b.about})" if b.about else name for name, b in BACKENDS.items()),
@@ -130,7 +130,7 @@ def backend_option():
 def all_options() -> list:
     """Every judge option: the backend choice, the shared ones, then each backend's own (once each, however many
     backends list it)."""
-    from .options import RUN, SHARED
+    from pytest_editeval.judges.options import RUN, SHARED
 
     out = [backend_option(), *SHARED, *RUN]
     for name in names():

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import JudgeFatalError, SampleError
+from pytest_editeval.errors import JudgeFatalError, SampleError
 
 POLL_S = 0.25
 PROGRESS_EVERY_S = 15.0

@@ -36,13 +36,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import JudgeFatalError, SampleError
-from ..option_types import Option, url
-from . import Answer
-from .first_answers import FirstAnswers
-from .rate import RateControl, _header
-from .requests import Request
-from .settings import JudgeFacts, JudgeSettings, JudgeSpec, cleartext_problem, credentials_problem, public_url, url_fault
+from pytest_editeval.errors import JudgeFatalError, SampleError
+from pytest_editeval.judges import Answer
+from pytest_editeval.judges.first_answers import FirstAnswers
+from pytest_editeval.judges.rate import RateControl, _header
+from pytest_editeval.judges.requests import Request
+from pytest_editeval.judges.settings import (
+    JudgeFacts,
+    JudgeSettings,
+    JudgeSpec,
+    cleartext_problem,
+    credentials_problem,
+    public_url,
+    url_fault,
+)
+from pytest_editeval.options.types import Option, url
 
 if TYPE_CHECKING:  # httpx is imported on the first real request only (cached runs never need it)
     import httpx
@@ -84,7 +92,7 @@ def configure(spec: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
     EDITEVAL_JUDGE_API_KEY, or, for a panel's judge, from the variables its table names."""
     if facts.panel_entry is not None:
         return spec.with_values(http=_panel_http(facts.panel_entry, spec, facts.env, facts.bad))
-    from ..errors import InputError
+    from pytest_editeval.errors import InputError
 
     model = spec.model or facts.env.get(MODEL_VARIABLE) or facts.default_model
     spec = spec.with_values(model=model)
@@ -185,7 +193,7 @@ class JudgeClient:
         """Created on the first request: a fully cached run never sets up TLS or a connection pool."""
         import httpx
 
-        from .transport import interruptible_transport
+        from pytest_editeval.judges.transport import interruptible_transport
 
         with self._lock:
             if self._client is None:

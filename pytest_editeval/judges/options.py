@@ -8,8 +8,8 @@ there (`panel_key`); its default is written here once and read by settings, Judg
 
 from __future__ import annotations
 
-from ..hub import HUBS
-from ..option_types import Option, choice, number, price
+from pytest_editeval.data.hub import HUBS
+from pytest_editeval.options.types import Option, choice, number, price
 
 # Per-judge settings: the run's value (command line, ini, default) under each panel judge's own key.
 SHARED = (

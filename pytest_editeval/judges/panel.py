@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..option_types import shell_words
-from . import DEFAULT_BACKEND, configure, declared_by, names
-from .settings import JudgeFacts, JudgeSpec
+from pytest_editeval.errors import InputError
+from pytest_editeval.judges import DEFAULT_BACKEND, configure, declared_by, names
+from pytest_editeval.judges.settings import JudgeFacts, JudgeSpec
+from pytest_editeval.options.types import shell_words
 
 # The panel's own keys; every other key is a judge option's `panel_key` (judges/options.py, each backend's OPTIONS).
 OWN_KEYS = ("name", "backend", "model", "weight", "price")
@@ -47,7 +47,7 @@ SECRET_KEYS = ("key", "api_key", "token", "password", "url")
 
 def key_options() -> dict:
     """{panel key: its option}, from the judge options' declarations."""
-    from . import all_options
+    from pytest_editeval.judges import all_options
 
     return {opt.panel_key: opt for opt in all_options() if opt.panel_key}
 
@@ -76,8 +76,8 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
                facts: JudgeFacts | None = None) -> PanelSpec:
     """The panel of `path`; every problem is one InputError line naming the file and the key. `base` is the
     run's own judge settings (recipe, generation defaults, timeouts), which each judge's keys override."""
-    from ..jsonfile import TOO_DEEP, config_text
-    from ..judge_cost import parse_price
+    from pytest_editeval.data.jsonfile import TOO_DEEP, config_text
+    from pytest_editeval.scoring.judge_cost import parse_price
 
     facts = facts or JudgeFacts()
 
@@ -237,7 +237,7 @@ class Panel:
         return [f"{v.name}: {note}" for v in self.voices for note in v.judge.notes()]
 
     def usage(self) -> dict:
-        from ..judge_cost import add
+        from pytest_editeval.scoring.judge_cost import add
 
         return add(v.judge.usage() for v in self.voices)
 

@@ -103,7 +103,7 @@ def sample_seed(seed: int | None, sample: int) -> int | None:
 
 def _default(field_name: str):
     """A judge setting's default, as its option declares it (judges/options.py)."""
-    from .options import SHARED
+    from pytest_editeval.judges.options import SHARED
 
     return next(opt.default for opt in SHARED if opt.field == field_name)
 
@@ -219,7 +219,7 @@ class JudgeSpec:
         values = self.__dict__.get("values", {})
         if name in values:
             return values[name]
-        from . import option_with_field
+        from pytest_editeval.judges import option_with_field
 
         opt = option_with_field(name)
         if opt is None:
@@ -263,7 +263,7 @@ class JudgeFacts:
 def require_model(spec: JudgeSpec) -> None:
     """A backend that loads the judge model needs its name: there is no default to guess."""
     if not spec.model:
-        from ..errors import InputError
+        from pytest_editeval.errors import InputError
 
         raise InputError(f"--editeval-judge-backend {spec.backend} needs --editeval-judge-model: a folder saved with "
                          "save_pretrained or a ModelScope / Hugging Face id, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
@@ -274,8 +274,8 @@ def resolve_adapter(spec: JudgeSpec):
     in-process and the vllm backends load it alike. The hub code is imported only when an adapter is named."""
     if not spec.adapter:
         return None
-    from ..errors import InputError
-    from ..hub import resolve
+    from pytest_editeval.data.hub import resolve
+    from pytest_editeval.errors import InputError
 
     adapter = resolve(spec.adapter, spec.hub, "model", offline=spec.offline, option="--editeval-judge-adapter",
                       example="EditScore/EditScore-7B", what="judge adapter")

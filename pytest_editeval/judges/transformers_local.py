@@ -27,15 +27,15 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError, JudgeFatalError, SampleError
-from ..option_types import PRECISIONS, Option, choice, judge_device, number
-from . import Answer
-from .options import LOCAL_MODEL
-from .requests import PreparedImage, Request
-from .settings import JudgeFacts, JudgeSpec, require_model, resolve_adapter, sample_seed
+from pytest_editeval.errors import InputError, JudgeFatalError, SampleError
+from pytest_editeval.judges import Answer
+from pytest_editeval.judges.options import LOCAL_MODEL
+from pytest_editeval.judges.requests import PreparedImage, Request
+from pytest_editeval.judges.settings import JudgeFacts, JudgeSpec, require_model, resolve_adapter, sample_seed
+from pytest_editeval.options.types import PRECISIONS, Option, choice, judge_device, number
 
 if TYPE_CHECKING:
-    from ..cache import Cache
+    from pytest_editeval.data.cache import Cache
 
 # When the recipe sets no limit (ImgEdit, KRIS send none): long enough for any rubric's reasoning.
 DEFAULT_MAX_NEW_TOKENS = 1024
@@ -78,8 +78,8 @@ def _check_cuda(device: str, option: str) -> None:
 
 def create(spec: JudgeSpec, *, stop: threading.Event, cache: "Cache", say, **_) -> "TransformersJudge":
     """Resolve the model (and adapter) folders and their digests now (the cache keys need them); load later."""
-    from ..generation import folder_identity
-    from ..hub import resolve
+    from pytest_editeval.data.cache import folder_identity
+    from pytest_editeval.data.hub import resolve
 
     folder = resolve(spec.model, spec.hub, "model", offline=spec.offline, option="--editeval-judge-model",
                      example=EXAMPLE_ID, what="judge model")
@@ -184,7 +184,7 @@ class TransformersJudge:
         return Answer(self.ask(request, deadline, sample))
 
     def ask(self, request: Request, deadline: float | None = None, sample: int = 0) -> str:
-        from .openai_http import cap_reply
+        from pytest_editeval.judges.openai_http import cap_reply
 
         pending = _Pending(request, self.generation(sample).get("seed"))
         with self._cv:
@@ -210,7 +210,7 @@ class TransformersJudge:
             self._cv.notify_all()
 
     def close(self) -> None:
-        from ..scheduler import JOIN_TIMEOUT_S
+        from pytest_editeval.run.scheduler import JOIN_TIMEOUT_S
 
         self._closing.set()
         with self._cv:
@@ -378,7 +378,7 @@ class TransformersJudge:
     def _release(self) -> None:
         if self.model is None:
             return
-        from ..accelerator import free_accelerator_memory
+        from pytest_editeval.accelerator import free_accelerator_memory
 
         self.model = self.processor = None
         free_accelerator_memory()
@@ -460,7 +460,7 @@ def _out_of_memory(exc: Exception) -> bool:
 
 def _load_failure(spec: JudgeSpec, folder: Path, device: str, exc: Exception) -> str:
     if isinstance(exc, ImportError) and "peft" in str(exc).lower():
-        from . import install_hint
+        from pytest_editeval.judges import install_hint
 
         return f"--editeval-judge-adapter needs peft: {install_hint('local-judge')}"
     return (f"cannot load the judge model {spec.model} ({folder}) on {device}: {type(exc).__name__}: "

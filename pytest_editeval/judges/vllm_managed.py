@@ -23,17 +23,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError
-from ..option_types import Option, number, shell_words
-from . import Answer
-from .options import LOCAL_MODEL
-from .requests import Request
-from .settings import JudgeFacts, JudgeSettings, JudgeSpec, require_model, resolve_adapter, sample_seed
+from pytest_editeval.errors import InputError
+from pytest_editeval.judges import Answer
+from pytest_editeval.judges.options import LOCAL_MODEL
+from pytest_editeval.judges.requests import Request
+from pytest_editeval.judges.settings import JudgeFacts, JudgeSettings, JudgeSpec, require_model, resolve_adapter, sample_seed
+from pytest_editeval.options.types import Option, number, shell_words
 
 if TYPE_CHECKING:
-    from ..cache import Cache
-    from .managed_server import ManagedServer
-    from .openai_http import JudgeClient
+    from pytest_editeval.data.cache import Cache
+    from pytest_editeval.judges.managed_server import ManagedServer
+    from pytest_editeval.judges.openai_http import JudgeClient
 
 ADAPTER_NAME = "editeval-judge-adapter"  # the name requests use when the adapter is served as a LoRA module
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
@@ -75,9 +75,9 @@ def configure(spec: JudgeSpec, facts: JudgeFacts) -> JudgeSpec:
 
 def create(spec: JudgeSpec, *, stop: threading.Event, max_in_flight: int, cache: "Cache", say, workdir: Path,
            **_) -> "ManagedVllmJudge":
-    from ..generation import folder_identity
-    from ..hub import resolve
-    from . import install_hint
+    from pytest_editeval.data.cache import folder_identity
+    from pytest_editeval.data.hub import resolve
+    from pytest_editeval.judges import install_hint
 
     command = shlex.split(spec.serve_command)
     if not command or (shutil.which(command[0]) is None and not Path(command[0]).is_file()):
@@ -188,9 +188,9 @@ class ManagedVllmJudge:
         return time.monotonic() - began
 
     def _start(self) -> None:
-        from ..errors import SampleError
-        from .managed_server import ManagedServer, free_loopback_port
-        from .openai_http import JudgeClient
+        from pytest_editeval.errors import SampleError
+        from pytest_editeval.judges.managed_server import ManagedServer, free_loopback_port
+        from pytest_editeval.judges.openai_http import JudgeClient
 
         if self._closed or self.stop.is_set():
             raise SampleError("run interrupted before the judge answered")
@@ -226,7 +226,7 @@ class ManagedVllmJudge:
 
 def _crashed(client: "JudgeClient", message: str) -> None:
     """The server died mid-run: every request in flight or still to come fails with this one line."""
-    from ..errors import JudgeFatalError
+    from pytest_editeval.errors import JudgeFatalError
 
     client.fail(JudgeFatalError(message, usage=False))
 

@@ -23,7 +23,7 @@ HEADERS = ["Metric", "Subset", "n", "Pearson", "Spearman", "Kendall", "A - B", "
 def render_agreement_table(results, labels: dict[str, str]) -> str:
     from tabulate import tabulate
 
-    from ..paths import printable
+    from pytest_editeval.data.paths import printable
 
     text = tabulate(table_rows(results, labels), headers=HEADERS, tablefmt="pretty")
     worst = [r for r in results if r.subset is None]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..cache import write_atomic
+from pytest_editeval.data.cache import write_atomic
 
 
 def write_results_json(path: Path, data: bytes, *, stopped: bool, scored: int, complete: bool) -> str:
     """The results JSON, or beside it when the file there must be kept (see the module)."""
-    from ..runs import describe_results_file
+    from pytest_editeval.report.runs import describe_results_file
 
     return _write_or_keep(path, data, "results", describe_results_file(path), stopped=stopped, scored=scored,
                           complete=complete)
@@ -25,7 +25,7 @@ def _write_or_keep(path: Path, data: bytes, what: str, existing: tuple[bool, int
                    complete: bool) -> str:
     """Write `data` to `path`, unless the file there (`existing`: it is a complete run, it holds N scored rows)
     must not be replaced by this run: then beside it, with one line that says where and why."""
-    from ..runs import incomplete_path
+    from pytest_editeval.report.runs import incomplete_path
 
     was_complete, kept = existing
     reason = None
@@ -43,7 +43,7 @@ def _write_or_keep(path: Path, data: bytes, what: str, existing: tuple[bool, int
 
 def save_run(rootpath: Path, name: str, data: bytes, *, complete: bool) -> str:
     """--editeval-save NAME: only a complete run may become NAME (a baseline); another is NAME.incomplete."""
-    from ..runs import INCOMPLETE_SUFFIX, run_path
+    from pytest_editeval.report.runs import INCOMPLETE_SUFFIX, run_path
 
     if complete:
         path = run_path(rootpath, name)
@@ -61,7 +61,7 @@ def write_html(path: Path, results, benchmark, baseline, read_source: Callable[[
     """The self-contained HTML report; `read_source(row id)` gives a row's first input image, `edited_path(sample)`
     where its edited image is (default: the path the sample records), `source_path(row id)` the input image's file
     where the dataset keeps it as one (full-size links)."""
-    from .html import describe_report, full_size_links, render_report, thumbnails
+    from pytest_editeval.report.html import describe_report, full_size_links, render_report, thumbnails
 
     if edited_path is not None:  # located once: a locator may count what it cannot find
         located = {sample.id: edited_path(sample) for sample in results.samples}

@@ -84,7 +84,7 @@ def thumbnails(samples, read_source: Callable[[str], bytes], max_pixels: int,
                edited_path: Callable | None = None) -> dict[str, tuple[str, str]]:
     """id -> (source, edited) thumbnails as JPEG data URLs ('' where an image cannot be read or is too large).
     `edited_path(sample)`: where the edited image is (default: the path the sample records)."""
-    from ..images import ImageError, decode_rgb, read_image_file
+    from pytest_editeval.data.images import ImageError, decode_rgb, read_image_file
 
     def thumb(data: bytes | None) -> str:
         if not data:

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..aggregate import Aggregates, ScopeAggregate, SubsetAggregate
-from ..gate import GateResult
-from ..verdict import Verdict
+from pytest_editeval.scoring.aggregate import Aggregates, ScopeAggregate, SubsetAggregate
+from pytest_editeval.scoring.gate import GateResult
+from pytest_editeval.scoring.verdict import Verdict
 
 SCHEMA_VERSION = 2
 V1_METRICS = ("semantic_consistency", "perceptual_quality", "overall")

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..aggregate import Aggregates, MetricStats
-from ..gate import SPREAD_METRIC, GateResult
+from pytest_editeval.scoring.aggregate import Aggregates, MetricStats
+from pytest_editeval.scoring.gate import SPREAD_METRIC, GateResult
 
 if TYPE_CHECKING:
-    from ..benchmarks import Benchmark
+    from pytest_editeval.benchmarks import Benchmark
 
 
 def _fmt(value: float | None, decimals: int) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..paths import printable
-from .table import render_comparison, render_counts, render_gate, render_table
+from pytest_editeval.data.paths import printable
+from pytest_editeval.report.table import render_comparison, render_counts, render_gate, render_table
 
 RED = {"red": True}
 RED_BOLD = {"red": True, "bold": True}

@@ -6,19 +6,21 @@ execute.py   executing: judges, the image producer, the scheduler, the rows' rec
 report.py    reporting: outcome, results JSON, files, summary facts and title (RunReport); a merge of shards
              and the `compare` command finish through the same code
 context.py   the host's facts (rootpath, collect-only, an xdist worker's share, the terminal, extension hooks)
+scheduler.py runs rows ahead of the items; every thread joined when the run stops
+shards.py    --editeval-shard's share of each shard, and `pytest-editeval merge` putting shards back together
 
-The pytest face (roles.py, session.py) builds a RunContext and hands pytest's hooks to a Run; the marker API
-(`editeval_result`) runs a Run of its own.
+The pytest face (`pytest_editeval.pytest_plugin`: roles.py, session.py) builds a RunContext and hands pytest's
+hooks to a Run; the marker API (`editeval_result`) runs a Run of its own.
 """
 
 from __future__ import annotations
 
-from ..outcome import Outcome, Stop
-from ..settings import RunSettings
-from .context import RunContext, WorkerShare
-from .execute import Execution
-from .plan import Plan
-from .report import ImageSources, Outputs, ProcessCounts, RunFacts, RunReport, title
+from pytest_editeval.options.settings import RunSettings
+from pytest_editeval.run.context import RunContext, WorkerShare
+from pytest_editeval.run.execute import Execution
+from pytest_editeval.run.plan import Plan
+from pytest_editeval.run.report import ImageSources, Outputs, ProcessCounts, RunFacts, RunReport, title
+from pytest_editeval.scoring.outcome import Outcome, Stop
 
 __all__ = ["Execution", "ImageSources", "Outcome", "Outputs", "Plan", "ProcessCounts", "Run", "RunContext",
            "RunFacts", "RunReport", "Stop", "WorkerShare", "title"]
@@ -51,7 +53,7 @@ class Run:
             warnings=plan.warnings))
 
     def _meta(self, judge: dict) -> dict:
-        from ..runs import run_metadata
+        from pytest_editeval.report.runs import run_metadata
 
         gen, producer = self.plan.generation, self.execution.producer
         return run_metadata(self.settings.save_name, model=self.model_name, benchmark=self.plan.benchmark.name,

@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ..cache import Cache, write_atomic
-from ..dataset import Row
-from ..errors import InputError
-from ..outcome import Stop
-from ..verdict import Verdict
-from .context import RunContext
-from .plan import Plan
+from pytest_editeval.data.cache import Cache, write_atomic
+from pytest_editeval.data.dataset import Row
+from pytest_editeval.errors import InputError
+from pytest_editeval.run.context import RunContext
+from pytest_editeval.run.plan import Plan
+from pytest_editeval.scoring.outcome import Stop
+from pytest_editeval.scoring.verdict import Verdict
 
 PREPARE_AHEAD_THREADS = 4
 
@@ -45,8 +45,8 @@ class Execution:
 
     # ---- starting -----------------------------------------------------------------------------------------
     def start(self, rows: list[Row]) -> None:
-        from ..evaluation import RowEvaluator
-        from ..scheduler import Scheduler
+        from pytest_editeval.run.scheduler import Scheduler
+        from pytest_editeval.scoring.evaluation import RowEvaluator
 
         s, plan = self.settings, self.plan
         specs = [m.spec for m in s.panel.members] if s.panel is not None else [s.judge]
@@ -87,8 +87,8 @@ class Execution:
 
     def _create_judges(self, workers: int):
         """(the run's judge, its voices): one judge, or a panel's judges with their names and weights."""
-        from .. import judges
-        from ..judges.panel import Panel, Voice
+        from pytest_editeval import judges
+        from pytest_editeval.judges.panel import Panel, Voice
 
         s = self.settings
         workdir = self.ctx.rootpath / ".editeval"
@@ -116,7 +116,8 @@ class Execution:
 
     # ---- model mode ---------------------------------------------------------------------------------------
     def _producer(self, rows: list[Row]):
-        from ..generation import ImageProducer, check_model_folder, folder_identity, resolve_model
+        from pytest_editeval.data.cache import folder_identity
+        from pytest_editeval.generation.pipeline import ImageProducer, check_model_folder, resolve_model
 
         gen, plan = self.plan.generation, self.plan
         identity = None
@@ -131,11 +132,11 @@ class Execution:
 
     def load_editor(self):
         """The default editor: the diffusers pipeline of --editeval-model (called by the fixture)."""
-        from ..generation import load_diffusers_editor, resolve_model
+        from pytest_editeval.generation.pipeline import load_diffusers_editor, resolve_model
 
         gen = self.plan.generation
         if self.settings.ray is not None:  # each Ray actor loads it; nothing heavy on the driver
-            from ..ray_generation import RemotePipeline
+            from pytest_editeval.generation.ray_actors import RemotePipeline
 
             return RemotePipeline(gen)
         folder = self.model_folder or resolve_model(gen)
@@ -151,7 +152,7 @@ class Execution:
             if not self.settings.model_name:
                 self.model_name = _identity_name(identity) or self.model_name
         if self.settings.ray is not None and self.producer.pending and not self.stop.is_set():
-            from ..ray_generation import RayEditorPool
+            from pytest_editeval.generation.ray_actors import RayEditorPool
 
             # The editor's calls move to the actors (raises GenerationSetupError: one line, the run stops).
             self.ray_pool = editor = RayEditorPool.start(self.settings.ray, editor, self.plan.generation, self.stop)
@@ -178,7 +179,7 @@ class Execution:
 
     def judge_image(self, row: Row, image) -> Verdict:
         """Judge any image (PIL or a file) as the edit of `row`: the `editeval_judge` fixture."""
-        from ..evaluation import RowEvaluator
+        from pytest_editeval.scoring.evaluation import RowEvaluator
 
         if self.scheduler is None:
             self.start([])
@@ -202,7 +203,7 @@ class Execution:
 
     def source_image(self, row: Row):
         """The row's first input image as an RGB PIL image (what the editing model receives)."""
-        from ..images import decode_rgb
+        from pytest_editeval.data.images import decode_rgb
 
         if not row.inputs:
             raise InputError(f"row {row.id} has no input image")
@@ -243,7 +244,7 @@ class Execution:
         """Stop and join every thread this run started, and close the judge (its connections, its model thread,
         its server). Called when the run loop ends (normally or not) and again at unconfigure; does nothing the
         second time. `drain`: the run ended normally, so judge requests in flight finish before the stop."""
-        from ..scheduler import JOIN_TIMEOUT_S, join_all
+        from pytest_editeval.run.scheduler import JOIN_TIMEOUT_S, join_all
 
         if self.producer is not None:
             self.producer.request_stop()  # releases judge threads waiting for images that will not come
@@ -314,7 +315,7 @@ class Execution:
         return info
 
     def _usage_and_cost(self, counts: list[dict], info: dict) -> dict:
-        from ..judge_cost import SAVED_FIELDS, add, cost_section
+        from pytest_editeval.scoring.judge_cost import SAVED_FIELDS, add, cost_section
 
         prices = self.plan.prices()
         names = list(prices)

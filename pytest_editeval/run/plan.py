@@ -7,14 +7,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import benchmarks
-from ..benchmarks import BenchmarkOptions
-from ..dataset import Row, flag_repeated_rows, select_rows
-from ..edited_images import load_edited_images
-from ..errors import InputError
-from ..gate import resolve_threshold
-from ..settings import RunSettings
-from .context import RunContext
+from pytest_editeval import benchmarks
+from pytest_editeval.benchmarks import BenchmarkOptions
+from pytest_editeval.data.dataset import Row, flag_repeated_rows, select_rows
+from pytest_editeval.data.edited_images import load_edited_images
+from pytest_editeval.errors import InputError
+from pytest_editeval.options.settings import RunSettings
+from pytest_editeval.run.context import RunContext
+from pytest_editeval.scoring.gate import resolve_threshold
 
 
 class Plan:
@@ -68,7 +68,7 @@ class Plan:
         self.position = {r.id: i for i, r in enumerate(self.selected)}
 
     def _take_share(self, shard) -> None:
-        from ..shards import share
+        from pytest_editeval.run.shards import share
 
         if shard.count > len(self.selection):
             raise InputError(f"--editeval-shard {shard}: the selection has {len(self.selection)} rows, so some of "
@@ -83,7 +83,7 @@ class Plan:
             raise InputError(str(exc)) from None
 
     def _resolved_compare_gates(self, gates):
-        from ..compare import resolve_compare_gate
+        from pytest_editeval.scoring.compare import resolve_compare_gate
 
         try:
             return [resolve_compare_gate(g, self.benchmark, [*self.subset_order, *self.benchmark.group_names()])
@@ -96,7 +96,7 @@ class Plan:
         s = self.settings
         if not s.compare:
             return None, None
-        from ..runs import RunNotFound, load_run
+        from pytest_editeval.report.runs import RunNotFound, load_run
 
         try:
             return load_run(s.compare, rootpath), None
@@ -119,7 +119,7 @@ class Plan:
         s = self.settings
         if s.shard is None:
             return None
-        from ..shards import shard_section
+        from pytest_editeval.run.shards import shard_section
 
         return shard_section(s.shard, self.selection, self.owned, self.subset_order, s.dataset,
                              "local" if self.local_dataset else s.hub)

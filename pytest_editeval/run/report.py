@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..outcome import Outcome, Stop, comparison_section, decide
-from ..paths import printable
-from ..verdict import Verdict
+from pytest_editeval.data.paths import printable
+from pytest_editeval.scoring.outcome import Outcome, Stop, comparison_section, decide
+from pytest_editeval.scoring.verdict import Verdict
 
 if TYPE_CHECKING:
-    from ..benchmarks import Benchmark
-    from ..report.results import RunResults
+    from pytest_editeval.benchmarks import Benchmark
+    from pytest_editeval.report.results import RunResults
 
 
 @dataclass
@@ -86,7 +86,7 @@ class ProcessCounts:
 
 def title(benchmark: Benchmark, language: str, protocol: str, judge: dict | None) -> str:
     """The summary's title names the judge: model, backend, weights digest, and a recipe other than the default."""
-    from ..judges import label
+    from pytest_editeval.judges import label
 
     recipe = (judge or {}).get("recipe")
     shown = f", recipe {recipe}" if recipe and recipe != benchmark.recipe(None).name else ""
@@ -118,7 +118,7 @@ class RunReport:
 
     def results(self, outcome: Outcome, extra: dict | None = None) -> RunResults:
         """The results JSON's model (built only when needed: pydantic is slow to import)."""
-        from ..report.results import build_results
+        from pytest_editeval.report.results import build_results
 
         f = self.facts
         results = build_results(
@@ -138,7 +138,7 @@ class RunReport:
         a complete run's files from an incomplete one); returns the summary's "what: where" lines. `sources` is
         asked only for an HTML report, `extra(results)` (the results JSON's `extra` fields) only when a file is
         written."""
-        from ..report import files
+        from pytest_editeval.report import files
 
         if not outputs.any:
             return []
@@ -161,8 +161,8 @@ class RunReport:
 
     def summary_facts(self, outcome: Outcome, written: list[str], process: ProcessCounts | None = None):
         """The terminal summary's facts (report/terminal.py renders them); the caller adds the extension lines."""
-        from ..judge_cost import usage_lines
-        from ..report.terminal import SummaryFacts
+        from pytest_editeval.report.terminal import SummaryFacts
+        from pytest_editeval.scoring.judge_cost import usage_lines
 
         f = self.facts
         started = process is None or any(c["started"] for c in process.counts)

@@ -16,8 +16,8 @@ The benchmark-shaped writers (`gedit_factory`, `imgedit_factory`, ...) are reach
 project's own test scaffolding lives in `_scaffold` and is not part of this API.
 """
 
-from .datasets import DatasetWriter, MadeDataset, WrittenDataset, make_dataset
-from .judge_server import Fault, JudgeCall, JudgeServer, json_reply, rule_scores
+from pytest_editeval.testing.datasets import DatasetWriter, MadeDataset, WrittenDataset, make_dataset
+from pytest_editeval.testing.judge_server import Fault, JudgeCall, JudgeServer, json_reply, rule_scores
 
 __all__ = ["DatasetWriter", "Fault", "JudgeCall", "JudgeServer", "MadeDataset", "WrittenDataset", "json_reply",
            "make_dataset", "rule_scores"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from pytest_editeval.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class DatasetWriter:
 
     def judge(self, **server_options):
         """A loopback JudgeServer answering by this benchmark's rule, not yet listening (`up()` starts it)."""
-        from .judge_server import JudgeServer
+        from pytest_editeval.testing.judge_server import JudgeServer
 
         rules = {name: rule for name, rule in (("scores", self.scores), ("reply", self.reply)) if rule is not None}
         return JudgeServer(**{**rules, **server_options})
@@ -82,7 +82,7 @@ class MadeDataset:
 def dataset_writer(benchmark: str, rootpath: Path | None = None) -> DatasetWriter:
     """The DatasetWriter the benchmark called `benchmark` declares; a usage error naming the benchmarks that have
     one otherwise."""
-    from ..benchmarks import get
+    from pytest_editeval.benchmarks import get
 
     target = get(benchmark, rootpath).dataset_writer
     if not target:
@@ -101,7 +101,7 @@ def dataset_writer(benchmark: str, rootpath: Path | None = None) -> DatasetWrite
 
 def writer_names(rootpath: Path | None = None) -> list[str]:
     """The registered benchmarks that declare a dataset writer (their modules are imported to see)."""
-    from ..benchmarks import get, known_names
+    from pytest_editeval.benchmarks import get, known_names
 
     names = []
     for name in known_names(rootpath):

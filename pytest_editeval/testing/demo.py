@@ -18,8 +18,8 @@ import hashlib
 import socket
 from pathlib import Path
 
-from .datasets import dataset_writer, writer_names
-from .fixtures import LOOPBACK_INI
+from pytest_editeval.testing.datasets import dataset_writer, writer_names
+from pytest_editeval.testing.fixtures import LOOPBACK_INI
 
 DEFAULT_BENCHMARK = "gedit"
 PORT_RANGE = (20000, 30000)  # below Linux's ephemeral ports (32768+), so no outgoing connection takes it meanwhile

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .datasets import dataset_writer, make_dataset
-from .judge_server import JudgeServer
+from pytest_editeval.testing.datasets import dataset_writer, make_dataset
+from pytest_editeval.testing.judge_server import JudgeServer
 
 LOOPBACK_KEY = "loopback-key"
 LOOPBACK_INI = "editeval_loopback_judge"
@@ -92,8 +92,8 @@ _RUN_JUDGE = pytest.StashKey[JudgeServer]()
 
 
 def _run_judge(config, benchmark: str) -> JudgeServer:
-    from ..errors import InputError
-    from ..options import value
+    from pytest_editeval.errors import InputError
+    from pytest_editeval.options.table import value
 
     try:
         url = value(config, "judge-url") or os.environ.get("EDITEVAL_JUDGE_URL", "")

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
-from .datasets import DatasetWriter, WrittenDataset
+from pytest_editeval.benchmarks.gedit import SUBSETS as GEDIT_SUBSETS
+from pytest_editeval.testing.datasets import DatasetWriter, WrittenDataset
 
 CN_VERBS = {"en": "change the color of the {obj} to {color}", "cn": "把{obj}的颜色改成{color}"}
 OBJECTS = ["car", "cat", "sky", "house", "shirt", "flower", "boat"]

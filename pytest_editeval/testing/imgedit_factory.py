@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..benchmarks.imgedit_official import (
+from pytest_editeval.benchmarks.imgedit_official import (
     EDIT_TYPES,
     PLACEHOLDER,
     PROMPTS_FILE,
@@ -35,10 +35,10 @@ from ..benchmarks.imgedit_official import (
     reply_labels,
     row_order,
 )
-from .datasets import DatasetWriter, WrittenDataset
+from pytest_editeval.testing.datasets import DatasetWriter, WrittenDataset
 
 if TYPE_CHECKING:
-    from .judge_server import JudgeCall
+    from pytest_editeval.testing.judge_server import JudgeCall
 
 LAYOUTS = ("folder", "tar", "singleturn")
 BAD_ROWS = ("absolute_id", "dotdot_id", "hidden_id", "control_id", "long_id", "missing_image", "outside_symlink",
@@ -103,7 +103,7 @@ def expected_values(key: str) -> list[int]:
 
 def imgedit_rule_scores(call: "JudgeCall") -> list[float]:
     """JudgeServer `scores=` rule: the level read back from the edited (last) image's red channel."""
-    from .judge_server import _mean_red
+    from pytest_editeval.testing.judge_server import _mean_red
 
     level = max(1, min(5, round((_mean_red(call.images[-1]) - 30) / 40) + 1))
     return [float(v) for v in rule_values(level)]

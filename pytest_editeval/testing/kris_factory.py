@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..benchmarks.kris_official import CATEGORIES, KP_CATEGORIES, TEMPORAL_FRAMES, id_order
-from .datasets import DatasetWriter, WrittenDataset
+from pytest_editeval.benchmarks.kris_official import CATEGORIES, KP_CATEGORIES, TEMPORAL_FRAMES, id_order
+from pytest_editeval.testing.datasets import DatasetWriter, WrittenDataset
 
 EXTENSIONS = ("jpg", "png", "jpeg")  # cycled per image, as mixed as the real folders
 VERBS = ("make the {obj} bigger", "turn the {obj} blue", "move the {obj} to the left", "show the {obj} melted")
@@ -239,7 +239,7 @@ def expected_scores(row) -> dict[str, float]:
 def kris_reply(scores, call) -> str:
     """JudgeServer `reply=`: the edited image is the one the factory paints with green 90 and blue 160; its red
     level gives the scores; the reply is JSON with the score keys the template asks for."""
-    from .judge_server import _mean_rgb
+    from pytest_editeval.testing.judge_server import _mean_rgb
 
     # JPEG moves a flat colour by a level or two; a dataset image lands this close to both by chance < 0.1%.
     edited = [rgb for rgb in map(_mean_rgb, call.images) if abs(rgb[1] - 90) <= 4 and abs(rgb[2] - 160) <= 4]

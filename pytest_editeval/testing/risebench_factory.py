@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..benchmarks.risebench_official import CATEGORIES, RAW_TEMPLATES, SUBTASKS, TEMPLATE_SHA256
-from .datasets import DatasetWriter, WrittenDataset
+from pytest_editeval.benchmarks.risebench_official import CATEGORIES, RAW_TEMPLATES, SUBTASKS, TEMPLATE_SHA256
+from pytest_editeval.testing.datasets import DatasetWriter, WrittenDataset
 
 DATA_FILE = "datav2_total_w_subtask.json"
 ABSENT = "<absent>"  # a flag whose key is not written at all
@@ -262,7 +262,7 @@ def answer_for(template: str, level: int) -> list[int]:
 def risebench_reply(scores, call) -> str:
     """JudgeServer `reply=`: the template named in the stand-in prompt and the last image's red level (the
     edited image comes last in every RISEBench call) give the answer, in the official closing-line format."""
-    from .judge_server import _mean_rgb
+    from pytest_editeval.testing.judge_server import _mean_rgb
 
     template = template_of(call)
     if template is None or not call.images:

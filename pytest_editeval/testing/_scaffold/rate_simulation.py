@@ -13,7 +13,7 @@ import heapq
 import math
 from dataclasses import dataclass
 
-from ...judges.rate import RateControl
+from pytest_editeval.judges.rate import RateControl
 
 REFUSAL_S = 0.001
 
@@ -59,7 +59,7 @@ def _headers(shape: str, rate: float, burst: float, level: float, refused_for: f
 
 def simulate(*, requests: int, workers: int, rate: float, burst: float, latency: float, shape: str = "bucket",
              refusal_s: float = REFUSAL_S, adaptive: bool = True, limit_s: float = 3600.0) -> Simulated:
-    from ...judges.openai_http import _retry_after
+    from pytest_editeval.judges.openai_http import _retry_after
 
     now = 0.0
     control = RateControl(workers, adaptive=adaptive, clock=lambda: now)

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from ..judge_server import JudgeServer
+from pytest_editeval.testing.judge_server import JudgeServer
 
 STAND_IN_ENV = {
     "EDITEVAL_STANDIN_RECORD": "a file the stand-in writes {pid, pgid, argv, key_set} to once it runs",
