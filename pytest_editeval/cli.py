@@ -22,10 +22,7 @@ from pathlib import Path
 
 from pytest_editeval.data.paths import printable
 from pytest_editeval.errors import InputError
-from pytest_editeval.options.types import choice as _choice
-from pytest_editeval.options.types import compare_gate
-from pytest_editeval.options.types import run_name as _run_name
-from pytest_editeval.options.types import threshold as _threshold
+from pytest_editeval.options.types import choice, compare_gate, run_name, threshold
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,20 +48,20 @@ def main(argv: list[str] | None = None) -> int:
                                 "compare and write them as one run")
     merge.add_argument("shards", nargs="+", metavar="SHARD.json", help="the results JSON of every shard "
                        "(--editeval-shard K/N --editeval-json PATH), in any order")
-    merge.add_argument("--threshold", action="append", type=_threshold, default=[], metavar="EXPR",
+    merge.add_argument("--threshold", action="append", type=threshold, default=[], metavar="EXPR",
                        help="gate expression, repeatable, as --editeval-threshold (e.g. 'overall>=7.0')")
-    merge.add_argument("--gate", type=_choice("gate policy", ("auto", "always", "never")), default="auto", metavar="{auto,always,never}",
+    merge.add_argument("--gate", type=choice("gate policy", ("auto", "always", "never")), default="auto", metavar="{auto,always,never}",
                        help="auto (default): gate a merged run in which every row ran; always; never")
     merge.add_argument("--compare", metavar="NAME_OR_PATH", help="compare with a saved run (a name under "
                        ".editeval/runs/ of --rootdir, or a results JSON path)")
     merge.add_argument("--compare-fail", action="append", type=compare_gate, default=[], metavar="EXPR",
                        help="fail when a paired difference drops below DELTA, e.g. overall:-0.2 (repeatable)")
-    merge.add_argument("--compare-missing", type=_choice("compare-missing policy", ("error", "skip")),
+    merge.add_argument("--compare-missing", type=choice("compare-missing policy", ("error", "skip")),
                        default="error", metavar="{error,skip}", help="a --compare run that does not exist: error (default) or skip the "
                        "comparison with one line (a CI workflow's first run)")
     merge.add_argument("--json", type=Path, metavar="PATH", help="write the merged results JSON to PATH")
     merge.add_argument("--html", type=Path, metavar="PATH", help="write the HTML report to PATH")
-    merge.add_argument("--save", type=_run_name, metavar="NAME", help="save the merged run as NAME under "
+    merge.add_argument("--save", type=run_name, metavar="NAME", help="save the merged run as NAME under "
                        ".editeval/runs/ of --rootdir (an incomplete run as NAME.incomplete)")
     merge.add_argument("--dataset", metavar="ID_OR_PATH", help="where the HTML report reads source images "
                        "(default: the dataset the shards read)")

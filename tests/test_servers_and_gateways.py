@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from pytest_editeval.judges.openai_http import JudgeClient, _retry_after
+from pytest_editeval.judges.openai_http import JudgeClient, retry_after_seconds
 from pytest_editeval.judges.rate import RateControl
 from pytest_editeval.judges.settings import JudgeSettings
 from pytest_editeval.testing import Fault, JudgeServer
@@ -98,7 +98,7 @@ def test_time_outs_halve_the_window_once_per_burst():
 def test_litellm_renamed_retry_hints_are_read(headers, seconds):
     import httpx
 
-    assert _retry_after(httpx.Headers(headers)) == pytest.approx(seconds)
+    assert retry_after_seconds(httpx.Headers(headers)) == pytest.approx(seconds)
 
 
 def test_litellm_renamed_rate_headers_pace_the_client():

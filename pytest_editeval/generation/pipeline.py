@@ -476,7 +476,7 @@ class ImageProducer:
         except GenerationInterrupted:  # stopped mid-call: its images are incomplete and never saved
             message = "generation stopped before this row"
         except Exception as exc:  # the run goes on: each row of the batch is an error with the reason
-            message = _generation_failure(exc)
+            message = generation_failure(exc)
         else:
             return outputs
         for row in rows:
@@ -493,7 +493,7 @@ class ImageProducer:
                 self._settle(row, error=f"the pipeline returned no image for this row (got {type(output).__name__})")
                 continue
             try:
-                png = output if isinstance(output, bytes) else _png_bytes(output)  # remote editors send PNG bytes
+                png = output if isinstance(output, bytes) else png_bytes(output)  # remote editors send PNG bytes
                 path = self._store(row, png, source)
             except Exception as exc:  # a full disk, an image mode PNG cannot hold: this row fails, the run goes on
                 self._settle(row, error=f"cannot save the edited image: {type(exc).__name__}: {exc}")
@@ -515,7 +515,7 @@ class ImageProducer:
         if copy is not None and not isinstance(source, list):
             target = self._inside(row, copy)
             if not target.exists():
-                write_atomic(target, _png_bytes(source))
+                write_atomic(target, png_bytes(source))
         return path
 
     def _inside(self, row: Row, relative: Path) -> Path:
@@ -549,13 +549,13 @@ class ImageProducer:
         return jsonl
 
 
-def _png_bytes(image) -> bytes:
+def png_bytes(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _generation_failure(exc: Exception) -> str:
+def generation_failure(exc: Exception) -> str:
     name = type(exc).__name__
     text = (str(exc).strip().splitlines() or [name])[0][:200]
     if name == "OutOfMemoryError" or "out of memory" in text.lower():

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_editeval.generation.pipeline import GenerationInterrupted, GenerationSetupError, _generation_failure, _png_bytes
+from pytest_editeval.generation.pipeline import GenerationInterrupted, GenerationSetupError, generation_failure, png_bytes
 
 # One batch per actor, retries included: a dead actor's lost work is then exactly the batch it was running. With
 # two, a killed actor may have finished the first without its reply reaching the driver (under load the reply is
@@ -107,7 +107,7 @@ class EditorActor:
         except GenerationInterrupted:
             return "error", "generation stopped before this row"
         except Exception as exc:
-            return "error", _generation_failure(exc)
+            return "error", generation_failure(exc)
         pngs: list = []
         for index in range(len(images)):
             output = outputs[index] if index < len(outputs) else None
@@ -115,7 +115,7 @@ class EditorActor:
                 pngs.append(f"the pipeline returned no image for this row (got {type(output).__name__})")
                 continue
             try:
-                pngs.append(_png_bytes(output))
+                pngs.append(png_bytes(output))
             except Exception as exc:
                 pngs.append(f"cannot encode the edited image: {type(exc).__name__}: {_first_line(exc)}")
         return "ok", pngs

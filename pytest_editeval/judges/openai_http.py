@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from pytest_editeval.errors import JudgeFatalError, SampleError
 from pytest_editeval.judges import Answer
 from pytest_editeval.judges.first_answers import FirstAnswers
-from pytest_editeval.judges.rate import RateControl, _header
+from pytest_editeval.judges.rate import RateControl, limit_header
 from pytest_editeval.judges.requests import Request
 from pytest_editeval.judges.settings import (
     JudgeFacts,
@@ -355,7 +355,7 @@ class JudgeClient:
                     self._fatal_status(response)  # before the place is freed: nothing else goes out
                 headers = response.headers
                 if status in RETRYABLE_STATUS or status >= 500:
-                    retry_after = _retry_after(headers)
+                    retry_after = retry_after_seconds(headers)
                 return _Reply(status, headers, _read_capped(response, MAX_BODY_BYTES), retry_after)
         except httpx.TimeoutException:
             timed_out = True  # a sign of load, as a 429 is (rate.py)
@@ -477,10 +477,10 @@ def _message_text(content: object) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _retry_after(headers: "httpx.Headers") -> float | None:
+def retry_after_seconds(headers: "httpx.Headers") -> float | None:
     # OpenAI's and Azure's retry-after-ms is finer than Retry-After; a LiteLLM proxy passes the provider's
     # hints renamed llm_provider-NAME.
-    milliseconds = _header(headers, "retry-after-ms")
+    milliseconds = limit_header(headers, "retry-after-ms")
     if milliseconds:
         try:
             seconds = float(milliseconds) / 1000
@@ -488,7 +488,7 @@ def _retry_after(headers: "httpx.Headers") -> float | None:
             seconds = math.nan
         if math.isfinite(seconds):
             return max(0.0, seconds)
-    value = _header(headers, "retry-after")
+    value = limit_header(headers, "retry-after")
     if not value:
         return None
     try:

@@ -112,7 +112,7 @@ def parse_duration(value: str | None) -> float | None:
 
 def _whole_seconds(headers: Mapping[str, str] | None, retry_after: float) -> bool:
     """The hint came as Retry-After in whole seconds (not retry-after-ms, not an HTTP date)."""
-    return float(retry_after).is_integer() and (headers is None or _header(headers, "retry-after-ms") is None)
+    return float(retry_after).is_integer() and (headers is None or limit_header(headers, "retry-after-ms") is None)
 
 
 def _number(value: str | None) -> float | None:
@@ -129,7 +129,7 @@ def _number(value: str | None) -> float | None:
 GATEWAY_PREFIXES = ("", "llm_provider-")
 
 
-def _header(headers: Mapping[str, str], *names: str) -> str | None:
+def limit_header(headers: Mapping[str, str], *names: str) -> str | None:
     for name in names:
         for prefix in GATEWAY_PREFIXES:
             value = headers.get(prefix + name)
@@ -425,13 +425,13 @@ class RateControl:
 
     def _read_headers(self, ticket: Ticket, headers: Mapping[str, str]) -> None:
         said = self.requests.update(
-            ticket, _number(_header(headers, "x-ratelimit-limit-requests")),
-            _number(_header(headers, "x-ratelimit-remaining-requests")),
-            parse_duration(_header(headers, "x-ratelimit-reset-requests")))
+            ticket, _number(limit_header(headers, "x-ratelimit-limit-requests")),
+            _number(limit_header(headers, "x-ratelimit-remaining-requests")),
+            parse_duration(limit_header(headers, "x-ratelimit-reset-requests")))
         self.tokens.update(
-            ticket, _number(_header(headers, "x-ratelimit-limit-tokens")),
-            _number(_header(headers, "x-ratelimit-remaining-tokens")),
-            parse_duration(_header(headers, "x-ratelimit-reset-tokens")))
+            ticket, _number(limit_header(headers, "x-ratelimit-limit-tokens")),
+            _number(limit_header(headers, "x-ratelimit-remaining-tokens")),
+            parse_duration(limit_header(headers, "x-ratelimit-reset-tokens")))
         # Room for the whole window: the limit is far above demand, so skip the slow start.
         if said and self.requests.trusted and self.requests.remaining is not None \
                 and self.requests.remaining >= self.max_window and self.window < self.threshold:

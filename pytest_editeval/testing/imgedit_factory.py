@@ -103,9 +103,9 @@ def expected_values(key: str) -> list[int]:
 
 def imgedit_rule_scores(call: "JudgeCall") -> list[float]:
     """JudgeServer `scores=` rule: the level read back from the edited (last) image's red channel."""
-    from pytest_editeval.testing.judge_server import _mean_red
+    from pytest_editeval.testing.judge_server import mean_red
 
-    level = max(1, min(5, round((_mean_red(call.images[-1]) - 30) / 40) + 1))
+    level = max(1, min(5, round((mean_red(call.images[-1]) - 30) / 40) + 1))
     return [float(v) for v in rule_values(level)]
 
 

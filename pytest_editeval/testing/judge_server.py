@@ -70,15 +70,15 @@ class Fault:
     text: str = ""
 
 
-def _mean_rgb(image: bytes) -> list[float]:
+def mean_rgb(image: bytes) -> list[float]:
     from PIL import Image, ImageStat
 
     with Image.open(io.BytesIO(image)) as img:
         return ImageStat.Stat(img.convert("RGB")).mean
 
 
-def _mean_red(image: bytes) -> float:
-    return _mean_rgb(image)[0]
+def mean_red(image: bytes) -> float:
+    return mean_rgb(image)[0]
 
 
 def rule_scores(call: JudgeCall) -> list[float]:
@@ -86,7 +86,7 @@ def rule_scores(call: JudgeCall) -> list[float]:
     if call.aspect == "semantic_consistency":
         h = int(hashlib.sha256((call.instruction or "").encode()).hexdigest()[:8], 16)
         return [float(h % 11), float((h // 11) % 11)]
-    bucket = max(0, min(8, round((_mean_red(call.images[-1]) - 12) / 25)))
+    bucket = max(0, min(8, round((mean_red(call.images[-1]) - 12) / 25)))
     return [float(bucket + 2), float(10 - bucket)]
 
 

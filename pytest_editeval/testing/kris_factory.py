@@ -239,10 +239,10 @@ def expected_scores(row) -> dict[str, float]:
 def kris_reply(scores, call) -> str:
     """JudgeServer `reply=`: the edited image is the one the factory paints with green 90 and blue 160; its red
     level gives the scores; the reply is JSON with the score keys the template asks for."""
-    from pytest_editeval.testing.judge_server import _mean_rgb
+    from pytest_editeval.testing.judge_server import mean_rgb
 
     # JPEG moves a flat colour by a level or two; a dataset image lands this close to both by chance < 0.1%.
-    edited = [rgb for rgb in map(_mean_rgb, call.images) if abs(rgb[1] - 90) <= 4 and abs(rgb[2] - 160) <= 4]
+    edited = [rgb for rgb in map(mean_rgb, call.images) if abs(rgb[1] - 90) <= 4 and abs(rgb[2] - 160) <= 4]
     if not edited:
         return "I cannot find the edited image."
     levels = rule_levels(edited_level(min(edited, key=lambda rgb: abs(rgb[1] - 90) + abs(rgb[2] - 160))[0]))

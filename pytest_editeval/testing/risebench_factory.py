@@ -262,12 +262,12 @@ def answer_for(template: str, level: int) -> list[int]:
 def risebench_reply(scores, call) -> str:
     """JudgeServer `reply=`: the template named in the stand-in prompt and the last image's red level (the
     edited image comes last in every RISEBench call) give the answer, in the official closing-line format."""
-    from pytest_editeval.testing.judge_server import _mean_rgb
+    from pytest_editeval.testing.judge_server import mean_rgb
 
     template = template_of(call)
     if template is None or not call.images:
         return "I cannot tell what to judge."
-    numbers = answer_for(template, level_of(_mean_rgb(call.images[-1])[0]))
+    numbers = answer_for(template, level_of(mean_rgb(call.images[-1])[0]))
     note = f"\n\n{numbers[1]}. a numbered note" if len(numbers) > 1 else ""
     return f"The edit was judged by rule.\n**Final Score:** **{numbers[0]}**{note}"
 

@@ -59,7 +59,7 @@ def _headers(shape: str, rate: float, burst: float, level: float, refused_for: f
 
 def simulate(*, requests: int, workers: int, rate: float, burst: float, latency: float, shape: str = "bucket",
              refusal_s: float = REFUSAL_S, adaptive: bool = True, limit_s: float = 3600.0) -> Simulated:
-    from pytest_editeval.judges.openai_http import _retry_after
+    from pytest_editeval.judges.openai_http import retry_after_seconds
 
     now = 0.0
     control = RateControl(workers, adaptive=adaptive, clock=lambda: now)
@@ -88,6 +88,6 @@ def simulate(*, requests: int, workers: int, rate: float, burst: float, latency:
         while answers and answers[0][0] <= now:
             _, _, ticket, status, headers = heapq.heappop(answers)
             lowered = {name.lower(): value for name, value in headers.items()}
-            control.release(ticket, status, lowered, _retry_after(lowered) if status == 429 else None)
+            control.release(ticket, status, lowered, retry_after_seconds(lowered) if status == 429 else None)
             waiting += status == 429  # asked again
     return Simulated(sent, refused, tuple(granted_at), rate, burst, min(rate, workers / latency), now)
