@@ -93,7 +93,7 @@ def from_parser(module: str, name: str) -> Callable[[str], Any]:
     def parse(value: str) -> Any:
         import importlib
 
-        parser = getattr(importlib.import_module(module, __package__), name)
+        parser = getattr(importlib.import_module(module), name)
         try:
             return parser(value)
         except ValueError as exc:
@@ -102,10 +102,10 @@ def from_parser(module: str, name: str) -> Callable[[str], Any]:
     return parse
 
 
-threshold = from_parser(".gate", "parse_threshold")
-price = from_parser(".judge_cost", "parse_price")
-shard = from_parser(".shards", "parse_shard")
-compare_gate = from_parser(".compare", "parse_compare_gate")
+threshold = from_parser("pytest_editeval.scoring.gate", "parse_threshold")
+price = from_parser("pytest_editeval.scoring.judge_cost", "parse_price")
+shard = from_parser("pytest_editeval.run.shards", "parse_shard")
+compare_gate = from_parser("pytest_editeval.scoring.compare", "parse_compare_gate")
 
 
 def json_object(value: str) -> dict:
