@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_editeval.errors import InputError
 from pytest_editeval.generation.pipeline import GenerationSettings
@@ -18,9 +19,11 @@ from pytest_editeval.generation.ray_actors import RaySettings, ray_version_probl
 from pytest_editeval.judges.panel import PanelSpec
 from pytest_editeval.judges.settings import JudgeFacts, JudgeSpec
 from pytest_editeval.options import table as options
-from pytest_editeval.run.shards import Shard
 from pytest_editeval.scoring.gate import Threshold
 from pytest_editeval.scoring.judge_cost import Price
+
+if TYPE_CHECKING:  # run/ imports these settings; an import back would be a cycle
+    from pytest_editeval.run.shards import Shard
 
 
 @dataclass(frozen=True)
