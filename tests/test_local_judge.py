@@ -291,15 +291,20 @@ def test_a_missing_extra_is_one_line_naming_the_pip_command(monkeypatch):
 
 
 def test_backends_are_imported_only_when_chosen(run, pytester):
+    # A backend module is read when pytest starts, for the options it declares (its top imports the stdlib
+    # only); what must not load or run for a run with the HTTP judge is a local backend's judge, or torch.
     pytester.makeconftest("""
 import sys
+CREATED = []
+def pytest_editeval_judge_created(config, name, description):
+    CREATED.append(description["backend"])
 def pytest_sessionfinish(session):
-    print("LOADED:", sorted(m for m in ("pytest_editeval.judges.transformers_local", "pytest_editeval.judges.vllm_managed",
-                                        "torch", "transformers") if m in sys.modules))
+    print("LOADED:", sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules))
+    print("CREATED:", sorted(set(CREATED)))
 """)
     result = run("--editeval-subsets=color_alter", subprocess=True)
     assert result.ret == 0, output_of(result)
-    result.stdout.fnmatch_lines(["*LOADED: []"])
+    result.stdout.fnmatch_lines(["*LOADED: []", "*CREATED: ?'openai'?"])
 
 
 # ---- the backend in this process ---------------------------------------------------------------------------------
