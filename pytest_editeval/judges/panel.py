@@ -76,14 +76,31 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
                facts: JudgeFacts | None = None) -> PanelSpec:
     """The panel of `path`; every problem is one InputError line naming the file and the key. `base` is the
     run's own judge settings (recipe, generation defaults, timeouts), which each judge's keys override."""
-    from pytest_editeval.data.jsonfile import TOO_DEEP, config_text
-    from pytest_editeval.scoring.judge_cost import parse_price
-
     facts = facts or JudgeFacts()
-
     shown = str(path)
+    members: list[PanelMember] = []
+    for index, entry in enumerate(_entries(Path(path), shown)):
+        where = f"judge panel {shown}: judges[{index}]"
+        bad = _bad_key(where)
+        spec, weight, price = _member_spec(entry, where, shown, base, env, check_installed, facts, bad)
+        name = entry.get("name", entry["model"])
+        if not isinstance(name, str) or not name.strip():
+            raise bad("name", "must be a non-empty string")
+        if any(m.name == name for m in members):
+            raise bad("name", f"{name!r} names two judges: give each a distinct name")
+        members.append(PanelMember(name=name, weight=weight, spec=spec, price=price or default_price))
+    if sum(m.spec.backend == "vllm" for m in members) > 1:
+        raise InputError(f"judge panel {shown}: two vllm judges would start two servers on one machine; run one "
+                         "`vllm serve` yourself and name it as an openai judge")
+    return PanelSpec(path=Path(path), members=tuple(members), reduce=reduce)
+
+
+def _entries(path: Path, shown: str) -> list[dict]:
+    """The file's [[judges]] tables (at least one); anything else in it is an InputError."""
+    from pytest_editeval.data.jsonfile import TOO_DEEP, config_text
+
     try:
-        data = tomllib.loads(config_text(Path(path)))
+        data = tomllib.loads(config_text(path))
     except TOO_DEEP:
         raise InputError(f"judge panel {shown}: nested too deeply to be read (no real one is)") from None
     except FileNotFoundError:
@@ -99,65 +116,84 @@ def load_panel(path: Path, *, base: JudgeSpec, env: Mapping[str, str], reduce: s
     entries = data.get("judges")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise InputError(f"judge panel {shown}: judges: expected a list of [[judges]] tables (at least one)")
-    members = []
-    for index, entry in enumerate(entries):
-        where = f"judge panel {shown}: judges[{index}]"
+    return entries
 
-        def bad(key: str, why: str, where: str = where) -> InputError:
-            return InputError(f"{where}.{key}: {why}")
 
-        for key in entry:
-            if key in SECRET_KEYS:
-                raise bad(key, "URLs and keys are never written in the panel file: name the environment variables "
-                               "that hold them with url_variable and key_variable")
-            if key not in known_keys():
-                raise bad(key, f"unknown key (known: {', '.join(known_keys())})")
-        backend = entry.get("backend", DEFAULT_BACKEND)
-        if backend not in names():
-            raise bad("backend", f"{backend!r} is not a judge backend ({', '.join(names())})")
-        model = entry.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise bad("model", "required: the judge model (its name at the endpoint, or a hub id or folder)")
-        weight = entry.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
-            raise bad("weight", f"{weight!r} must be a number > 0")
-        price = None
-        if "price" in entry:
-            raw = entry["price"]
-            if not (isinstance(raw, list) and len(raw) == 2):
-                raise bad("price", "expected [IN, OUT]: USD per million prompt and completion tokens")
-            try:
-                price = parse_price(",".join(str(v) for v in raw))
-            except ValueError as exc:
-                raise bad("price", str(exc)) from None
-        changes: dict = {"backend": backend, "model": model}
-        for key, opt in key_options().items():
-            if key not in entry:
-                continue
-            owners = declared_by(opt.name)
-            if owners and backend not in owners:
-                raise bad(key, f"applies to the {' and '.join(owners)} backend{'s' if len(owners) > 1 else ''}, "
-                               f"not {backend}")
-            if opt.field:  # keys without one (url_variable...) are read by their backend's configure
-                changes[opt.field] = _checked(entry[key], key, opt, bad)
-        spec = base.with_values(http=None, **changes)
-        spec = configure(spec, JudgeFacts(env=env, panel=f"judge panel {shown}", panel_entry=entry, bad=bad,
-                                          processes=facts.processes, worker=facts.worker))
-        if check_installed is not None:
-            try:
-                check_installed(backend, bool(spec.adapter))
-            except InputError as exc:
-                raise InputError(f"{where}: {exc}") from None
-        name = entry.get("name", model)
-        if not isinstance(name, str) or not name.strip():
-            raise bad("name", "must be a non-empty string")
-        if any(m.name == name for m in members):
-            raise bad("name", f"{name!r} names two judges: give each a distinct name")
-        members.append(PanelMember(name=name, weight=float(weight), spec=spec, price=price or default_price))
-    if sum(m.spec.backend == "vllm" for m in members) > 1:
-        raise InputError(f"judge panel {shown}: two vllm judges would start two servers on one machine; run one "
-                         "`vllm serve` yourself and name it as an openai judge")
-    return PanelSpec(path=Path(path), members=tuple(members), reduce=reduce)
+def _bad_key(where: str) -> Callable[[str, str], InputError]:
+    """The error maker of one judge's table: `judge panel FILE: judges[i].KEY: why`."""
+    def bad(key: str, why: str) -> InputError:
+        return InputError(f"{where}.{key}: {why}")
+
+    return bad
+
+
+def _member_spec(entry: dict, where: str, shown: str, base: JudgeSpec, env: Mapping[str, str],
+                 check_installed: Callable[[str, bool], None] | None, facts: JudgeFacts,
+                 bad: Callable[[str, str], InputError]) -> tuple[JudgeSpec, float, Any]:
+    """One judge's checked settings: its JudgeSpec (the run's, with the table's keys over them), weight and
+    price (None when the table sets none). Checked in the table's reading order, so the first problem is named."""
+    _check_keys(entry, bad)
+    backend = entry.get("backend", DEFAULT_BACKEND)
+    if backend not in names():
+        raise bad("backend", f"{backend!r} is not a judge backend ({', '.join(names())})")
+    model = entry.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad("model", "required: the judge model (its name at the endpoint, or a hub id or folder)")
+    weight = entry.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+        raise bad("weight", f"{weight!r} must be a number > 0")
+    price = _price(entry, bad)
+    changes = {"backend": backend, "model": model, **_option_values(entry, backend, bad)}
+    spec = base.with_values(http=None, **changes)
+    spec = configure(spec, JudgeFacts(env=env, panel=f"judge panel {shown}", panel_entry=entry, bad=bad,
+                                      processes=facts.processes, worker=facts.worker))
+    if check_installed is not None:
+        try:
+            check_installed(backend, bool(spec.adapter))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    return spec, float(weight), price
+
+
+def _check_keys(entry: dict, bad: Callable[[str, str], InputError]) -> None:
+    """Only known keys; a secret written in the file is refused before anything else is read."""
+    for key in entry:
+        if key in SECRET_KEYS:
+            raise bad(key, "URLs and keys are never written in the panel file: name the environment variables "
+                           "that hold them with url_variable and key_variable")
+        if key not in known_keys():
+            raise bad(key, f"unknown key (known: {', '.join(known_keys())})")
+
+
+def _price(entry: dict, bad: Callable[[str, str], InputError]):
+    """The judge's `price = [IN, OUT]` as a judge_cost.Price, or None when the table sets none."""
+    from pytest_editeval.scoring.judge_cost import parse_price
+
+    if "price" not in entry:
+        return None
+    raw = entry["price"]
+    if not (isinstance(raw, list) and len(raw) == 2):
+        raise bad("price", "expected [IN, OUT]: USD per million prompt and completion tokens")
+    try:
+        return parse_price(",".join(str(v) for v in raw))
+    except ValueError as exc:
+        raise bad("price", str(exc)) from None
+
+
+def _option_values(entry: dict, backend: str, bad: Callable[[str, str], InputError]) -> dict:
+    """{JudgeSpec field: value} of the judge option keys the table sets, each checked as its option's type is
+    and refused when it belongs to another backend."""
+    values: dict = {}
+    for key, opt in key_options().items():
+        if key not in entry:
+            continue
+        owners = declared_by(opt.name)
+        if owners and backend not in owners:
+            raise bad(key, f"applies to the {' and '.join(owners)} backend{'s' if len(owners) > 1 else ''}, "
+                           f"not {backend}")
+        if opt.field:  # keys without one (url_variable...) are read by their backend's configure
+            values[opt.field] = _checked(entry[key], key, opt, bad)
+    return values
 
 
 def _checked(value: Any, key: str, opt, bad) -> Any:

@@ -88,61 +88,30 @@ def environment(config) -> dict[str, str]:
 
 def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = None) -> RunSettings:
     """The run's settings; defaults that depend on the benchmark (dataset, hub, language, protocol, judge model
-    and request parameters) come from the chosen benchmark's declarations."""
+    and request parameters) come from the chosen benchmark's declarations. Options are read in one fixed order,
+    so that of several bad values the same one is always reported."""
     from pytest_editeval import benchmarks
+
     try:
         get = lambda name: options.value(config, name)  # noqa: E731
         default = lambda name: options.value_or_default(config, name)  # noqa: E731
         name = benchmark_name or get("benchmark")
         benchmark = benchmarks.get(name, Path(config.rootpath))
         protocol, recipe = benchmark.judging(get("protocol"), get("judge-recipe"))  # checked also when no judge is needed
-        language = get("language") or benchmark.languages[0]
-        if language not in benchmark.languages:
-            raise InputError(f"unknown language {language!r}: known languages are "
-                             + ", ".join(benchmark.languages) + f" ({name})")
-        env = environment(config)
-        panel_file = get("judge-panel")
-        for option in ("judge-panel-reduce", "table-judges"):
-            if get(option) is not None and not panel_file:
-                raise InputError(f"--editeval-{option} is for a panel of judges: add --editeval-judge-panel FILE")
-        judge, panel = None, None
-        if need_judge:
-            base, facts = _judge_base(config, get, benchmark, protocol, recipe), _judge_facts(config, env, benchmark)
-            if panel_file:
-                panel = _panel(get, base, facts, Path(panel_file).expanduser(), default("judge-panel-reduce"))
-                judge = panel.members[0].spec
-            else:
-                judge = _judge_spec(get, base, facts)
+        language = _language(get, benchmark, name)
+        judge, panel = _judges(config, get, default, environment(config), benchmark, protocol, recipe, need_judge)
         samples = default("judge-samples")
         thresholds = get("threshold") or []
-        if samples < 2 and any(t.metric == "judge_sd" for t in thresholds):
-            first = next(t for t in thresholds if t.metric == "judge_sd")
-            raise InputError(f"threshold {first.expression!r} gates the judge's spread over repeated answers: pass "
-                             "--editeval-judge-samples 2 or more (each question is asked once by default)")
+        _check_spread_thresholds(samples, thresholds)
         cache_dir = None if get("no-cache") else Path(get("cache-dir") or config.rootpath / ".editeval" / "cache")
         json_path = get("json")
         ray = _ray_settings(config, get)
         return RunSettings(
             benchmark=name,
-            dataset=get("dataset") or benchmark.default_dataset,
-            hub=get("hub") or benchmark.default_hub,
-            offline=bool(get("offline")),
-            language=language,
-            subsets=get("subsets"),
-            limit=get("limit"),
-            images=get("images"),
-            allow_missing=bool(get("allow-missing")),
-            max_pixels=get("max-pixels") or options.DEFAULT_MAX_PIXELS,
-            model_name=get("model-name"),
+            **_data_fields(get, benchmark, language),
             protocol=protocol.name,
             thresholds=thresholds,
-            gate_policy=get("gate") or "auto",
-            json_path=Path(json_path) if json_path else None,
-            html_path=Path(get("html")) if get("html") else None,
-            save_name=get("save"),
-            compare=get("compare"),
-            compare_gates=get("compare-fail") or [],
-            compare_missing=get("compare-missing") or "error",
+            **_output_fields(get, json_path),
             benchmark_values={benchmarks.option_value_name(opt.name): default(opt.name)
                               for opt in benchmarks.declared_options()},
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
@@ -162,6 +131,69 @@ def resolve(config, *, need_judge: bool = True, benchmark_name: str | None = Non
         )
     except options.IniValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _language(get, benchmark, name: str) -> str:
+    """--editeval-language, or the benchmark's first language; one it does not have is a usage error."""
+    language = get("language") or benchmark.languages[0]
+    if language not in benchmark.languages:
+        raise InputError(f"unknown language {language!r}: known languages are "
+                         + ", ".join(benchmark.languages) + f" ({name})")
+    return language
+
+
+def _judges(config, get, default, env: dict[str, str], benchmark, protocol, recipe,
+            need_judge: bool) -> tuple[JudgeSpec | None, PanelSpec | None]:
+    """(the run's judge, its panel or None); (None, None) when no judge is needed (--collect-only). A panel's
+    options without a panel are usage errors even then: they would evaluate nothing."""
+    panel_file = get("judge-panel")
+    for option in ("judge-panel-reduce", "table-judges"):
+        if get(option) is not None and not panel_file:
+            raise InputError(f"--editeval-{option} is for a panel of judges: add --editeval-judge-panel FILE")
+    if not need_judge:
+        return None, None
+    base, facts = _judge_base(config, get, benchmark, protocol, recipe), _judge_facts(config, env, benchmark)
+    if panel_file:
+        panel = _panel(get, base, facts, Path(panel_file).expanduser(), default("judge-panel-reduce"))
+        return panel.members[0].spec, panel
+    return _judge_spec(get, base, facts), None
+
+
+def _check_spread_thresholds(samples: int, thresholds: list[Threshold]) -> None:
+    """A judge_sd threshold needs repeated answers: with one sample it would gate a spread that is never measured."""
+    if samples < 2 and any(t.metric == "judge_sd" for t in thresholds):
+        first = next(t for t in thresholds if t.metric == "judge_sd")
+        raise InputError(f"threshold {first.expression!r} gates the judge's spread over repeated answers: pass "
+                         "--editeval-judge-samples 2 or more (each question is asked once by default)")
+
+
+def _data_fields(get, benchmark, language: str) -> dict:
+    """RunSettings' fields of what is evaluated: the dataset and its rows, the images and their bounds."""
+    return dict(
+        dataset=get("dataset") or benchmark.default_dataset,
+        hub=get("hub") or benchmark.default_hub,
+        offline=bool(get("offline")),
+        language=language,
+        subsets=get("subsets"),
+        limit=get("limit"),
+        images=get("images"),
+        allow_missing=bool(get("allow-missing")),
+        max_pixels=get("max-pixels") or options.DEFAULT_MAX_PIXELS,
+        model_name=get("model-name"),
+    )
+
+
+def _output_fields(get, json_path) -> dict:
+    """RunSettings' fields of what the run decides and writes: the gate, the result files, the comparison."""
+    return dict(
+        gate_policy=get("gate") or "auto",
+        json_path=Path(json_path) if json_path else None,
+        html_path=Path(get("html")) if get("html") else None,
+        save_name=get("save"),
+        compare=get("compare"),
+        compare_gates=get("compare-fail") or [],
+        compare_missing=get("compare-missing") or "error",
+    )
 
 
 def _judge_base(config, get, benchmark, protocol, recipe) -> JudgeSpec:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -387,62 +388,100 @@ def _table_section(results, benchmark, baseline) -> str:
     comparison) the paired difference over the rows both runs scored with its 95% bootstrap interval, and the
     verdict of any compare gate on that metric and row. A group shows only the metrics it declares (KRIS's
     knowledge types: AVG), as the terminal table does."""
-    metrics = benchmark.metrics
     base = baseline.aggregates if baseline is not None else None
-    paired = {(d["metric"], d.get("subset")): d for d in (results.comparison.deltas if results.comparison else [])}
+    comparison = results.comparison
     gated: dict = {}
-    for g in (results.comparison.gates if results.comparison else []):
+    for g in (comparison.gates if comparison else []):
         gated.setdefault((g["metric"], g.get("subset")), []).append(g)
-    shown_for = {g.name: g.metrics for g in benchmark.groups}
-    head = "<tr><th class='l'>Subset</th><th>Num</th>" + "".join(
-        f"<th>{escape(m.label)} ({escape(m.short)})</th>"
-        + (f"<th>{escape(m.short)} baseline</th><th>&Delta;</th>" if base else "")
-        + (f"<th>{escape(m.short)} paired &Delta; (95% CI)</th>" if paired else "") for m in metrics)
+    columns = _TableColumns(
+        metrics=benchmark.metrics, with_base=bool(base), gated=gated,
+        paired={(d["metric"], d.get("subset")): d for d in (comparison.deltas if comparison else [])})
+    rows = _part_rows(results, benchmark, base, columns) + _scope_rows(results, benchmark, base, columns)
+    return f"<h2>Results</h2><table id='results'>{columns.head()}</tr>{''.join(rows)}</table>"
 
-    def paired_cell(metric, subset) -> str:
-        d = paired.get((metric.name, subset))
+
+@dataclass(frozen=True)
+class _TableColumns:
+    """The result table's columns per metric: its mean; with a baseline, the baseline's mean and the difference;
+    with paired differences (`paired`, by (metric, row key)), the paired difference and its compare gates."""
+
+    metrics: list
+    with_base: bool
+    paired: dict
+    gated: dict
+
+    def head(self) -> str:
+        return "<tr><th class='l'>Subset</th><th>Num</th>" + "".join(
+            f"<th>{escape(m.label)} ({escape(m.short)})</th>"
+            + (f"<th>{escape(m.short)} baseline</th><th>&Delta;</th>" if self.with_base else "")
+            + (f"<th>{escape(m.short)} paired &Delta; (95% CI)</th>" if self.paired else "") for m in self.metrics)
+
+    def cells(self, current, previous, subset=None, only=None) -> str:
+        """One row's cells: `subset` keys its paired difference; `only`, a group's metrics (the others blank)."""
+        out = ""
+        for m in self.metrics:
+            if only is not None and m.name not in only:
+                out += "<td></td>" + ("<td></td><td></td>" if self.with_base else "") + ("<td></td>" if self.paired else "")
+                continue
+            stats = current.get(m.name)
+            value = stats.mean if stats is not None else None
+            out += _mean_cell(m, stats, value)
+            if self.with_base:
+                out += _baseline_cells(m, value, previous)
+            if self.paired:
+                out += self._paired_cell(m, subset)
+        return out
+
+    def _paired_cell(self, metric, subset) -> str:
+        d = self.paired.get((metric.name, subset))
         text = "-"
         if d is not None and d.get("delta") is not None:
             text = (f"{d['delta']:+.{metric.decimals}f} <small>[{_fmt(d['ci_low'], metric.decimals)}, "
                     f"{_fmt(d['ci_high'], metric.decimals)}] n={d['n']}</small>")
-        for g in gated.get((metric.name, subset), []):
+        for g in self.gated.get((metric.name, subset), []):
             verdict = "PASS" if g["passed"] else "FAIL"
             text += f" <b class='{verdict.lower()}'>{verdict} {escape(g['expression'])}</b>"
         return f"<td>{text}</td>"
 
-    def cells(current, previous, subset=None, only=None) -> str:
-        out = ""
-        for m in metrics:
-            if only is not None and m.name not in only:
-                out += "<td></td>" + ("<td></td><td></td>" if base else "") + ("<td></td>" if paired else "")
-                continue
-            stats = current.get(m.name)
-            value = stats.mean if stats is not None else None
-            stderr, noise = (getattr(stats, "stderr", None), getattr(stats, "judge_stderr", None))
-            out += (f"<td>{_fmt(value, m.decimals)}"
-                    + (f" <small>&plusmn; {_fmt(stderr, m.decimals)}</small>" if stderr is not None else "")
-                    + (f" <small class='judge'>(judge &plusmn; {_fmt(noise, m.decimals)})</small>"
-                       if noise is not None else "") + "</td>")
-            if base:
-                b = previous.get(m.name) if previous else None
-                b = b.mean if b is not None else None
-                delta = None if value is None or b is None else value - b
-                css = "" if delta is None else ("delta-neg" if delta < 0 else "delta-pos")
-                out += (f"<td>{_fmt(b, m.decimals)}</td><td class='{css}'>"
-                        f"{'-' if delta is None else f'{delta:+.{m.decimals}f}'}</td>")
-            if paired:
-                out += paired_cell(m, subset)
-        return out
 
+def _mean_cell(metric, stats, value) -> str:
+    """The mean, with its standard error and (repeated judging) the judge's share of it where known."""
+    stderr, noise = (getattr(stats, "stderr", None), getattr(stats, "judge_stderr", None))
+    return (f"<td>{_fmt(value, metric.decimals)}"
+            + (f" <small>&plusmn; {_fmt(stderr, metric.decimals)}</small>" if stderr is not None else "")
+            + (f" <small class='judge'>(judge &plusmn; {_fmt(noise, metric.decimals)})</small>"
+               if noise is not None else "") + "</td>")
+
+
+def _baseline_cells(metric, value, previous) -> str:
+    """The baseline's mean and this run's difference to it (coloured by its sign)."""
+    b = previous.get(metric.name) if previous else None
+    b = b.mean if b is not None else None
+    delta = None if value is None or b is None else value - b
+    css = "" if delta is None else ("delta-neg" if delta < 0 else "delta-pos")
+    return (f"<td>{_fmt(b, metric.decimals)}</td><td class='{css}'>"
+            f"{'-' if delta is None else f'{delta:+.{metric.decimals}f}'}</td>")
+
+
+def _part_rows(results, benchmark, base, columns: _TableColumns) -> list[str]:
+    """A row per subset, then per group, of the full scope."""
     full = benchmark.scopes[0].name
+    shown_for = {g.name: g.metrics for g in benchmark.groups}
     rows = []
     for kind in ("subsets", "groups"):
         for name, part in getattr(results.aggregates[full], kind).items():
             other = getattr(base[full], kind).get(name) if base and full in base else None
             subset, only = (name, None) if kind == "subsets" else (None, shown_for.get(name))
             rows.append(f"<tr><td class='l'>{escape(name)}</td><td>{part.num}</td>"
-                        + cells(part.metrics, other.metrics if other else None, subset if kind == "subsets" else
-                                ("group", name), only) + "</tr>")
+                        + columns.cells(part.metrics, other.metrics if other else None, subset if kind == "subsets" else
+                                        ("group", name), only) + "</tr>")
+    return rows
+
+
+def _scope_rows(results, benchmark, base, columns: _TableColumns) -> list[str]:
+    """A row per scope and averaging the table shows (the headline rows)."""
+    full = benchmark.scopes[0].name
+    rows = []
     for scope in benchmark.scopes:
         agg = results.aggregates.get(scope.name)
         if agg is None:
@@ -453,9 +492,9 @@ def _table_section(results, benchmark, baseline) -> str:
             headline = scope.name == full and averaging == benchmark.default_averaging
             rows.append(f"<tr><th class='l'>{escape(scope.label)} ({escape(benchmark.averaging_labels[averaging])})"
                         f"</th><td>{agg.num}</td>"
-                        + cells(getattr(agg, averaging), other, None if headline else ("scope", scope.name, averaging))
+                        + columns.cells(getattr(agg, averaging), other, None if headline else ("scope", scope.name, averaging))
                         + "</tr>")
-    return f"<h2>Results</h2><table id='results'>{head}</tr>{''.join(rows)}</table>"
+    return rows
 
 
 def _gallery(results, benchmark, subsets, thumbs, base_rows, links) -> str:

@@ -92,72 +92,103 @@ class RowEvaluator:
         shown_path = str(image_path)
         images = RowImages(row, self.images, image_path, self.cache, self.max_pixels)
         questions = self.benchmark.questions(row, self.protocol, self.context)
-        # One answer per (judge, sample, question), each cached under its own judge's identity for that sample; a
-        # deterministic judge names all its samples alike, so they are one answer, asked once.
         try:
-            identities = [images.identity(q) for q in questions]
-            slots = [(j, k, i, cache_key({"kind": ANSWER_KIND, "question": identities[i],
-                                           **voice.judge.identity(k)}))
-                     for j, voice in enumerate(self.voices) for k in range(self.samples)
-                     for i in range(len(questions))]
+            slots = self._slots(questions, images)
         except OSError as exc:
             return Verdict.failed(row, f"cannot read edited image {image_path}: {exc.strerror or exc}", shown_path)
         except InputError as exc:
             return Verdict.failed(row, str(exc), shown_path)
-        deadline = time.monotonic() + max(v.judge.row_deadline_s for v in self.voices)
-        first_slot: dict[str, tuple[int, int, int]] = {}
-        for j, k, i, key in slots:
-            first_slot.setdefault(key, (j, k, i))
-        keys = list(first_slot)
-        origins: dict[str, list] = {key: [] for key in keys}
-
-        def answered(key: str) -> object:
-            j, k, i = first_slot[key]
-            with self._saved_lock:
-                if key in self._lost:  # asked in this run already (a row judged again after a deferral)
-                    return self._lost[key]
-            try:
-                return self.cache.get_or_compute(
-                    "answers", key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
-                    blocking=blocking, checked=True, origin=origins[key], count=False)
-            except UnansweredQuestion as exc:  # raised out of the computation, so nothing was stored
-                with self._saved_lock:
-                    self._lost[key] = exc
-                return exc
-
         try:
-            found = {key: self.cache.lookup("answers", key, origins[key], count=False) for key in keys}
-            missing = [key for key, payload in found.items() if payload is None]
-            # A row's questions (and samples, and judges) are asked at once: it holds several request slots for one
-            # judge latency instead of one slot for several, so fewer rows (and decoded images) are in flight.
-            for key, payload in zip(missing, concurrently([lambda key=key: answered(key) for key in missing])):
-                found[key] = payload
-            with self._saved_lock:
-                computed = self._computed_before_deferral.pop(row.id, set())
-            computed |= {key for key in keys if origins[key][:1] == [COMPUTED]}
-            if any(p is DEFERRED for p in found.values()):
-                if computed:
-                    with self._saved_lock:
-                        self._computed_before_deferral[row.id] = computed
-                return DEFERRED
-            reads = self._reads({k: v for k, v in found.items() if k not in computed}, origins, first_slot)
-            if speculative:
-                with self._saved_lock:
-                    self._unclaimed[row.id] = reads
-            else:
-                self._count(reads)
-            read: dict[str, tuple[Parsed, dict]] = {}
-            lost: list[UnansweredQuestion] = []
-            for key in keys:
-                j, k, i = first_slot[key]
-                read[key] = self._read_or_lost(questions[i], found[key], images, deadline, key, self.voices[j], k,
-                                               lost)
-            if len(lost) == len(keys):  # nothing at all was read: an error row, with the first question's reason
-                raise lost[0]
+            read = self._judged(row, questions, images, slots, blocking=blocking, speculative=speculative)
         except SampleError as exc:
             return Verdict.failed(row, str(exc), shown_path)
         except OSError as exc:  # the edited image vanished or became unreadable between the checks and now
             return Verdict.failed(row, f"cannot read edited image {image_path}: {exc}", shown_path)
+        if read is DEFERRED:
+            return DEFERRED
+        return self._verdict(row, questions, slots, read, shown_path)
+
+    def _slots(self, questions: list[Question], images: "RowImages") -> list[tuple[int, int, int, str]]:
+        """(judge j, sample k, question i, cache key) of every answer the row needs. Each is cached under its own
+        judge's identity for that sample; a deterministic judge names all its samples alike, so they share one
+        key and are asked once. Reads the images' digests only, never prepares them."""
+        identities = [images.identity(q) for q in questions]
+        return [(j, k, i, cache_key({"kind": ANSWER_KIND, "question": identities[i], **voice.judge.identity(k)}))
+                for j, voice in enumerate(self.voices) for k in range(self.samples)
+                for i in range(len(questions))]
+
+    def _judged(self, row: Row, questions: list[Question], images: "RowImages", slots: list, *,
+                blocking: bool, speculative: bool):
+        """Each distinct answer of the row read, {cache key: (Parsed, payload)}; or DEFERRED while another
+        process is asking one of them. Raises the row's SampleError (an unanswerable question, a failed image)."""
+        deadline = time.monotonic() + max(v.judge.row_deadline_s for v in self.voices)
+        first_slot: dict[str, tuple[int, int, int]] = {}
+        for j, k, i, key in slots:
+            first_slot.setdefault(key, (j, k, i))
+        origins: dict[str, list] = {key: [] for key in first_slot}
+        found = self._found(questions, images, deadline, first_slot, origins, blocking)
+        with self._saved_lock:
+            computed = self._computed_before_deferral.pop(row.id, set())
+        computed |= {key for key in first_slot if origins[key][:1] == [COMPUTED]}
+        if any(p is DEFERRED for p in found.values()):
+            if computed:  # remembered, so that these are not counted as hits when the row comes back
+                with self._saved_lock:
+                    self._computed_before_deferral[row.id] = computed
+            return DEFERRED
+        reads = self._reads({k: v for k, v in found.items() if k not in computed}, origins, first_slot)
+        if speculative:
+            with self._saved_lock:
+                self._unclaimed[row.id] = reads
+        else:
+            self._count(reads)
+        return self._read_all(questions, images, deadline, first_slot, found)
+
+    def _found(self, questions: list[Question], images: "RowImages", deadline: float,
+               first_slot: dict[str, tuple[int, int, int]], origins: dict[str, list], blocking: bool) -> dict[str, object]:
+        """Each distinct answer's payload: from the cache, else asked now; an UnansweredQuestion for one that
+        stayed unreadable, DEFERRED for one another process is asking (non-blocking)."""
+        found = {key: self.cache.lookup("answers", key, origins[key], count=False) for key in first_slot}
+        missing = [key for key, payload in found.items() if payload is None]
+
+        def answered(key: str) -> object:
+            j, k, i = first_slot[key]
+            return self._answered(key, lambda: self._ask(questions[i], images, deadline, self.voices[j], k),
+                                  origins[key], blocking)
+
+        # A row's questions (and samples, and judges) are asked at once: it holds several request slots for one
+        # judge latency instead of one slot for several, so fewer rows (and decoded images) are in flight.
+        for key, payload in zip(missing, concurrently([lambda key=key: answered(key) for key in missing])):
+            found[key] = payload
+        return found
+
+    def _answered(self, key: str, ask: Callable[[], dict], origin: list, blocking: bool) -> object:
+        """One answer through the cache (asked when nobody has it), or the UnansweredQuestion it ended with."""
+        with self._saved_lock:
+            if key in self._lost:  # asked in this run already (a row judged again after a deferral)
+                return self._lost[key]
+        try:
+            return self.cache.get_or_compute("answers", key, ask, blocking=blocking, checked=True, origin=origin,
+                                             count=False)
+        except UnansweredQuestion as exc:  # raised out of the computation, so nothing was stored
+            with self._saved_lock:
+                self._lost[key] = exc
+            return exc
+
+    def _read_all(self, questions: list[Question], images: "RowImages", deadline: float,
+                  first_slot: dict[str, tuple[int, int, int]], found: dict[str, object]) -> dict[str, tuple[Parsed, dict]]:
+        """Every answer read with the benchmark's rules (see _read_or_lost)."""
+        read: dict[str, tuple[Parsed, dict]] = {}
+        lost: list[UnansweredQuestion] = []
+        for key, (j, k, i) in first_slot.items():
+            read[key] = self._read_or_lost(questions[i], found[key], images, deadline, key, self.voices[j], k, lost)
+        if len(lost) == len(first_slot):  # nothing at all was read: an error row, with the first question's reason
+            raise lost[0]
+        return read
+
+    def _verdict(self, row: Row, questions: list[Question], slots: list, read: dict[str, tuple[Parsed, dict]],
+                 shown_path: str) -> Verdict:
+        """The scored Verdict from the answers read: as before repeated judging existed for one judge asked once,
+        else through judge_noise.score_samples, with each judge's and sample's answers kept beside the overall."""
         # answers[j][k][question name]
         parsed = [[{} for _ in range(self.samples)] for _ in self.voices]
         payloads = [[{} for _ in range(self.samples)] for _ in self.voices]
@@ -165,32 +196,35 @@ class RowEvaluator:
             parsed[j][k][questions[i].name], payloads[j][k][questions[i].name] = read[key]
         if self._plain:
             scores = self.benchmark.score_row(row, parsed[0][0])
-            answers = {name: _answer_record(p, payload) for name, (p, payload) in
-                       ((n, (parsed[0][0][n], payloads[0][0][n])) for n in parsed[0][0])}
+            answers = {name: _answer_record(parsed[0][0][name], payloads[0][0][name]) for name in parsed[0][0]}
             return Verdict.scored(row, scores, answers, shown_path)
         combined = score_samples(self.benchmark, row, parsed, order=self.order,
                                  weights=[v.weight for v in self.voices], reduce=self.reduce,
                                  judge_names=[v.name for v in self.voices])
         answers = {}
         for q in questions:
-            overall = combined.answers[q.name]
-            entry: dict = {"values": overall.values, "reasoning": overall.reasoning,
-                           **({"unreadable": list(overall.unreadable)} if overall.unreadable else {})}
-            per_judge = {}
-            for j, voice in enumerate(self.voices):
-                samples = [_answer_record(parsed[j][k][q.name], payloads[j][k][q.name]) for k in range(self.samples)]
-                if len(self.voices) == 1:
-                    entry["samples"] = samples
-                else:
-                    mean = combine(self.benchmark, q.name, [parsed[j][k][q.name] for k in range(self.samples)], fmean)
-                    per_judge[voice.name] = {"values": mean.values, "samples": samples}
-            if per_judge:
-                entry["judges"] = per_judge
-            answers[q.name] = entry
+            answers[q.name] = self._combined_answer(q.name, combined.answers[q.name], parsed, payloads)
         return Verdict.scored(row, combined.scores, answers, shown_path,
                               judge_sd=combined.judge_sd if self.samples > 1 else {},
                               sample_scores=combined.sample_scores if self.samples > 1 else [],
                               judge_scores=combined.judge_scores)
+
+    def _combined_answer(self, name: str, overall: Parsed, parsed: list, payloads: list) -> dict:
+        """One question's answer as results keep it with several samples or judges: the combined values, and
+        the samples under it (one judge) or each judge's mean and samples (a panel)."""
+        entry: dict = {"values": overall.values, "reasoning": overall.reasoning,
+                       **({"unreadable": list(overall.unreadable)} if overall.unreadable else {})}
+        per_judge = {}
+        for j, voice in enumerate(self.voices):
+            samples = [_answer_record(parsed[j][k][name], payloads[j][k][name]) for k in range(self.samples)]
+            if len(self.voices) == 1:
+                entry["samples"] = samples
+            else:
+                mean = combine(self.benchmark, name, [parsed[j][k][name] for k in range(self.samples)], fmean)
+                per_judge[voice.name] = {"values": mean.values, "samples": samples}
+        if per_judge:
+            entry["judges"] = per_judge
+        return entry
 
     def claim(self, row: Row) -> None:
         """The row's item took the verdict judged ahead: its cache reads are this process's to count."""
