@@ -30,9 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # mkdocs run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-# The groups a user scans the options in. The option table has one help group today; these groups are what the
-# options are about. An option of the table may name its own group (an attribute `group`), which then wins; a new
-# option that matches neither lands in "Other", and tests/test_docs_reference.py fails until it is placed here.
+# The option groups come from the option table (options.GROUPS), the same as `pytest --help` shows; an option that
+# no group claims lands in "Other", and tests/test_docs_reference.py fails until it is placed.
 
 GENERATED = ("reference/options.md", "reference/thresholds.md", "reference/benchmarks.md",
              "reference/results-json.md", "reference/cli.md", "changelog.md")
@@ -128,7 +127,7 @@ def options_page() -> str:
     options.register(recorder)
     by_dest = {opt.dest: opt for opt in options.all_options()}
     rows: dict[str, list[str]] = {title: [] for title, _, _ in options.GROUPS}
-    help_groups = ", ".join(f"`{name}` ({description})" for name, description in recorder.groups.items())
+    help_groups = ", ".join(f"`{description}`" for description in recorder.groups.values())
     for _, flags, keywords in recorder.options:
         opt = by_dest[keywords["dest"]]
         group = options.group_of(opt.name)
@@ -142,8 +141,8 @@ def options_page() -> str:
            f"Every option of pytest-editeval, {len(recorder.options)} in all, with its ini twin (in "
            "`[tool.pytest.ini_options]` of `pyproject.toml`, or `pytest.ini`). The command line wins over the ini "
            "file, which wins over the default. A malformed value from either place is a usage error (exit code 4, "
-           "one line) before any test runs. `pytest --help` lists them in its help group "
-           f"{help_groups}; here they are grouped by what they are about.\n",
+           "one line) before any test runs. `pytest --help` lists them in the same groups, under the headings "
+           f"{help_groups}.\n",
            "Options given without `--editeval-benchmark` (and with no test marked `@pytest.mark.editeval`) are "
            "said in one warning line at the end of the run when they come from an ini file (a repository whose "
            "other tests run without a benchmark). On the command line, `--editeval-threshold`, "
@@ -219,7 +218,9 @@ def thresholds_page() -> str:
            "Operators: " + " ".join(f"`{op}`" for op in gate.OPERATORS) + ". Averagings: "
            + ", ".join(f"`{a}.`" for a in gate.AVERAGINGS) + ".\n",
            "A malformed expression, or an unknown metric, scope, subset or group for the chosen benchmark, is a "
-           "usage error before any test runs. Each threshold is printed with its actual value and n; a missed one "
+           "usage error before any test runs. Each threshold is printed with its actual value and n, the number of "
+           "values it averages (rows, except for a metric that pools several values a row, such as KRIS-Bench's "
+           "`avg`: 60 rows give n=210); a missed one "
            "is red, and the run exits 1. Besides the thresholds, the gate fails when a selected row has no edited "
            "image (unless `--editeval-allow-missing`).\n",
            "## Names by benchmark\n"]

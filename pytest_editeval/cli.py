@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="write a demo folder: a small dataset, edited images, a loopback judge")
     demo.add_argument("folder", metavar="FOLDER", help="a new (or empty) folder")
     demo.add_argument("--benchmark", default="gedit", metavar="NAME",
-                      help="the benchmark to try: gedit (default), imgedit, imgedit-uge, kris, or any other whose "
-                           "dataset writer declares a demo")
+                      help="the benchmark to try: gedit (default), imgedit, imgedit-uge, kris, risebench, or any other "
+                           "whose dataset writer declares a demo")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(Path(args.folder), args.benchmark)

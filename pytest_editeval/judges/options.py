@@ -38,10 +38,10 @@ SHARED = (
     Option("row-deadline", "seconds one row may spend on the judge, retries, re-asks and Retry-After pauses "
            "included (default {default})", number(float, 0, False), metavar="S", default=900.0,
            field="row_deadline_s"),
-    Option("judge-concurrency", "adaptive (default): requests in flight adapt to the provider's rate limit (a slow "
-           "start from 8, doubled per round trip; halved on a 429 or a time-out; sent evenly, never in bursts; "
-           "Retry-After and x-ratelimit-* headers, also LiteLLM's llm_provider-*, pause the whole client), up to "
-           "--editeval-judge-workers; fixed: always --editeval-judge-workers",
+    Option("judge-concurrency", "adaptive (default): requests in flight follow the provider's rate limit, up to "
+           "--editeval-judge-workers: a slow start from 8 (doubled per round trip), requests sent evenly, never in "
+           "bursts, and slowed by 429s, time-outs, Retry-After and x-ratelimit-* headers (also LiteLLM's "
+           "llm_provider-*); fixed: always --editeval-judge-workers",
            choice("judge concurrency", ("adaptive", "fixed")), default="adaptive", field="concurrency",
            panel_key="concurrency"),
 )

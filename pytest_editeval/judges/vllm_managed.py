@@ -46,8 +46,8 @@ OPTIONS = (
     Option("judge-serve-command", "vllm: the command that runs vLLM's CLI (default {default}); the plugin appends "
            "`serve MODEL --host 127.0.0.1 --port P ...`", metavar="CMD", default="vllm", field="serve_command",
            panel_key="serve_command", one_judge=True),
-    Option("judge-serve-args", "vllm: more arguments for `vllm serve`, e.g. '--tensor-parallel-size 4 "
-           "--max-model-len 8192'", shell_words, metavar="ARGS", default=(), field="serve_args",
+    Option("judge-serve-args", "vllm: more arguments for `vllm serve`, one string split as a shell would, e.g. "
+           "'--tensor-parallel-size 4 --max-model-len 8192'", shell_words, metavar="ARGS", default=(), field="serve_args",
            panel_key="serve_args", one_judge=True),
     Option("judge-startup-timeout", "vllm: seconds the server may take to answer its health check (default "
            "{default})", number(float, 0, False), metavar="S", default=1800, field="startup_timeout_s",
