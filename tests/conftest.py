@@ -55,6 +55,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.torch)
         if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+    # Slow tests first (a stable sort keeps each file's order): xdist hands out tests in this order, so a 30 s
+    # test that starts last keeps one core busy while the other has nothing left to do.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 ROWS_PER_SUBSET = 4  # 11 subsets x 4 = 44 rows per language; every 4th row is outside the Intersection
 
 
