@@ -49,6 +49,13 @@ TORCH_FIXTURES = {"tiny", "tiny_pix2pix", "local_reference", "model_run", "tiny_
 SLOW_KINDS = ("torch", "ray", "browser")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker more than the cores. A third of the suite waits (on pytest subprocesses, loopback
+    servers, deadlines), so a worker per core leaves them idle; measured on 2 cores: 3 workers 4 min 56 s,
+    2 workers 5 min 34 s, 4 workers 5 min 2 s."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if TORCH_FIXTURES & set(getattr(item, "fixturenames", ())):
