@@ -17,16 +17,15 @@ from pytest_editeval.testing.gedit_factory import make_gedit_dataset, write_edit
 
 pytest_plugins = ["pytester"]
 
-if sys.dont_write_bytecode and not sys.pycache_prefix:
+if sys.dont_write_bytecode:
     # The suite imports the plugin hundreds of times (xdist workers, pytest runs in subprocesses, pytester runs
     # that re-import what they imported), and pytest rewrites the asserts of every module of a pytest plugin at
     # each import unless it finds them cached: with bytecode turned off (PYTHONDONTWRITEBYTECODE) that was half
-    # of a typical test's CPU. Cache it in a folder of the suite's own, out of the source tree and the venv, for
-    # this process and the ones it starts (set before xdist starts its workers).
-    _PYCACHE = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache")
+    # of a typical test's CPU. Turn it back on for this process and the ones it starts (before xdist starts its
+    # workers). No PYTHONPYCACHEPREFIX: that would also hide the bytecode pip compiled for torch and diffusers,
+    # and a fresh clone would compile them again (113 MB) in every process that starts before the first is done.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    os.environ["PYTHONPYCACHEPREFIX"] = _PYCACHE
-    sys.dont_write_bytecode, sys.pycache_prefix = False, _PYCACHE
+    sys.dont_write_bytecode = False
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist runs a worker per core: torch's default of a thread per core in each of them (and in the runs
