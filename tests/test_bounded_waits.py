@@ -12,7 +12,7 @@ import pytest
 from pytest_editeval.errors import SampleError
 from pytest_editeval.judges.openai_http import JudgeClient
 from pytest_editeval.judges.settings import JudgeSettings
-from pytest_editeval.options.table import OPTIONS
+from pytest_editeval.options.table import all_options
 from pytest_editeval.testing import JudgeServer
 from pytest_editeval.testing.judge_server import Fault
 
@@ -70,7 +70,7 @@ def test_a_retry_after_pause_never_outlasts_the_row_deadline(run, judge, tmp_pat
     assert "judge gave no usable answer within the row deadline (HTTP 429" in text
 
 
-NUMERIC = [o for o in OPTIONS if getattr(o.type, "__name__", "") in ("number", "integer")]
+NUMERIC = [o for o in all_options() if getattr(o.type, "__name__", "") in ("number", "integer")]
 
 
 def test_the_numeric_options_are_found():

@@ -35,8 +35,8 @@ def _rows(page: str) -> dict[str, str]:
 
 def test_every_option_has_one_row_with_its_ini_twin_type_default_and_help(pages):
     rows = _rows(pages["reference/options.md"])
-    assert sorted(rows) == sorted(f"--editeval-{opt.name}" for opt in options.OPTIONS)
-    for opt in options.OPTIONS:
+    assert sorted(rows) == sorted(f"--editeval-{opt.name}" for opt in options.all_options())
+    for opt in options.all_options():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", rows[f"--editeval-{opt.name}"])[1:-1]]
         assert cells[1] == f"`{opt.ini}`"
         assert cells[2] and cells[3], opt.name  # what it takes, its default
@@ -48,7 +48,7 @@ def test_options_are_grouped_and_none_is_left_over(generator, pages):
     page = pages["reference/options.md"]
     headings = re.findall(r"^## (.+)$", page, re.M)
     assert headings[:6] == ["Data", "Images or model", "Judge", "Gate", "Output", "Scale"]
-    unplaced = [o.name for o in options.OPTIONS if options.group_of(o.name) == options.OTHER_GROUP]
+    unplaced = [o.name for o in options.all_options() if options.group_of(o.name) == options.OTHER_GROUP]
     assert unplaced == [], f"place these options in GROUPS of pytest_editeval/options/table.py: {unplaced}"
     assert "## Other" not in page
     judge = page.split("## Judge")[1].split("## Gate")[0]

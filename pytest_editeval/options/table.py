@@ -125,11 +125,9 @@ def all_options() -> list[Option]:
 
 
 def by_name() -> dict[str, Option]:
+    # Read from the registries at each call, not kept: a backend registered (or a declaration patched) after
+    # this module's import is seen, and the table is small (about 60 us to build).
     return {o.name: o for o in all_options()}
-
-
-OPTIONS = all_options()  # as registered at import; register() and value() read the registries again
-BY_NAME = by_name()
 
 
 # The groups `pytest --help` and the options reference show, in order: (title, what they are about, members).
