@@ -130,25 +130,20 @@ def resolve_threshold(t: Threshold, benchmark: "Benchmark", known_subsets: Itera
 
 def actual_value(t: Threshold, aggregates: Aggregates) -> tuple[float | None, int]:
     scope = aggregates.scope(t.scope)
-    if t.subset is not None:
-        part = scope.subsets.get(t.subset) or scope.groups.get(t.subset)
-        if part is None:
-            return None, 0
-        if t.metric == "error_rate":
-            return part.error_rate, part.num + part.errors
-        if t.metric == "missing_rate":
-            return part.missing_rate, part.num + part.errors + part.missing
-        if t.metric == SPREAD_METRIC:
-            return part.judge_sd, part.num
-        stats = part.metrics[t.metric]
-        return stats.mean, stats.n
+    # A subset or group, or the whole scope: the counting metrics read the same fields on either.
+    part = scope if t.subset is None else scope.subsets.get(t.subset) or scope.groups.get(t.subset)
+    if part is None:
+        return None, 0
     if t.metric == "error_rate":
-        return scope.error_rate, scope.num + scope.errors
+        return part.error_rate, part.num + part.errors
     if t.metric == "missing_rate":
-        return scope.missing_rate, scope.num + scope.errors + scope.missing
+        return part.missing_rate, part.num + part.errors + part.missing
     if t.metric == SPREAD_METRIC:
-        return scope.judge_sd, scope.num
-    stats = (scope.macro if t.averaging == "macro" else scope.micro)[t.metric]
+        return part.judge_sd, part.num
+    if t.subset is not None:
+        stats = part.metrics[t.metric]
+    else:  # the whole scope averages its subsets (macro) or its rows (micro)
+        stats = (scope.macro if t.averaging == "macro" else scope.micro)[t.metric]
     return stats.mean, stats.n
 
 
